@@ -95,7 +95,7 @@ def test_other_weights_data_or_order_never_reuse_an_entry(cache: ActivationCache
     assert len(cache.entries()) == 4
 
 
-def test_interrupted_run_leaves_no_entry_and_resumes_finished_shards(cache: ActivationCache) -> None:
+def test_interrupted_run_leaves_no_entry_and_resumes_shards(cache: ActivationCache) -> None:
     split = make_split([float(i) for i in range(12)])
     crashing = CountingEncoder(fail_after=8)  # dies in the second shard (rows 5-9)
     with pytest.raises(KeyboardInterrupt):

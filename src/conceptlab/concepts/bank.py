@@ -80,7 +80,7 @@ class ConceptBank:
             raise ConceptBankError(f"unknown concept {name!r}") from None
 
     def scores(self, activations: np.ndarray, normalize_inputs: bool = True) -> np.ndarray:
-        """Concept activations U = activations . bank^T (N x K); cosine when ``normalize_inputs``."""
+        """Concept activations U = activations . bank^T (N x K), cosine if ``normalize_inputs``."""
         acts = np.asarray(activations, dtype=np.float32)
         if acts.ndim != 2 or acts.shape[1] != self.dim:
             raise ConceptBankError(f"activations of shape {acts.shape} do not match bank dimension "

@@ -8,14 +8,16 @@ costs only its index array until it is encoded.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from conceptlab.utils.hashing import hash_array, hash_json
+from conceptlab.utils.hashing import hash_array, hash_file, hash_json
 
 Modality = Literal["image", "text"]
 
@@ -111,6 +113,47 @@ class Dataset(ABC):
     def available_splits(self) -> list[str]:
         return ["train", "test"]
 
+    def describe(self) -> dict[str, Any]:
+        """JSON-able identity of this dataset (spec and options), recorded beside splits."""
+        return {"spec": self.spec, "modality": self.modality}
+
+
+def take_options(spec: str, options: Mapping[str, Any],
+                 defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``defaults`` updated by ``options``; an option not in ``defaults`` is a DataError.
+
+    Why: a misspelt option (``inverted=True``) must fail loudly rather than be ignored.
+    """
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise DataError(f"{spec}: unknown option(s) {', '.join(unknown)}; "
+                        f"known: {', '.join(sorted(defaults)) or 'none'}")
+    return {**defaults, **options}
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """Hash of a file's bytes, cached per process by (path, size, mtime).
+
+    Why: fingerprints are asked for often (every split, every cache lookup); hashing a 26 MB
+    archive each time would cost more than the lookup. A changed file has a new size or
+    mtime and is hashed again.
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as err:
+        raise DataError(f"{p}: cannot read ({err.strerror or err})") from err
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        try:
+            _DIGESTS[key] = hash_file(p)
+        except OSError as err:
+            raise DataError(f"{p}: cannot read ({err.strerror or err})") from err
+    return _DIGESTS[key]
+
 
 DatasetFactory = Callable[[str, dict[str, Any]], Dataset]
 _REGISTRY: dict[str, DatasetFactory] = {}
@@ -132,7 +175,10 @@ def known_datasets() -> list[str]:
 
 
 def build_dataset(spec: str, **options: Any) -> Dataset:
-    """Build a dataset from ``fashion-mnist``, ``folder:PATH``, ``csv:PATH``, ``cifar10:PATH``, ..."""
+    """Build a dataset from a spec: ``fashion-mnist``, ``folder:PATH``, ``csv:PATH``, ...
+
+    ``options`` go to the dataset family (e.g. ``invert=True``); unknown ones are a DataError.
+    """
     _load_builtin_loaders()
     if not spec or not isinstance(spec, str):
         raise DataError("empty data spec")
@@ -153,3 +199,37 @@ def _load_builtin_loaders() -> None:
         robots,
         text_table,
     )
+
+
+def read_fields(path: str | os.PathLike[str], min_fields: int,
+                maxsplit: int = -1) -> list[tuple[int, list[str]]]:
+    """``(line number, whitespace-separated fields)`` of each non-blank line of a small text
+    file (dataset metadata such as CUB's ``images.txt``); a missing file, undecodable text or
+    a line with fewer than ``min_fields`` fields is a DataError naming file and line.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise DataError(f"{p}: no such file") from err
+    except UnicodeDecodeError as err:
+        raise DataError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except OSError as err:
+        raise DataError(f"{p}: cannot read ({err.strerror or err})") from err
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        fields = line.split(None, maxsplit)
+        if not fields:
+            continue
+        if len(fields) < min_fields:
+            raise DataError(f"{p}:{n}: expected at least {min_fields} fields, got {line!r}")
+        out.append((n, fields))
+    return out
+
+
+def parse_int(path: str | os.PathLike[str], line: int, value: str, what: str) -> int:
+    """``int(value)``, or a DataError naming file, line and what the field should be."""
+    try:
+        return int(value)
+    except ValueError:
+        raise DataError(f"{path}:{line}: {what} must be an integer, got {value!r}") from None

@@ -52,7 +52,7 @@ class Encoder(ABC):
 
     @abstractmethod
     def fingerprint(self) -> str:
-        """Identity of everything that shapes the final embedding (weights, preprocessing, options)."""
+        """Identity of all that shapes the final embedding (weights, preprocessing, options)."""
 
     def cache_fingerprint(self, modality: Modality) -> str:
         """Identity of the cached stage (``encode_batch``); defaults to the full fingerprint."""
@@ -121,7 +121,7 @@ def known_encoders() -> list[str]:
 
 
 def build_encoder(spec: str, **options: Any) -> Encoder:
-    """Build an encoder from a spec string such as ``conse``, ``minilm``, ``hf:PATH`` or ``openclip:ARCH/TAG``."""
+    """Build an encoder from a spec: ``conse``, ``minilm``, ``hf:PATH``, ``openclip:ARCH/TAG``."""
     _load_builtin_adapters()
     if not spec or not isinstance(spec, str):
         raise EncoderError("empty encoder spec")

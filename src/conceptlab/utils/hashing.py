@@ -57,8 +57,8 @@ def hash_file(path: str | os.PathLike[str], length: int = 16, chunk: int = 1 << 
     return h.hexdigest()[:length]
 
 
-def hash_file_stats(paths: Iterable[str | os.PathLike[str]], root: str | os.PathLike[str] | None = None,
-                    length: int = 16) -> str:
+def hash_file_stats(paths: Iterable[str | os.PathLike[str]],
+                    root: str | os.PathLike[str] | None = None, length: int = 16) -> str:
     """Cheap digest of many files: relative path, size and modification time of each.
 
     Used for large image folders where hashing every byte would cost more than encoding; any
