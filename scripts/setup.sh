@@ -8,14 +8,18 @@ venv="$root/.venv"
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-# Debian packages: Fashion-MNIST (the embedded image default).
-if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+# Debian packages: Fashion-MNIST (the embedded image default) and WordNet (vocabulary generator).
+need_apt=()
+[ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
+[ -d /usr/share/wordnet ] || need_apt+=(wordnet-base)
+if [ "${#need_apt[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "${need_apt[@]}" >/dev/null
   else
-    echo "warning: apt-get not found; install Fashion-MNIST under /usr/share/datasets/fashion-mnist" >&2
+    echo "warning: apt-get not found; please install: ${need_apt[*]}" >&2
   fi
 fi
 

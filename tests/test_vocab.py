@@ -1,4 +1,5 @@
-"""Concept vocabularies (conceptlab.concepts.vocab) and Label-free CBM filters (.filters)."""
+"""Concept vocabularies (conceptlab.concepts: vocab, phrases, wordnet, imagenet, generate, cub,
+builtin) and Label-free CBM filters (.filters)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import conceptlab.concepts
+from conceptlab.concepts import builtin, cub, generate, vocab
 from conceptlab.concepts import filters as F
-from conceptlab.concepts import vocab as V
+from conceptlab.concepts import imagenet as IN
+from conceptlab.concepts import phrases as P
+from conceptlab.concepts import wordnet as WN
 from conceptlab.concepts.bank import ConceptBank
+from conceptlab.concepts.builtin import builtin_class_names, builtin_vocabulary
+from conceptlab.concepts.cub import cub_vocabulary
 from conceptlab.concepts.filters import FilterError, apply_filters
-from conceptlab.concepts.vocab import (
-    Vocabulary,
-    VocabularyError,
-    builtin_class_names,
-    builtin_vocabulary,
-    cub_vocabulary,
-    generate_vocabulary,
-    load_vocabulary,
-)
+from conceptlab.concepts.generate import generate_vocabulary
+from conceptlab.concepts.vocab import Vocabulary, VocabularyError, load_vocabulary
 
 # ---------------------------------------------------------------------------------------------
 # a text encoder with hand-set vectors, so every cosine in these tests is known
@@ -216,21 +216,22 @@ def test_select_for_classes_and_merged() -> None:
 
 
 def test_helpers_singular_and_class_mentions() -> None:
-    assert [V.singular(w) for w in ["sneakers", "trousers", "leaves", "boxes", "shoes", "buses"]] \
+    assert [P.singular(w) for w in ["sneakers", "trousers", "leaves", "boxes", "shoes", "buses"]] \
         == ["sneaker", "trouser", "leaf", "box", "shoe", "bus"]
-    assert V.mentions_class("white sneakers", "Sneaker")
-    assert V.mentions_class("boot", "Ankle boot")
-    assert V.mentions_class("tank top", "T-shirt/top")  # "/" alternatives count
-    assert not V.mentions_class("laces", "Sneaker")
-    assert not V.mentions_class("canopy", "can")  # whole words only
-    failures, _ = doctest.testmod(V)
-    assert failures == 0
+    assert P.mentions_class("white sneakers", "Sneaker")
+    assert P.mentions_class("boot", "Ankle boot")
+    assert P.mentions_class("tank top", "T-shirt/top")  # "/" alternatives count
+    assert not P.mentions_class("laces", "Sneaker")
+    assert not P.mentions_class("canopy", "can")  # whole words only
+    modules = (P, vocab, WN, IN, generate, cub, builtin, conceptlab.concepts)
+    results = [doctest.testmod(m) for m in modules]
+    assert sum(r.failed for r in results) == 0 and sum(r.attempted for r in results) > 0
 
 
 def test_extract_phrases_from_a_description() -> None:
     text = ("A medium-to-large retriever with a sturdy, athletic build, a broad head, drop ears, "
             "and a dense wavy coat. Do not confuse it with a Labrador, which has a short coat.")
-    phrases = V.extract_phrases(text)
+    phrases = P.extract_phrases(text)
     assert "sturdy athletic build" in phrases  # lone adjective joined to its noun
     assert "broad head" in phrases and "drop ears" in phrases
     assert not any("labrador" in p for p in phrases)  # instruction sentences skipped
@@ -402,7 +403,7 @@ def test_shipped_vocabularies_cover_every_class(name: str, n_classes: int, lo: i
     assert not v.missing_classes(classes)
     assert set(v.class_names) == set(classes)  # no association to a misspelt class
     # reviewed: no concept names a class (whole words, plural-insensitive) or is too long
-    clash = [(c, k) for c in v.concepts for k in classes if V.mentions_class(c, k)]
+    clash = [(c, k) for c in v.concepts for k in classes if P.mentions_class(c, k)]
     assert clash == []
     assert max(len(c) for c in v.concepts) <= 30
 
@@ -415,7 +416,7 @@ def test_cifar100_names_are_official_and_in_order() -> None:
 
 
 def test_imagenet_vocabulary_from_packaged_descriptions() -> None:
-    names = V.imagenet_class_names()
+    names = IN.imagenet_class_names()
     assert len(names) == 1000 and len(set(names)) == 1000
     v = builtin_vocabulary("imagenet")
     assert v.source.startswith("builtin:imagenet")
@@ -484,18 +485,18 @@ def test_generate_vocabulary_from_imagenet_descriptions(tmp_path: Path) -> None:
     for name in classes:
         concepts = v.concepts_for(name)
         assert 4 <= len(concepts) <= 8, (name, concepts)
-        assert not any(V.mentions_class(c, name) for c in concepts)
+        assert not any(P.mentions_class(c, name) for c in concepts)
     assert "floppy ears" in v.concepts_for("golden retriever")
     assert "ladders" in v.concepts_for("fire truck")
     assert {"spout", "handle"} <= set(v.concepts_for("teapot"))
 
 
 def test_generate_vocabulary_matching_and_errors() -> None:
-    m = V.match_imagenet_classes("T-shirt/top")
+    m = IN.match_imagenet_classes("T-shirt/top")
     assert m and m[0].imagenet.name == "T-shirt" and m[0].method.startswith("exact")
-    m = V.match_imagenet_classes("Sneakers")  # plural
+    m = IN.match_imagenet_classes("Sneakers")  # plural
     assert m[0].imagenet.name == "sneaker" and m[0].method == "lemma"
-    m = V.match_imagenet_classes("truck")  # head of "fire truck", "tow truck", ...
+    m = IN.match_imagenet_classes("truck")  # head of "fire truck", "tow truck", ...
     assert m and all(x.method == "substring" for x in m)
     assert all("truck" in x.imagenet.name.lower() or
                any("truck" in s.lower() for s in x.imagenet.synonyms) for x in m)
@@ -507,12 +508,12 @@ def test_generate_vocabulary_matching_and_errors() -> None:
 
 def test_generate_vocabulary_embedding_match() -> None:
     # no lexical match for "zzz thing": a text encoder's nearest ImageNet name decides
-    names = V.imagenet_class_names()
+    names = IN.imagenet_class_names()
     table = {n: unit(0, 1) for n in names}
     table["teapot"] = unit(1)
     table["zzz thing"] = unit(1, 0.1)
     enc = FakeTextEncoder(table, fp="fake-embedding-match")
-    m = V.match_imagenet_classes("zzz thing", text_encoder=enc, max_matches=3,
+    m = IN.match_imagenet_classes("zzz thing", text_encoder=enc, max_matches=3,
                                  min_similarity=0.9)
     assert [(x.imagenet.name, x.method) for x in m] == [("teapot", "embedding")]
     v = generate_vocabulary(["zzz thing"], sources=["imagenet"], text_encoder=enc,
@@ -520,17 +521,17 @@ def test_generate_vocabulary_embedding_match() -> None:
     assert "spout" in v.concepts
 
 
-WORDNET = V.find_wordnet()
+WORDNET = WN.find_wordnet()
 
 
 @pytest.mark.skipif(WORDNET is None, reason="no WordNet database (apt-get install wordnet-base)")
 def test_wordnet_source_when_installed() -> None:
-    wn = V.load_wordnet(str(WORDNET))
+    wn = WN.load_wordnet(str(WORDNET))
     assert wn is not None
     assert wn.morphy("golden retrievers") == "golden_retriever"
     teapot = wn.synsets("teapot")[0]
-    assert "spout" in V.wordnet_phrases(wn, teapot)
-    m = V.match_imagenet_classes("automobile", wordnet=wn)
+    assert "spout" in WN.wordnet_phrases(wn, teapot)
+    m = IN.match_imagenet_classes("automobile", wordnet=wn)
     assert m and m[0].method == "wordnet"
     v = generate_vocabulary(["deer"], sources=["wordnet"])
     assert v.source == "generated:wordnet" and "antler" in v.concepts
@@ -555,13 +556,13 @@ def test_wordnet_reader_on_a_tiny_database(tmp_path: Path) -> None:
         "  1 license line\n" + "".join(f"{n} n 1 0 1 0 {offsets[n]:08d}  \n"
                                        for n in sorted(offsets)), encoding="utf-8")
     (tmp_path / "noun.exc").write_text("", encoding="utf-8")
-    assert V.find_wordnet(tmp_path) == tmp_path
-    wn = V.WordNet(tmp_path)
+    assert WN.find_wordnet(tmp_path) == tmp_path
+    wn = WN.WordNet(tmp_path)
     assert wn.morphy("Cars") == "car"
     car = wn.synsets("cars")[0]
     assert car.lemmas == ("car",) and car.related("%p") == [offsets["wheel"]]
     assert wn.hyponym_closure(offsets["vehicle"]) == [(offsets["car"], 1)]
-    phrases = V.wordnet_phrases(wn, car)
+    phrases = WN.wordnet_phrases(wn, car)
     assert phrases[0] == "vehicle" and phrases[-1] == "wheel"
     assert "motor vehicle" in phrases
 

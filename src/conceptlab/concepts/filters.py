@@ -33,14 +33,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from conceptlab.concepts.vocab import (
-    TextEncoder,
-    Vocabulary,
-    VocabularyError,
-    encoder_identity,
-    mentions_class,
-    name_alternatives,
-)
+from conceptlab.concepts.phrases import mentions_class, name_alternatives
+from conceptlab.concepts.vocab import TextEncoder, Vocabulary, VocabularyError, encoder_identity
 from conceptlab.utils.io import write_json_atomic
 
 
