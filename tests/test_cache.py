@@ -139,3 +139,33 @@ def test_wrong_modality_is_a_clear_error(cache: ActivationCache) -> None:
     split.modality = "image"
     with pytest.raises(ValueError, match="does not encode images"):
         encode_split(CountingEncoder(), split, cache)
+
+
+def test_concurrent_writers_of_one_key_compute_it_once(cache: ActivationCache) -> None:
+    import threading
+    import time
+
+    calls: list[int] = []
+    key = CacheKey(encoder="e", data="d")
+
+    def compute(start: int, stop: int) -> dict[str, np.ndarray]:
+        calls.append(start)
+        time.sleep(0.05)
+        return {"x": np.arange(start, stop, dtype=np.float32)[:, None]}
+
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            cache.ensure(key, 12, compute)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(calls) == [0, 5, 10]  # three shards, computed by exactly one writer
+    np.testing.assert_array_equal(cache.load(key)["x"][:, 0], np.arange(12))

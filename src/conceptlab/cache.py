@@ -11,6 +11,7 @@ an interrupted run are kept and resumed).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -79,21 +80,28 @@ class ActivationCache:
         return meta
 
     def load(self, key: CacheKey, views: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Read every shard of an entry and return each view as one ``(N, ...)`` array."""
+        """Read every shard of an entry and return each view as one ``(N, ...)`` array.
+
+        Outputs are allocated once and filled shard by shard, so reading needs the result's
+        memory plus one shard, not two copies.
+        """
         meta = self.meta(key)
         names = views or meta["views"]
         unknown = sorted(set(names) - set(meta["views"]))
         if unknown:
             raise CacheError(f"entry has no view(s) {unknown}; it has {meta['views']}")
-        parts: dict[str, list[np.ndarray]] = {v: [] for v in names}
+        out: dict[str, np.ndarray] = {}
         for shard in meta["shards"]:
             for view, arr in self._read_shard(self.path(key) / shard["file"], names).items():
-                parts[view].append(arr)
-        out = {v: np.concatenate(p) if p else np.zeros((0,), np.float32) for v, p in parts.items()}
-        for v, arr in out.items():
-            if len(arr) != meta["rows"]:
-                raise CacheError(f"{self.path(key)}: view {v!r} has {len(arr)} rows, "
-                                 f"meta says {meta['rows']}")
+                if view not in out:
+                    out[view] = np.empty((meta["rows"], *arr.shape[1:]), dtype=arr.dtype)
+                if len(arr) != shard["stop"] - shard["start"]:
+                    raise CacheError(f"{self.path(key) / shard['file']}: {len(arr)} rows, "
+                                     f"expected {shard['stop'] - shard['start']}")
+                out[view][shard["start"]:shard["stop"]] = arr
+        if meta["rows"] and set(out) != set(names):
+            missing = sorted(set(names) - set(out))
+            raise CacheError(f"{self.path(key)}: shards lack view(s) {missing}")
         return out
 
     def iter_shards(self, key: CacheKey, views: list[str] | None = None
@@ -110,6 +118,19 @@ class ActivationCache:
                 return {v: fh.get_tensor(v) for v in views}
         except Exception as err:  # safetensors raises several types for truncated files
             raise CacheError(f"{path}: unreadable cache shard ({err})") from err
+
+    def ensure(self, key: CacheKey, n_rows: int,
+               compute: Callable[[int, int], dict[str, np.ndarray]],
+               *, info: dict[str, Any] | None = None,
+               on_progress: Callable[[int], None] | None = None) -> bool:
+        """Make sure the entry exists (computing it if needed) without reading it back.
+
+        Returns True when it was already there. Memory stays bounded by one shard.
+        """
+        if self.has(key):
+            return True
+        self.write(key, n_rows, compute, info=info, on_progress=on_progress)
+        return False
 
     def get_or_compute(self, key: CacheKey, n_rows: int,
                        compute: Callable[[int, int], dict[str, np.ndarray]],
@@ -130,6 +151,22 @@ class ActivationCache:
               on_progress: Callable[[int], None] | None = None) -> Path:
         """Compute and store an entry; finished shards of an interrupted run are reused."""
         final = self.path(key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        # One writer per key at a time: a second process waits, then finds the entry done.
+        with open(self.root / f".{key.digest}.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self.has(key):
+                    return final
+                return self._write_locked(key, n_rows, compute, info, on_progress)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _write_locked(self, key: CacheKey, n_rows: int,
+                      compute: Callable[[int, int], dict[str, np.ndarray]],
+                      info: dict[str, Any] | None,
+                      on_progress: Callable[[int], None] | None) -> Path:
+        final = self.path(key)
         partial = self.root / f".{key.digest}.partial"
         partial.mkdir(parents=True, exist_ok=True)
         shards: list[dict[str, Any]] = []
@@ -141,7 +178,7 @@ class ActivationCache:
             done = partial / f"{name}.done"
             marker = read_json(done) if shard_path.is_file() and done.is_file() else None
             if marker is not None and (marker.get("start"), marker.get("stop")) == (start, stop):
-                views = self._read_shard(shard_path, marker["views"])
+                names = sorted(marker["views"])
             else:
                 views = {k: np.ascontiguousarray(v) for k, v in compute(start, stop).items()}
                 self._check_views(views, stop - start)
@@ -149,10 +186,12 @@ class ActivationCache:
                 save_file(views, str(tmp))
                 os.replace(tmp, shard_path)
                 write_json_atomic(done, {"views": sorted(views), "start": start, "stop": stop})
+                names = sorted(views)
+                del views
             if view_names is None:
-                view_names = sorted(views)
-            elif sorted(views) != view_names:
-                raise CacheError(f"shard {i} has views {sorted(views)}, expected {view_names}")
+                view_names = names
+            elif names != view_names:
+                raise CacheError(f"shard {i} has views {names}, expected {view_names}")
             shards.append({"file": name, "start": start, "stop": stop})
             if on_progress is not None:
                 on_progress(stop)
@@ -161,8 +200,8 @@ class ActivationCache:
             "key": {"encoder": key.encoder, "data": key.data, "extra": key.extra},
             "rows": n_rows, "views": view_names or [], "shards": shards, "info": info or {},
         })
-        for marker in partial.glob("*.done"):
-            marker.unlink()
+        for done_file in partial.glob("*.done"):
+            done_file.unlink()
         if final.exists():  # another process finished first: keep theirs
             shutil.rmtree(partial, ignore_errors=True)
         else:

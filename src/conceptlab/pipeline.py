@@ -33,14 +33,7 @@ def split_cache_key(encoder: Encoder, split: DataSplit) -> CacheKey:
     return CacheKey(encoder=encoder.cache_fingerprint(split.modality), data=split.fingerprint())
 
 
-def encode_split_views(encoder: Encoder, split: DataSplit, cache: ActivationCache | None = None,
-                       *, desc: str | None = None, stats: EncodeStats | None = None) -> Views:
-    """All cached-stage views of ``split`` (read from the cache when present)."""
-    encoder.check_modality(split.modality)
-    t0 = time.perf_counter()
-    n = len(split)
-    label = desc or f"encode {split.dataset}/{split.name}"
-
+def _batched_compute(encoder: Encoder, split: DataSplit) -> Any:
     def compute(start: int, stop: int) -> Views:
         parts: list[Views] = []
         for b in range(start, stop, encoder.batch_size):
@@ -48,31 +41,52 @@ def encode_split_views(encoder: Encoder, split: DataSplit, cache: ActivationCach
             parts.append(encoder.encode_batch(items, split.modality))
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    if cache is None:
-        out = _compute_with_progress(compute, n, encoder.batch_size * 8, label)
-        hit = False
-    else:
-        key = split_cache_key(encoder, split)
-        hit = cache.has(key)
-        if hit:
-            out = cache.load(key)
-        else:
-            bar = progress(range(n), total=n, desc=label, unit="item")
-            pbar = bar if hasattr(bar, "update") else None
-            done = [0]
+    return compute
 
-            def tick(rows: int) -> None:
-                if pbar is not None:
-                    pbar.update(rows - done[0])  # type: ignore[union-attr]
-                done[0] = rows
 
-            info = {"encoder": encoder.spec, "dataset": split.dataset, "split": split.name}
-            out = cache.get_or_compute(key, n, compute, info=info, on_progress=tick)
-            if pbar is not None:
-                pbar.close()  # type: ignore[union-attr]
+def ensure_encoded(encoder: Encoder, split: DataSplit, cache: ActivationCache,
+                   *, desc: str | None = None, stats: EncodeStats | None = None) -> bool:
+    """Encode ``split`` into ``cache`` unless it is there; never reads the entry back.
+
+    Memory stays bounded by one shard whatever the split's size. Returns True on a cache hit.
+    """
+    encoder.check_modality(split.modality)
+    t0 = time.perf_counter()
+    n = len(split)
+    key = split_cache_key(encoder, split)
+    bar = progress(range(n), total=n, desc=desc or f"encode {split.dataset}/{split.name}",
+                   unit="item")
+    done = [0]
+
+    def tick(rows: int) -> None:
+        if hasattr(bar, "update"):
+            bar.update(rows - done[0])
+        done[0] = rows
+
+    info = {"encoder": encoder.spec, "dataset": split.dataset, "split": split.name}
+    hit = cache.ensure(key, n, _batched_compute(encoder, split), info=info, on_progress=tick)
+    if hasattr(bar, "close"):
+        bar.close()
     if stats is not None:
         stats.rows, stats.from_cache, stats.seconds = n, hit, time.perf_counter() - t0
-    return out
+    return hit
+
+
+def encode_split_views(encoder: Encoder, split: DataSplit, cache: ActivationCache | None = None,
+                       *, desc: str | None = None, stats: EncodeStats | None = None) -> Views:
+    """All cached-stage views of ``split`` (encoded into the cache first if missing)."""
+    encoder.check_modality(split.modality)
+    if cache is None:
+        t0 = time.perf_counter()
+        label = desc or f"encode {split.dataset}/{split.name}"
+        out = _compute_with_progress(_batched_compute(encoder, split), len(split),
+                                     encoder.batch_size * 8, label)
+        if stats is not None:
+            stats.rows, stats.from_cache, stats.seconds = len(split), False, \
+                time.perf_counter() - t0
+        return out
+    ensure_encoded(encoder, split, cache, desc=desc, stats=stats)
+    return cache.load(split_cache_key(encoder, split))
 
 
 def _compute_with_progress(compute: Any, n: int, chunk: int, desc: str) -> Views:
