@@ -1,0 +1,268 @@
+"""The command line: a thin layer that parses options, calls the API in runs.py, prints.
+
+Every command has a Python twin (``conceptlab.runs.run_*``) and writes ``OUT/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from conceptlab import workflows as runs
+from conceptlab.workflows import cbm
+from conceptlab.workflows import demo as demo_mod
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Concept-based interpretability: concept bottleneck models and more.")
+console = Console(stderr=True)
+
+DataOpt = Annotated[str, typer.Option("--data", help="fashion-mnist | folder:PATH | csv:PATH | "
+                                      "jsonl:PATH | cifar10:PATH | cifar100:PATH | cub:PATH | "
+                                      "imagenet-val:PATH | places365:PATH | robots-text")]
+EncoderOpt = Annotated[str | None, typer.Option(
+    "--encoder", help="conse (images, default) | minilm (texts, default) | efficientnet | "
+    "st:NAME | hf:NAME_OR_PATH | openclip:ARCH/TAG")]
+OutOpt = Annotated[Path, typer.Option("--out", help="folder for metrics.json and artefacts")]
+NTrainOpt = Annotated[int | None, typer.Option(
+    "--n-train", help="train items to encode (stratified subsample, recorded); default all")]
+NValOpt = Annotated[int | None, typer.Option("--n-val", help="validation items (from train)")]
+NTestOpt = Annotated[int | None, typer.Option(
+    "--n-test", help="test items; default the full official test split")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed for splits and training")]
+CacheOpt = Annotated[Path | None, typer.Option(
+    "--cache", help="activation cache folder (default $CONCEPTLAB_CACHE or ~/.cache/conceptlab)")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--encoder-option", "-E", help="encoder option KEY=VALUE (e.g. k=20, image_size=160)")]
+DataSetOpt = Annotated[list[str] | None, typer.Option(
+    "--data-option", "-D", help="dataset option KEY=VALUE (e.g. invert=true)")]
+
+
+def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _config(data: str, encoder: str | None, n_train: int | None, n_val: int | None,
+            n_test: int | None, seed: int, cache: Path | None, enc_opts: list[str] | None,
+            data_opts: list[str] | None) -> runs.RunConfig:
+    return runs.RunConfig(data=data, encoder=encoder, n_train=n_train, n_val=n_val,
+                          n_test=n_test, seed=seed, cache_dir=str(cache) if cache else None,
+                          encoder_options=_parse_options(enc_opts),
+                          data_options=_parse_options(data_opts))
+
+
+def _report(metrics: dict[str, Any], keys: list[str], out: Path | None) -> None:
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in keys:
+        if key in metrics:
+            value = metrics[key]
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if out is not None:
+        console.print(f"wrote {out / 'metrics.json'}")
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[red]error:[/red] {err}")
+    if os.environ.get("CONCEPTLAB_DEBUG"):
+        raise err
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def encode(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
+           out: OutOpt = Path("runs/encode"),
+           n_train: NTrainOpt = None, n_val: NValOpt = None, n_test: NTestOpt = None,
+           seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
+           data_option: DataSetOpt = None) -> None:
+    """Encode train/val/test into the activation cache (a second run reads it)."""
+    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
+    try:
+        metrics = runs.run_encode(cfg, out)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        _fail(err)
+    _report(metrics, ["encoder", "data", "dim", "seconds"], out)
+
+
+@app.command()
+def zeroshot(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
+             out: OutOpt = Path("runs/zeroshot"), templates: Annotated[str, typer.Option(
+                 "--templates", help="plain | photo | ensemble")] = "plain",
+             n_test: NTestOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
+             encoder_option: SetOpt = None, data_option: DataSetOpt = None) -> None:
+    """Zero-shot classification of the test split with class-name prompts."""
+    cfg = _config(data, encoder, None, None, n_test, seed, cache, encoder_option, data_option)
+    try:
+        metrics = runs.run_zeroshot(cfg, out, templates=templates)
+    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as err:
+        _fail(err)
+    _report(metrics, ["accuracy", "n_test", "encoder", "data", "templates", "seconds"], out)
+
+
+@app.command()
+def probe(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
+          out: OutOpt = Path("runs/probe"),
+          n_train: NTrainOpt = None, n_val: NValOpt = None, n_test: NTestOpt = None,
+          seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
+          data_option: DataSetOpt = None) -> None:
+    """Linear probe on cached embeddings (and on backbone features, for ConSE)."""
+    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
+    try:
+        metrics = runs.run_probe(cfg, out)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        _fail(err)
+    _report(metrics, ["accuracy", "accuracy_backbone_features", "n_train", "n_test", "encoder",
+                      "data", "seconds"], out)
+
+
+ConceptsOpt = Annotated[str, typer.Option(
+    "--concepts", help="auto | a vocabulary file | a built-in name (fashion-mnist, cifar10, ...)")]
+MethodOpt = Annotated[str, typer.Option(
+    "--method", help="gumbel | l1 | contrastive | cos3 | supervised | probe")]
+NecOpt = Annotated[float | None, typer.Option(
+    "--nec", help="effective concepts per class of the final layer (default: dense)")]
+InputOpt = Annotated[list[str] | None, typer.Option("--input", help="image file (or text file)")]
+TextOpt = Annotated[list[str] | None, typer.Option("--text", help="a text to classify")]
+HparamOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="model hyper-parameter KEY=VALUE (e.g. tau_min=0.3, max_epochs=30)")]
+
+
+@app.command()
+def fit(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None, out: OutOpt = Path("runs/fit"),
+        concepts: ConceptsOpt = "auto", method: MethodOpt = "gumbel", nec: NecOpt = None,
+        n_train: NTrainOpt = None, n_val: NValOpt = None, n_test: NTestOpt = None,
+        seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
+        data_option: DataSetOpt = None, set_: HparamOpt = None) -> None:
+    """Fit a concept bottleneck model on cached embeddings and save it to OUT/model."""
+    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
+    try:
+        metrics = cbm.run_fit(cfg, out, concepts=concepts, method=method, nec=nec,
+                              hparams=_parse_options(set_))
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        _fail(err)
+    _report(metrics, ["accuracy", "method", "nec", "n_concepts", "mean_active_concepts",
+                      "concept_accuracy", "fit_seconds", "n_train", "n_test"], out)
+
+
+@app.command("cms")
+def cms_command(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
+                out: OutOpt = Path("runs/cms"), concepts: ConceptsOpt = "auto",
+                templates: Annotated[str, typer.Option("--templates")] = "plain",
+                n_test: NTestOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
+                encoder_option: SetOpt = None, data_option: DataSetOpt = None) -> None:
+    """Concept Matrix Search (training-free, both rules) beside zero-shot."""
+    cfg = _config(data, encoder, None, None, n_test, seed, cache, encoder_option, data_option)
+    try:
+        metrics = cbm.run_cms(cfg, out, concepts=concepts, templates=templates)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        _fail(err)
+    _report(metrics, ["accuracy", "accuracy_top_concept", "accuracy_zero_shot", "n_concepts",
+                      "n_test"], out)
+
+
+def _print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.command()
+def predict(model_dir: Annotated[Path, typer.Argument(help="folder written by `fit`")],
+            input: InputOpt = None, text: TextOpt = None) -> None:
+    """Predict classes for new inputs with a saved model."""
+    try:
+        rows = cbm.predict_saved(model_dir, input or [], text or [])
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        _fail(err)
+    _print_json(rows)
+
+
+@app.command()
+def explain(model_dir: Annotated[Path, typer.Argument(help="folder written by `fit`")],
+            input: InputOpt = None, text: TextOpt = None,
+            top: Annotated[int, typer.Option("--top", help="concepts to show (<= 32)")] = 10,
+            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+            png: Annotated[Path | None, typer.Option("--png", help="folder for bar charts")] = None
+            ) -> None:
+    """The concepts behind each decision (activation x weight), largest first."""
+    try:
+        rows = cbm.explain_saved(model_dir, input or [], text or [], top=top, png_dir=png)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        _fail(err)
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        table = Table(title=f"{row['input']}: {row['prediction']} (p={row['probability']:.2f})")
+        for col in ("concept", "activation", "weight", "contribution"):
+            table.add_column(col, justify="left" if col == "concept" else "right")
+        for c in row["concepts"]:
+            table.add_row(c["concept"], f"{c['activation']:.3f}", f"{c['weight']:.3f}",
+                          f"{c['contribution']:+.3f}")
+        Console().print(table)
+
+
+@app.command()
+def intervene(model_dir: Annotated[Path, typer.Argument(help="folder written by `fit`")],
+              set_: Annotated[list[str], typer.Option(
+                  "--set", help="CONCEPT=VALUE (a number, 'high' or 'low')")],
+              input: InputOpt = None, text: TextOpt = None) -> None:
+    """Set named concepts to chosen values and predict again (before / after)."""
+    settings: dict[str, Any] = {}
+    for pair in set_:
+        name, sep, value = pair.rpartition("=")
+        if not sep or not name:
+            _fail(ValueError(f"expected CONCEPT=VALUE, got {pair!r}"))
+        settings[name] = value
+    try:
+        rows = cbm.intervene_saved(model_dir, input or [], settings, text or [])
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        _fail(err)
+    _print_json(rows)
+
+
+@app.command()
+def demo(out: OutOpt = Path("runs/demo"),
+         n_train: Annotated[int, typer.Option("--n-train")] = demo_mod.DEMO_N_TRAIN,
+         n_val: Annotated[int, typer.Option("--n-val")] = demo_mod.DEMO_N_VAL,
+         n_test: Annotated[int, typer.Option("--n-test")] = demo_mod.DEMO_N_TEST,
+         image_size: Annotated[int, typer.Option("--image-size")] = demo_mod.DEMO_IMAGE_SIZE,
+         seed: SeedOpt = 0, cache: CacheOpt = None) -> None:
+    """The main job on the embedded default: Sparse-CBM vs baselines on Fashion-MNIST."""
+    try:
+        metrics = demo_mod.run_demo(out, n_train=n_train, n_val=n_val, n_test=n_test,
+                                    image_size=image_size, seed=seed,
+                                    cache_dir=str(cache) if cache else None)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        _fail(err)
+    table = Table(title="Fashion-MNIST through the offline ConSE space")
+    for col in ("method", "nec", "accuracy", "mean active concepts", "fit s"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for r in metrics["rows"]:
+        nec_txt = "dense" if r.get("nec_requested") is None else f"{r['nec_requested']:g}"
+        if r["method"] in ("zero-shot", "cms-cosine", "cms-top-concept"):
+            nec_txt = "-"
+        mac = r.get("mean_active_concepts")
+        table.add_row(r["method"], nec_txt, f"{r['accuracy']:.3f}",
+                      "-" if mac is None else f"{mac:.1f}", f"{r.get('fit_seconds', 0):.1f}")
+    Console().print(table)
+    console.print(f"report: {Path(out) / 'report.html'}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app(sys.argv[1:])

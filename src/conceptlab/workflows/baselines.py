@@ -1,0 +1,79 @@
+"""Workflows that need no concepts: encode into the cache, zero-shot, linear probe."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from conceptlab.baselines.probe import fit_linear_probe
+from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates, zero_shot_predict
+from conceptlab.cache import ActivationCache
+from conceptlab.metrics import accuracy
+from conceptlab.pipeline import EncodeStats, ensure_encoded, split_cache_key
+from conceptlab.workflows.prepare import Prepared, RunConfig, build_parts, finish, prepare
+
+
+def run_encode(config: RunConfig, out: str | Path | None = None) -> dict[str, Any]:
+    """Encode every split into the cache (bounded memory: nothing is read back)."""
+    t0 = time.perf_counter()
+    _, encoder, splits = build_parts(config)
+    cache = ActivationCache(config.cache_dir)
+    encoding: dict[str, dict[str, Any]] = {}
+    for name, split in splits.as_dict().items():
+        stats = EncodeStats()
+        ensure_encoded(encoder, split, cache, stats=stats)
+        encoding[name] = {"rows": stats.rows, "from_cache": stats.from_cache,
+                          "seconds": round(stats.seconds, 3),
+                          "cache_entry": split_cache_key(encoder, split).digest}
+    metrics = {"command": "encode", "encoder": config.encoder,
+               "encoder_fingerprint": encoder.fingerprint(), "data": config.data,
+               "seed": config.seed, "dim": encoder.dim, "splits": splits.record,
+               "encoding": encoding, "cache_dir": str(cache.root),
+               "config": asdict(config), "seconds": round(time.perf_counter() - t0, 3)}
+    return finish(out, metrics)
+
+
+def zero_shot_accuracy(prep: Prepared, templates: str | list[str] = "plain") -> float:
+    """Test accuracy of class-name prompts through the encoder's text side."""
+    tmpl = get_templates(templates)
+    class_emb = build_class_embeddings(prep.encoder, prep.class_names, tmpl)
+    return accuracy(prep.y["test"], zero_shot_predict(prep.X["test"], class_emb))
+
+
+def run_zeroshot(config: RunConfig, out: str | Path | None = None,
+                 templates: str = "plain") -> dict[str, Any]:
+    """Zero-shot classification of the test split; no training data is encoded."""
+    t0 = time.perf_counter()
+    prep = prepare(config, splits_needed=("test",))
+    acc = zero_shot_accuracy(prep, templates)
+    metrics = {"command": "zeroshot", "accuracy": acc, **prep.base_metrics(),
+               "templates": templates, "templates_used": get_templates(templates),
+               "seconds": round(time.perf_counter() - t0, 3)}
+    return finish(out, metrics)
+
+
+def run_probe(config: RunConfig, out: str | Path | None = None) -> dict[str, Any]:
+    """Linear probe on the final embeddings; for ConSE also on the backbone's 1280-d features.
+
+    The second number is the ceiling a model without concepts reaches on the same images.
+    """
+    t0 = time.perf_counter()
+    prep = prepare(config)
+    n_classes = len(prep.class_names)
+    head = fit_linear_probe(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
+                            n_classes=n_classes, seed=config.seed)
+    metrics: dict[str, Any] = {
+        "command": "probe", "accuracy": accuracy(prep.y["test"], head.predict(prep.X["test"])),
+        **prep.base_metrics(), "probe": head.info,
+    }
+    if "features" in prep.views.get("train", {}):
+        F = {k: v["features"] for k, v in prep.views.items()}
+        fhead = fit_linear_probe(F["train"], prep.y["train"], F["val"], prep.y["val"],
+                                 n_classes=n_classes, seed=config.seed)
+        metrics["accuracy_backbone_features"] = accuracy(prep.y["test"],
+                                                         fhead.predict(F["test"]))
+        metrics["backbone_features_dim"] = int(F["train"].shape[1])
+    metrics["seconds"] = round(time.perf_counter() - t0, 3)
+    return finish(out, metrics)

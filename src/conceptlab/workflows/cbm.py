@@ -1,0 +1,302 @@
+"""Concept bottleneck workflows: fit a CBM, Concept Matrix Search, and use a saved model.
+
+``run_fit`` writes ``OUT/metrics.json``, the model folder ``OUT/model`` (safetensors + JSON),
+``OUT/encoder.json`` (how to rebuild the encoder), explanation PNGs and ``OUT/report.html``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates
+from conceptlab.bottleneck.cms import (
+    class_concept_similarities,
+    cms_predict_cosine,
+    cms_predict_top_concept,
+)
+from conceptlab.bottleneck.intervention import (
+    concept_accuracy,
+    fit_concept_thresholds,
+    intervention_curve,
+)
+from conceptlab.bottleneck.model import ConceptBottleneckModel
+from conceptlab.encoders.base import Encoder, build_encoder
+from conceptlab.metrics import accuracy
+from conceptlab.report.html import Figure, Section, Table, write_report
+from conceptlab.report.plots import (
+    plot_explanation,
+    plot_intervention_curve,
+    plot_weight_heatmap,
+)
+from conceptlab.utils.io import read_json, write_json_atomic
+from conceptlab.workflows.concepts import ConceptSource, concept_source, describe_source
+from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+
+METHODS = ("l1", "contrastive", "gumbel", "cos3", "supervised")
+
+
+def fit_cbm(prep: Prepared, src: ConceptSource, method: str, nec: float | None,
+            **hparams: Any) -> tuple[ConceptBottleneckModel, dict[str, Any]]:
+    """Fit one CBM on the prepared train/val embeddings and score it on test."""
+    model = ConceptBottleneckModel(
+        src.bank, prep.class_names, method=method, nec=nec,
+        association=src.association(prep.class_names), seed=prep.config.seed,
+        encoder_spec=prep.config.encoder or "", encoder_fingerprint=prep.encoder.fingerprint(),
+        **hparams)
+    t0 = time.perf_counter()
+    labels = src.concept_labels["train"] if src.concept_labels is not None else None
+    model.fit(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
+              concept_labels=labels)
+    fit_seconds = time.perf_counter() - t0
+    row: dict[str, Any] = {
+        "method": method, "accuracy": accuracy(prep.y["test"], model.predict(prep.X["test"])),
+        "nec": model.head_.nec if model.head_ is not None else None,
+        "nec_requested": nec, "n_concepts": model.n_concepts,
+        "mean_active_concepts": model.mean_active_concepts(prep.X["test"]),
+        "fit_seconds": round(fit_seconds, 3),
+    }
+    if src.concept_labels is not None:
+        names = list(src.bank.names)
+        kept = [n for n in names if n in model.concept_names]
+        cols = [names.index(n) for n in kept]
+        th = fit_concept_thresholds(model, prep.X["train"], src.concept_labels["train"][:, cols],
+                                    kept)
+        row["concept_accuracy"] = concept_accuracy(
+            model, prep.X["test"], src.concept_labels["test"][:, cols], kept, th)["mean"]
+        row["intervention_curve"] = intervention_curve(
+            model, prep.X["test"], prep.y["test"], src.concept_labels["test"][:, cols], kept,
+            seed=prep.config.seed)
+    model.metrics_.update({k: v for k, v in row.items() if k != "intervention_curve"})
+    return model, row
+
+
+def _explanation_figures(model: ConceptBottleneckModel, prep: Prepared, out: Path,
+                         n_examples: int = 4, top: int = 10) -> tuple[list[Figure], list[dict]]:
+    """PNG bar charts of the concepts behind the first test decision of a few classes."""
+    figures: list[Figure] = []
+    explanations: list[dict[str, Any]] = []
+    y = prep.y["test"]
+    picks = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)[:n_examples]]
+    for i, exp in zip(picks, model.explain(prep.X["test"][picks], top=32), strict=True):
+        truth = prep.class_names[int(y[i])]
+        exp = {"test_index": i, "true_class": truth, **exp}
+        explanations.append(exp)
+        path = plot_explanation(exp, out / f"explain_test{i}.png", top=top,
+                                title=f"test #{i}: predicted {exp['prediction']} (true {truth})")
+        figures.append(Figure(path, f"test item {i}: concepts behind '{exp['prediction']}'"))
+    return figures, explanations
+
+
+def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
+            method: str = "gumbel", nec: float | None = None,
+            hparams: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit a concept bottleneck model (or a linear probe: ``method='probe'``) and save it."""
+    out = Path(out)
+    if method == "probe":
+        from conceptlab.workflows.baselines import run_probe
+
+        return run_probe(config, out)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}, probe")
+    t0 = time.perf_counter()
+    prep = prepare(config)
+    src = concept_source(prep, concepts)
+    model, row = fit_cbm(prep, src, method, nec, **(hparams or {}))
+    model.save(out / "model")
+    write_json_atomic(out / "encoder.json", {"spec": config.encoder,
+                                             "options": config.encoder_options,
+                                             "fingerprint": prep.encoder.fingerprint()})
+    figures, explanations = _explanation_figures(model, prep, out)
+    w, _ = model.effective_head()
+    heat = plot_weight_heatmap(w, prep.class_names, model.concept_names,
+                               out / "class_concept_weights.png")
+    metrics = {"command": "fit", **row, **prep.base_metrics(), "concepts": describe_source(src),
+               "hyper_parameters": model.hyper_parameters(), "model_dir": str(out / "model"),
+               "seconds": round(time.perf_counter() - t0, 3)}
+    write_json_atomic(out / "explanations.json", explanations)
+    sections = [
+        Section("Result", table=Table(["metric", "value"], [
+            [k, metrics[k]] for k in ("accuracy", "method", "nec", "n_concepts",
+                                      "mean_active_concepts", "fit_seconds", "n_train", "n_test")
+            if k in metrics])),
+        Section("Class x concept weights", figures=[Figure(heat, "final-layer weights")]),
+        Section("Concepts behind single decisions", figures=figures),
+    ]
+    if "intervention_curve" in row:
+        curve = plot_intervention_curve({method: row["intervention_curve"]},
+                                        out / "intervention.png")
+        sections.append(Section("Test-time intervention", figures=[Figure(curve, "")]))
+    write_report(out / "report.html", f"conceptlab fit: {method} on {config.data}", sections)
+    return finish(out, metrics)
+
+
+def cms_rows(prep: Prepared, src: ConceptSource, templates: str = "plain") -> list[dict[str, Any]]:
+    """Zero-shot and both Concept Matrix Search rules on the test split (training-free)."""
+    from conceptlab.baselines.zeroshot import zero_shot_predict
+
+    class_emb = build_class_embeddings(prep.encoder, prep.class_names, get_templates(templates))
+    image_concept = src.bank.scores(prep.X["test"])
+    class_concept = class_concept_similarities(class_emb, src.bank.vectors)
+    rows = [
+        {"method": "zero-shot", "accuracy": accuracy(prep.y["test"],
+                                                     zero_shot_predict(prep.X["test"], class_emb))},
+        {"method": "cms-cosine",
+         "accuracy": accuracy(prep.y["test"], cms_predict_cosine(image_concept, class_concept))},
+        {"method": "cms-top-concept",
+         "accuracy": accuracy(prep.y["test"],
+                              cms_predict_top_concept(image_concept, class_concept))},
+    ]
+    for r in rows:
+        r.update({"n_concepts": len(src.bank) if r["method"] != "zero-shot" else 0,
+                  "fit_seconds": 0.0})
+    return rows
+
+
+def run_cms(config: RunConfig, out: str | Path | None = None, *, concepts: str = "auto",
+            templates: str = "plain") -> dict[str, Any]:
+    """Concept Matrix Search (both rules) beside zero-shot; no training data is encoded."""
+    t0 = time.perf_counter()
+    prep = prepare(config, splits_needed=("test",))
+    src = concept_source(prep, concepts)
+    rows = cms_rows(prep, src, templates)
+    by = {r["method"]: r["accuracy"] for r in rows}
+    metrics = {"command": "cms", "accuracy": by["cms-cosine"],
+               "accuracy_top_concept": by["cms-top-concept"], "accuracy_zero_shot": by["zero-shot"],
+               "n_concepts": len(src.bank), **prep.base_metrics(),
+               "concepts": describe_source(src), "templates": templates,
+               "seconds": round(time.perf_counter() - t0, 3)}
+    return finish(out, metrics)
+
+
+# ------------------------------------------------------------------------------------------------
+# using a saved model on new inputs
+# ------------------------------------------------------------------------------------------------
+
+
+def load_saved(model_dir: str | Path) -> tuple[ConceptBottleneckModel, Encoder]:
+    """A saved model and the encoder that feeds it (refused if the encoder does not match)."""
+    run_dir = Path(model_dir)
+    folder = run_dir / "model" if (run_dir / "model" / "model.json").is_file() else run_dir
+    enc_file = folder.parent / "encoder.json"
+    if not enc_file.is_file():
+        raise FileNotFoundError(f"{enc_file}: missing (it records how to rebuild the encoder)")
+    enc = read_json(enc_file)
+    encoder = build_encoder(enc["spec"], **enc.get("options", {}))
+    model = ConceptBottleneckModel.load(folder,
+                                        expected_encoder_fingerprint=encoder.fingerprint())
+    return model, encoder
+
+
+def read_inputs(encoder: Encoder, inputs: Sequence[str], texts: Sequence[str] = ()) -> np.ndarray:
+    """Embeddings of image files (image encoders) and/or literal texts (text encoders)."""
+    if texts:
+        return encoder.encode_texts(list(texts))
+    if not inputs:
+        raise ValueError("give at least one --input PATH (or --text for text models)")
+    if "image" not in encoder.modalities:
+        lines = []
+        for p in inputs:
+            path = Path(p)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file")
+            lines += [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        return encoder.encode_texts(lines)
+    images = []
+    for p in inputs:
+        path = Path(p)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        try:
+            with Image.open(path) as im:
+                images.append(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"{path}: not a readable image ({err})") from err
+    return encoder.encode_images(images)
+
+
+def predict_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str] = ()
+                  ) -> list[dict[str, Any]]:
+    """Predicted class and probability for each input."""
+    model, encoder = load_saved(model_dir)
+    X = read_inputs(encoder, inputs, texts)
+    proba = model.predict_proba(X)
+    names = list(inputs) or list(texts)
+    return [{"input": names[i] if i < len(names) else i,
+             "prediction": model.class_names[int(p.argmax())], "probability": float(p.max())}
+            for i, p in enumerate(proba)]
+
+
+def explain_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str] = (),
+                  top: int = 32, png_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The concepts behind each input's decision (and PNG bar charts when ``png_dir``)."""
+    model, encoder = load_saved(model_dir)
+    X = read_inputs(encoder, inputs, texts)
+    out = model.explain(X, top=top)
+    names = list(inputs) or list(texts)
+    for i, exp in enumerate(out):
+        exp["input"] = names[i] if i < len(names) else i
+        if png_dir is not None:
+            exp["png"] = str(plot_explanation(exp, Path(png_dir) / f"explain_{i}.png",
+                                              top=min(top, 15)))
+    return out
+
+
+def intervene_saved(model_dir: str | Path, inputs: Sequence[str], settings: dict[str, Any],
+                    texts: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Predictions before and after setting named concepts (``"high"``/``"low"`` or a number)."""
+    model, encoder = load_saved(model_dir)
+    X = read_inputs(encoder, inputs, texts)
+    values: dict[str, Any] = {}
+    for name, value in settings.items():
+        k = model.concept_names.index(name) if name in model.concept_names else None
+        if k is None:
+            model.intervene(X, {name: 0.0})  # raises the model's clear unknown-concept error
+        if value in ("high", "present") and model.unit_high_ is not None:
+            values[name] = float(model.unit_high_[k])
+        elif value in ("low", "absent") and model.unit_low_ is not None:
+            values[name] = float(model.unit_low_[k])
+        else:
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise ValueError(f"value for {name!r} must be a number, 'high' or 'low', "
+                                 f"got {value!r}") from None
+    before = model.predict(X)
+    after = model.intervene(X, values)
+    names = list(inputs) or list(texts)
+    return [{"input": names[i] if i < len(names) else i, "set": values,
+             "before": model.class_names[int(b)], "after": model.class_names[int(a)]}
+            for i, (b, a) in enumerate(zip(before, after, strict=True))]
+
+
+def comparison_rows(prep: Prepared, src: ConceptSource, *,
+                    methods: Sequence[str] = ("cos3", "l1", "contrastive", "gumbel"),
+                    necs: Sequence[float | None] = (None, 5.0), templates: str = "plain",
+                    progress_label: str = "") -> list[dict[str, Any]]:
+    """Every method on the same cached embeddings: zero-shot, CMS (both rules), the dense
+    linear probe, and each CBM objective with each head (dense / NEC)."""
+    from conceptlab.baselines.probe import fit_linear_probe
+
+    rows = cms_rows(prep, src, templates) if "image" in prep.encoder.modalities or \
+        prep.dataset.modality == "text" else []
+    t0 = time.perf_counter()
+    head = fit_linear_probe(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
+                            n_classes=len(prep.class_names), seed=prep.config.seed)
+    rows.append({"method": "linear-probe", "nec_requested": None, "n_concepts": 0,
+                 "accuracy": accuracy(prep.y["test"], head.predict(prep.X["test"])),
+                 "fit_seconds": round(time.perf_counter() - t0, 3)})
+    for method in methods:
+        for nec in necs:
+            _, row = fit_cbm(prep, src, method, nec)
+            rows.append(row)
+            if progress_label:
+                print(f"{progress_label} {method} nec={nec}: acc={row['accuracy']:.4f} "
+                      f"active={row['mean_active_concepts']:.2f} fit={row['fit_seconds']:.1f}s",
+                      flush=True)
+    return rows
