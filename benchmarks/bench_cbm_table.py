@@ -1,0 +1,168 @@
+"""The Sparse-CBM comparison table: every method on one set of cached embeddings.
+
+Fashion-MNIST (full official test split) through the offline ConSE space, and the
+concept-benchmark robot texts through MiniLM (with concept accuracy and intervention
+curves). Also times each method's fit on 60k cached rows against encoding 1k images.
+
+    .venv/bin/python benchmarks/bench_cbm_table.py [--n-train 10000] [--quick]
+
+Prints markdown tables and writes benchmarks/results/bench_cbm_table.{json,md} and PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from conceptlab.report.plots import plot_intervention_curve
+from conceptlab.utils.io import write_json_atomic, write_text_atomic
+from conceptlab.workflows.cbm import comparison_rows, fit_cbm
+from conceptlab.workflows.concepts import concept_source
+from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
+
+RESULTS = Path(__file__).parent / "results"
+METHODS = ("cos3", "l1", "contrastive", "gumbel")
+
+
+def _fmt_rows(rows: list[dict[str, Any]], with_concepts: bool = False) -> str:
+    head = "| method | head | test accuracy | mean active concepts | fit s |"
+    sep = "|---|---|---|---|---|"
+    if with_concepts:
+        head += " concept accuracy |"
+        sep += "---|"
+    lines = [head, sep]
+    for r in rows:
+        if "nec_requested" not in r:
+            nec = "-"
+        else:
+            nec = "dense" if r["nec_requested"] is None else f"NEC={r['nec_requested']:g}"
+        mac = r.get("mean_active_concepts")
+        line = (f"| {r['method']} | {nec} | {r['accuracy']:.4f} | "
+                f"{'-' if mac is None else f'{mac:.2f}'} | {r.get('fit_seconds', 0.0):.2f} |")
+        if with_concepts:
+            ca = r.get("concept_accuracy")
+            line += f" {'-' if ca is None else f'{ca:.4f}'} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def fit_time_at_60k(prep: Prepared, src: Any, n_rows: int, seed: int) -> list[dict[str, Any]]:
+    """Fit seconds of each method on ``n_rows`` cached rows (real train embeddings resampled
+    with small jitter: timing depends on rows and concepts, not on which images they are)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(prep.X["train"]), size=n_rows)
+    X = prep.X["train"][idx] + rng.normal(0, 0.01, (n_rows, prep.X["train"].shape[1]))
+    big = Prepared(prep.config, prep.dataset, prep.splits, prep.encoder, prep.views,
+                   {"train": X.astype(np.float32), "val": prep.X["val"], "test": prep.X["test"]},
+                   {"train": prep.y["train"][idx], "val": prep.y["val"], "test": prep.y["test"]},
+                   prep.encode_stats)
+    out = []
+    for method in METHODS:
+        for nec in (None, 5.0):
+            _, row = fit_cbm(big, src, method, nec)
+            out.append({"method": method, "nec_requested": nec, "rows": n_rows,
+                        "fit_seconds": row["fit_seconds"]})
+            print(f"60k fit {method} nec={nec}: {row['fit_seconds']:.1f}s", flush=True)
+    return out
+
+
+def fashion_table(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = RunConfig(data="fashion-mnist", encoder="conse", n_train=args.n_train, n_val=args.n_val,
+                    n_test=args.n_test, seed=args.seed)
+    t0 = time.perf_counter()
+    prep = prepare(cfg)
+    src = concept_source(prep, "auto")
+    print(f"fashion: prepared in {time.perf_counter() - t0:.1f}s; {len(src.bank)} concepts",
+          flush=True)
+    rows = comparison_rows(prep, src, methods=METHODS, progress_label="fashion:")
+    from conceptlab.baselines.probe import fit_linear_probe
+    from conceptlab.metrics import accuracy
+
+    F = {k: v["features"] for k, v in prep.views.items()}
+    t1 = time.perf_counter()
+    fhead = fit_linear_probe(F["train"], prep.y["train"], F["val"], prep.y["val"],
+                             n_classes=len(prep.class_names), seed=args.seed)
+    rows.append({"method": "linear-probe (backbone 1280-d features, no concepts)",
+                 "nec_requested": None,
+                 "accuracy": accuracy(prep.y["test"], fhead.predict(F["test"])),
+                 "fit_seconds": round(time.perf_counter() - t1, 3)})
+    enc = prep.encode_stats
+    per_image = [s["seconds"] / s["rows"] for s in enc.values()
+                 if not s["from_cache"] and s["rows"]]
+    result: dict[str, Any] = {"rows": rows, "config": cfg.__dict__, "splits": prep.splits.record,
+                              "encoding": enc, "n_concepts": len(src.bank),
+                              "encode_seconds_per_1k_images": (
+                                  round(1000 * float(np.mean(per_image)), 1) if per_image
+                                  else None)}
+    if not args.skip_60k:
+        result["fit_60k"] = fit_time_at_60k(prep, src, 54000, args.seed)
+    return result
+
+
+def robots_table(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = RunConfig(data="robots-text", encoder="minilm", seed=args.seed,
+                    n_train=args.robots_n_train)
+    prep = prepare(cfg)
+    src = concept_source(prep, "auto")
+    rows = comparison_rows(prep, src, methods=(*METHODS, "supervised"),
+                           progress_label="robots:")
+    curves = {f"{r['method']} ({'dense' if r['nec_requested'] is None else 'NEC=5'})":
+              r["intervention_curve"] for r in rows if "intervention_curve" in r}
+    png = plot_intervention_curve(curves, RESULTS / "robots_intervention.png",
+                                  title="robot texts: test-time intervention (random order)")
+    return {"rows": rows, "config": cfg.__dict__, "splits": prep.splits.record,
+            "n_concepts": len(src.bank), "intervention_png": str(png)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n-train", type=int, default=10000)
+    ap.add_argument("--n-val", type=int, default=1000)
+    ap.add_argument("--n-test", type=int, default=None, help="default: full official test")
+    ap.add_argument("--robots-n-train", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-60k", action="store_true")
+    ap.add_argument("--only", choices=("fashion", "robots"), default=None)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run")
+    args = ap.parse_args()
+    if args.quick:
+        args.n_train, args.n_val, args.n_test, args.robots_n_train = 300, 100, 200, 300
+        args.skip_60k = True
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "torch": torch.__version__,
+                                       "python": platform.python_version()},
+                           "seed": args.seed, "quick": args.quick}
+    md = []
+    if args.only in (None, "fashion"):
+        out["fashion_mnist"] = fashion_table(args)
+        md += ["### Fashion-MNIST, offline ConSE (EfficientNet-Lite0 + MiniLM)", "",
+               _fmt_rows(out["fashion_mnist"]["rows"]), ""]
+        if "fit_60k" in out["fashion_mnist"]:
+            md += ["Fit seconds on 54k cached rows vs encoding 1k images "
+                   f"({out['fashion_mnist']['encode_seconds_per_1k_images']} s):", "",
+                   "| method | head | fit s (54k rows) |", "|---|---|---|"]
+            md += [f"| {r['method']} | {'dense' if r['nec_requested'] is None else 'NEC=5'} | "
+                   f"{r['fit_seconds']:.1f} |" for r in out["fashion_mnist"]["fit_60k"]]
+            md.append("")
+    if args.only in (None, "robots"):
+        out["robots_text"] = robots_table(args)
+        md += ["### Robot texts (concept-benchmark), MiniLM", "",
+               _fmt_rows(out["robots_text"]["rows"], with_concepts=True), ""]
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    name = "bench_cbm_table_quick" if args.quick else "bench_cbm_table"
+    write_json_atomic(RESULTS / f"{name}.json", out)
+    write_text_atomic(RESULTS / f"{name}.md", "\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

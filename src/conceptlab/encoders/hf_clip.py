@@ -1,0 +1,165 @@
+"""Image-text encoders from Hugging Face transformers: CLIP and SigLIP (spec ``hf:NAME_OR_PATH``).
+
+CLIP: Radford et al., ICML 2021, "Learning Transferable Visual Models From Natural Language
+Supervision". SigLIP: Zhai et al., ICCV 2023, "Sigmoid Loss for Language Image Pre-Training".
+Any checkpoint whose ``AutoModel`` has ``get_image_features`` / ``get_text_features`` works;
+preprocessing is the checkpoint's own ``AutoProcessor``. SigLIP texts are padded to the
+model's maximum length, as SigLIP was trained. Embeddings are L2-normalised by default.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.efficientnet import to_pil_list
+from conceptlab.encoders.sentence import _source_key, check_texts, portable_name
+from conceptlab.utils.hashing import hash_json, hash_state_dict
+
+# Per process: loaded (model, processor) per source, device and dtype; weight hash per source.
+_LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+_WEIGHT_HASHES: dict[tuple[Any, ...], str] = {}
+_LOCK = threading.RLock()
+_PAD_TO_MAX = ("siglip", "siglip2")
+
+
+def _embedding(out: Any) -> torch.Tensor:
+    """``get_*_features`` gives a tensor (transformers 4) or an output with ``pooler_output``."""
+    if isinstance(out, torch.Tensor):
+        return out
+    pooled = getattr(out, "pooler_output", None)
+    if isinstance(pooled, torch.Tensor):
+        return pooled
+    raise EncoderError(f"unexpected feature output {type(out).__name__} (no pooler_output)")
+
+
+class HFClipEncoder(Encoder):
+    """A transformers CLIP-like dual encoder (images and texts in one space)."""
+
+    modalities = frozenset({"image", "text"})
+
+    def __init__(self, name_or_path: str | Path, normalize: bool = True, batch_size: int = 32,
+                 device: str | torch.device = "cpu", dtype: str = "float32") -> None:
+        if not str(name_or_path):
+            raise EncoderError(
+                "hf: needs a model name or path, e.g. 'hf:openai/clip-vit-base-patch32'")
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise EncoderError(f"hf: dtype must be float32, float16 or bfloat16, got {dtype!r}")
+        self.name_or_path = str(name_or_path)
+        self.spec = f"hf:{self.name_or_path}"
+        self.normalize = bool(normalize)
+        self.batch_size = int(batch_size)
+        self.dtype = dtype
+        self._device = torch.device(device)
+        self._model: Any = None
+        self._processor: Any = None
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        key = (*_source_key(self.name_or_path), str(self._device), self.dtype)
+        with _LOCK:
+            if key not in _LOADED:
+                _LOADED[key] = self._load_uncached()
+            self._model, self._processor = _LOADED[key]
+
+    def _load_uncached(self) -> tuple[Any, Any]:
+        from transformers import AutoModel, AutoProcessor
+
+        try:
+            model = AutoModel.from_pretrained(self.name_or_path)
+            processor = AutoProcessor.from_pretrained(self.name_or_path)
+        except (OSError, ValueError, KeyError) as err:
+            raise EncoderError(f"{self.spec}: could not load model or processor: {err}") from err
+        if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
+            raise EncoderError(
+                f"{self.spec}: {type(model).__name__} is not a CLIP-like dual encoder "
+                "(no get_image_features / get_text_features)")
+        return model.eval().to(self._device, getattr(torch, self.dtype)), processor
+
+    @property
+    def model(self) -> Any:
+        """The transformers model, loaded on first use."""
+        self._load()
+        return self._model
+
+    @property
+    def processor(self) -> Any:
+        """The checkpoint's processor (image processor + tokenizer), loaded on first use."""
+        self._load()
+        return self._processor
+
+    @property
+    def model_type(self) -> str:
+        return str(self.model.config.model_type)
+
+    @property
+    def dim(self) -> int:
+        cfg = self.model.config
+        proj = getattr(cfg, "projection_dim", None)
+        return int(proj) if proj else int(cfg.text_config.hidden_size)
+
+    def _text_kwargs(self) -> dict[str, Any]:
+        max_len = int(self.model.config.text_config.max_position_embeddings)
+        padding = "max_length" if self.model_type in _PAD_TO_MAX else True
+        return {"padding": padding, "truncation": True, "max_length": max_len}
+
+    def fingerprint(self) -> str:
+        key = (*_source_key(self.name_or_path), self.dtype)
+        with _LOCK:
+            if key not in _WEIGHT_HASHES:
+                _WEIGHT_HASHES[key] = hash_state_dict(self.model.state_dict())
+            weights = _WEIGHT_HASHES[key]
+        tok = self.processor.tokenizer
+        return hash_json({"kind": "hf-dual-encoder", "model": portable_name(self.name_or_path),
+                          "weights": weights,
+                          "model_type": self.model_type, "dtype": self.dtype,
+                          "image_processor": self.processor.image_processor.to_dict(),
+                          "tokenizer": [type(tok).__name__, len(tok), self._text_kwargs()],
+                          "normalize": self.normalize})
+
+    def encode_batch(self, items: Sequence[Any], modality: Modality) -> Views:
+        self.check_modality(modality)
+        model, proc = self.model, self.processor
+        if modality == "image":
+            inputs = proc(images=to_pil_list(items, self.spec), return_tensors="pt")
+            pixels = inputs["pixel_values"].to(self._device, getattr(torch, self.dtype))
+            with torch.inference_mode():
+                emb = _embedding(model.get_image_features(pixel_values=pixels))
+        else:
+            inputs = proc(text=check_texts(items, self.spec), return_tensors="pt",
+                          **self._text_kwargs())
+            inputs = {k: v.to(self._device) for k, v in inputs.items()
+                      if k in ("input_ids", "attention_mask", "position_ids")}
+            with torch.inference_mode():
+                emb = _embedding(model.get_text_features(**inputs))
+        emb = emb.float()
+        if self.normalize:
+            emb = torch.nn.functional.normalize(emb, dim=-1)
+        return {"embedding": emb.cpu().numpy().astype(np.float32)}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "model": self.name_or_path, "model_type": self.model_type,
+                "normalize": self.normalize}
+
+
+_OPTIONS = {"normalize", "batch_size", "device", "dtype"}
+
+
+@register_encoder("hf")
+def _build(arg: str, options: dict[str, Any]) -> HFClipEncoder:
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise EncoderError(
+            f"hf:{arg}: unknown options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+    return HFClipEncoder(arg, **options)

