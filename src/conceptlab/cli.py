@@ -1,6 +1,7 @@
-"""The command line: a thin layer that parses options, calls the API in runs.py, prints.
+"""The command line: a thin layer that parses options, calls conceptlab.workflows, prints.
 
-Every command has a Python twin (``conceptlab.runs.run_*``) and writes ``OUT/metrics.json``.
+Every command has a Python twin (``conceptlab.workflows.run_*``, ``workflows.cbm.*``) and
+writes ``OUT/metrics.json``; ``python -m conceptlab`` runs it too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from conceptlab import workflows as runs
@@ -73,14 +75,16 @@ def _report(metrics: dict[str, Any], keys: list[str], out: Path | None) -> None:
     for key in keys:
         if key in metrics:
             value = metrics[key]
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else escape(str(value)))
     console.print(table)
     if out is not None:
-        console.print(f"wrote {out / 'metrics.json'}")
+        console.print(f"wrote {escape(str(out / 'metrics.json'))}", soft_wrap=True)
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}")
+    # escape: a message holds paths and names, never markup ('[/x]' in a path would raise);
+    # soft_wrap: no line breaks inside a long path
+    console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
     if os.environ.get("CONCEPTLAB_DEBUG"):
         raise err
     raise typer.Exit(code=2)
@@ -208,11 +212,12 @@ def explain(model_dir: Annotated[Path, typer.Argument(help="folder written by `f
         _print_json(rows)
         return
     for row in rows:
-        table = Table(title=f"{row['input']}: {row['prediction']} (p={row['probability']:.2f})")
+        table = Table(title=escape(f"{row['input']}: {row['prediction']} "
+                                   f"(p={row['probability']:.2f})"))
         for col in ("concept", "activation", "weight", "contribution"):
             table.add_column(col, justify="left" if col == "concept" else "right")
         for c in row["concepts"]:
-            table.add_row(c["concept"], f"{c['activation']:.3f}", f"{c['weight']:.3f}",
+            table.add_row(escape(c["concept"]), f"{c['activation']:.3f}", f"{c['weight']:.3f}",
                           f"{c['contribution']:+.3f}")
         Console().print(table)
 
@@ -261,8 +266,8 @@ def demo(out: OutOpt = Path("runs/demo"),
         table.add_row(r["method"], nec_txt, f"{r['accuracy']:.3f}",
                       "-" if mac is None else f"{mac:.1f}", f"{r.get('fit_seconds', 0):.1f}")
     Console().print(table)
-    console.print(f"report: {Path(out) / 'report.html'}")
+    console.print(f"report: {escape(str(Path(out) / 'report.html'))}", soft_wrap=True)
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app(sys.argv[1:])
+def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)
+    app(sys.argv[1:], prog_name="conceptlab")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates
 from conceptlab.bottleneck.cms import (
@@ -26,6 +25,7 @@ from conceptlab.bottleneck.intervention import (
     intervention_curve,
 )
 from conceptlab.bottleneck.model import ConceptBottleneckModel
+from conceptlab.data.folder import open_image
 from conceptlab.encoders.base import Encoder, build_encoder
 from conceptlab.metrics import accuracy
 from conceptlab.report.html import Figure, Section, Table, write_report
@@ -35,7 +35,12 @@ from conceptlab.report.plots import (
     plot_weight_heatmap,
 )
 from conceptlab.utils.io import read_json, write_json_atomic
-from conceptlab.workflows.concepts import ConceptSource, concept_source, describe_source
+from conceptlab.workflows.concepts import (
+    ConceptSource,
+    check_concepts,
+    concept_source,
+    describe_source,
+)
 from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
 
 METHODS = ("l1", "contrastive", "gumbel", "cos3", "supervised")
@@ -104,14 +109,11 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
         return run_probe(config, out)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}, probe")
+    check_concepts(concepts)  # before encoding: a typo must not cost an encoding pass
     t0 = time.perf_counter()
     prep = prepare(config)
     src = concept_source(prep, concepts)
     model, row = fit_cbm(prep, src, method, nec, **(hparams or {}))
-    model.save(out / "model")
-    write_json_atomic(out / "encoder.json", {"spec": config.encoder,
-                                             "options": config.encoder_options,
-                                             "fingerprint": prep.encoder.fingerprint()})
     figures, explanations = _explanation_figures(model, prep, out)
     w, _ = model.effective_head()
     heat = plot_weight_heatmap(w, prep.class_names, model.concept_names,
@@ -133,6 +135,12 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                                         out / "intervention.png")
         sections.append(Section("Test-time intervention", figures=[Figure(curve, "")]))
     write_report(out / "report.html", f"conceptlab fit: {method} on {config.data}", sections)
+    # the model, its encoder record and metrics.json last and together: a failure above leaves
+    # an earlier run's model and metrics.json in OUT as they were, and consistent
+    model.save(out / "model")
+    write_json_atomic(out / "encoder.json", {"spec": config.encoder,
+                                             "options": config.encoder_options,
+                                             "fingerprint": prep.encoder.fingerprint()})
     return finish(out, metrics)
 
 
@@ -161,6 +169,7 @@ def cms_rows(prep: Prepared, src: ConceptSource, templates: str = "plain") -> li
 def run_cms(config: RunConfig, out: str | Path | None = None, *, concepts: str = "auto",
             templates: str = "plain") -> dict[str, Any]:
     """Concept Matrix Search (both rules) beside zero-shot; no training data is encoded."""
+    check_concepts(concepts)
     t0 = time.perf_counter()
     prep = prepare(config, splits_needed=("test",))
     src = concept_source(prep, concepts)
@@ -182,7 +191,15 @@ def run_cms(config: RunConfig, out: str | Path | None = None, *, concepts: str =
 def load_saved(model_dir: str | Path) -> tuple[ConceptBottleneckModel, Encoder]:
     """A saved model and the encoder that feeds it (refused if the encoder does not match)."""
     run_dir = Path(model_dir)
-    folder = run_dir / "model" if (run_dir / "model" / "model.json").is_file() else run_dir
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such folder (give the OUT folder of `fit`)")
+    if (run_dir / "model" / "model.json").is_file():
+        folder = run_dir / "model"
+    elif (run_dir / "model.json").is_file():
+        folder = run_dir
+    else:
+        raise ValueError(f"{run_dir}: not a saved model (no model/model.json; give the OUT "
+                         "folder written by `fit`)")
     enc_file = folder.parent / "encoder.json"
     if not enc_file.is_file():
         raise FileNotFoundError(f"{enc_file}: missing (it records how to rebuild the encoder)")
@@ -212,11 +229,7 @@ def read_inputs(encoder: Encoder, inputs: Sequence[str], texts: Sequence[str] = 
         path = Path(p)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
-        try:
-            with Image.open(path) as im:
-                images.append(im.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"{path}: not a readable image ({err})") from err
+        images.append(open_image(path))  # a DataError naming the file for any decode failure
     return encoder.encode_images(images)
 
 

@@ -50,15 +50,26 @@ def _ground_truth_vocabulary(prep: Prepared) -> Vocabulary:
     return Vocabulary.from_items(items, source=f"ground-truth concepts of {prep.config.data}")
 
 
+def named_vocabulary(concepts: str) -> tuple[Vocabulary, str]:
+    """The vocabulary of a file path or a built-in name (anything but ``auto``)."""
+    if Path(concepts).exists():
+        return load_vocabulary(concepts), f"file:{concepts}"
+    if concepts in builtin_vocabulary_names():
+        return builtin_vocabulary(concepts), f"builtin:{concepts}"
+    raise VocabularyError(f"--concepts {concepts!r}: no such file, and not a built-in "
+                          f"vocabulary ({', '.join(builtin_vocabulary_names())}) nor 'auto'")
+
+
+def check_concepts(concepts: str) -> None:
+    """Fail fast, before any data is encoded, on a missing, empty or malformed vocabulary."""
+    if concepts != "auto":
+        named_vocabulary(concepts)
+
+
 def choose_vocabulary(prep: Prepared, concepts: str) -> tuple[Vocabulary, str]:
     """The vocabulary named by ``concepts`` (``auto``, a built-in name, or a file path)."""
     if concepts != "auto":
-        if Path(concepts).exists():
-            return load_vocabulary(concepts), f"file:{concepts}"
-        if concepts in builtin_vocabulary_names():
-            return builtin_vocabulary(concepts), f"builtin:{concepts}"
-        raise VocabularyError(f"--concepts {concepts!r}: no such file, and not a built-in "
-                              f"vocabulary ({', '.join(builtin_vocabulary_names())}) nor 'auto'")
+        return named_vocabulary(concepts)
     if prep.splits.train.concept_names and prep.splits.train.concept_labels is not None:
         return _ground_truth_vocabulary(prep), "ground-truth"
     family = prep.config.data.partition(":")[0]

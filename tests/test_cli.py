@@ -1,0 +1,567 @@
+"""End-to-end tests of the command line (``conceptlab.cli.app``) and its Python twins
+(``conceptlab.workflows``) on tiny real data: fabricated texts through the packaged MiniLM,
+fabricated images through the packaged EfficientNet-Lite0 + ConSE space.
+
+Every run writes into ``tmp_path`` and encodes into a temporary activation cache; the data
+are three clearly separable topics (or colours), so accuracies are asserted well above chance.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conceptlab import workflows
+from conceptlab.cli import app
+from conceptlab.concepts.vocab import VocabularyError
+from conceptlab.encoders.sentence import minilm_path
+from conceptlab.workflows import cbm
+
+pytestmark = pytest.mark.slow  # real weights (still run in CI)
+
+ENV = {"CONCEPTLAB_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+TOPICS = {
+    "sports": [
+        "The striker scored a late goal in the football match",
+        "The tennis player won the final set",
+        "Our basketball team trained hard for the championship",
+        "The runner finished the marathon in record time",
+        "The goalkeeper saved a penalty kick",
+        "Fans cheered as the cyclist crossed the finish line",
+        "The coach picked a new captain for the rugby squad",
+        "She swam four laps in the Olympic pool",
+        "The referee showed a red card to the defender",
+        "He hit a home run in the baseball game",
+    ],
+    "cooking": [
+        "Simmer the tomato sauce with garlic for twenty minutes",
+        "Bake the bread in a hot oven until golden",
+        "Chop the onions and fry them in butter",
+        "Whisk the eggs with sugar to make a sponge cake",
+        "Season the soup with salt and fresh pepper",
+        "Knead the pizza dough and let it rise",
+        "Roast the chicken with rosemary and lemon",
+        "Stir the risotto slowly while adding broth",
+        "Grill the vegetables and drizzle olive oil",
+        "Melt the chocolate to glaze the dessert",
+    ],
+    "computers": [
+        "The laptop needs more memory to run the compiler",
+        "Install the latest operating system update",
+        "The programmer fixed a bug in the Python code",
+        "Our server crashed because the hard disk was full",
+        "The new graphics card speeds up rendering",
+        "Reboot the router to restore the internet connection",
+        "The software engineer wrote unit tests for the database",
+        "Plug the keyboard into a USB port on the computer",
+        "The CPU overheated while compiling the kernel",
+        "Back up your files to the cloud storage drive",
+    ],
+}
+SUFFIXES = ("", " today", " again")  # 3 variants of each sentence: 90 rows
+
+VOCAB = """\
+# source: hand-written concepts for the test topics
+[sports]
+a ball game
+athletes competing
+a team scoring points
+[cooking]
+food and recipes
+a kitchen stove
+ingredients being mixed
+[computers]
+software and code
+a computer machine
+internet networking
+"""
+N_CONCEPTS = 9
+
+NEW_TEXTS = {  # unseen sentences, one per topic
+    "cooking": "Fry the garlic in olive oil and add the chopped tomatoes",
+    "sports": "The midfielder passed the ball and the team scored a goal",
+    "computers": "Restart the computer after installing the software update",
+}
+
+COLOURS = {"blue": (30, 40, 210), "green": (30, 180, 40), "red": (220, 30, 30)}
+IMAGE_VOCAB = """\
+[red]
+the colour red
+a red object
+[green]
+the colour green
+green grass
+[blue]
+the colour blue
+a blue sky
+"""
+
+runner = CliRunner()
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers and fixtures
+# ---------------------------------------------------------------------------------------------
+
+
+def invoke(*args: Any) -> Any:
+    """Run one command in-process; it must succeed."""
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, (f"exit {result.exit_code}\n{result.output}\n"
+                                   f"{result.exception!r}")
+    return result
+
+
+def invoke_json(*args: Any) -> Any:
+    """Run a command that prints JSON on stdout (predict, explain --json, intervene)."""
+    return json.loads(invoke(*args).stdout)
+
+
+def invoke_fails(*args: Any) -> str:
+    """Run a command that must fail cleanly: exit code 2, an 'error:' line, no traceback."""
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 2, (f"exit {result.exit_code}\n{result.output}\n"
+                                   f"{result.exception!r}")
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def read_metrics(out: Path) -> dict[str, Any]:
+    path = out / "metrics.json"
+    assert path.is_file(), f"{path} not written"
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No progress bars, no network, and a default cache that is never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in ENV.items():
+            mp.setenv(key, value)
+        mp.setenv("CONCEPTLAB_CACHE", str(tmp_path_factory.mktemp("default-cache")))
+        mp.delenv("CONCEPTLAB_DEBUG", raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def text_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """90 sentences on 3 topics with an official split column, and a vocabulary file."""
+    root = tmp_path_factory.mktemp("texts")
+    rows = []
+    for label, sentences in TOPICS.items():
+        for i, sentence in enumerate(sentences):
+            for j, suffix in enumerate(SUFFIXES):
+                test = (i % 5, j) in ((0, 0), (1, 1))  # 4 test rows per topic
+                rows.append((sentence + suffix, label, "test" if test else "train"))
+    csv_path = root / "texts.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label", "split"])
+        writer.writerows(rows)
+    vocab = root / "vocab.txt"
+    vocab.write_text(VOCAB, encoding="utf-8")
+    return {"csv": csv_path, "vocab": vocab}
+
+
+def text_args(text_data: dict[str, Path], cache: Path) -> list[str]:
+    return ["--data", f"csv:{text_data['csv']}", "--encoder", "minilm", "--cache", str(cache)]
+
+
+@pytest.fixture(scope="module")
+def fit_l1(tmp_path_factory: pytest.TempPathFactory, text_data: dict[str, Path],
+           cache: Path) -> Path:
+    """A sparse CBM (l1 objective, exactly 2 concepts per class) fitted through the CLI."""
+    out = tmp_path_factory.mktemp("fit-l1")
+    invoke("fit", *text_args(text_data, cache), "--out", out, "--concepts", text_data["vocab"],
+           "--method", "l1", "--nec", "2")
+    return out
+
+
+@pytest.fixture(scope="module")
+def fit_gumbel(tmp_path_factory: pytest.TempPathFactory, text_data: dict[str, Path],
+               cache: Path) -> Path:
+    """A dense-head CBM (gumbel objective) fitted through the CLI, with a hyper-parameter."""
+    out = tmp_path_factory.mktemp("fit-gumbel")
+    invoke("fit", *text_args(text_data, cache), "--out", out, "--concepts", text_data["vocab"],
+           "--method", "gumbel", "--set", "max_epochs=5")
+    return out
+
+
+def check_common(metrics: dict[str, Any], data: str, encoder: str, n_test: int) -> None:
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["n_test"] == n_test
+    assert metrics["encoder"] == encoder
+    assert metrics["data"] == data
+    assert metrics["seed"] == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# encode / zeroshot / probe on texts
+# ---------------------------------------------------------------------------------------------
+
+
+def test_encode_writes_metrics_and_a_second_run_reads_the_cache(
+        text_data: dict[str, Path], tmp_path: Path) -> None:
+    own_cache = tmp_path / "cache"  # fresh: the first run must encode
+    args = text_args(text_data, own_cache)
+    invoke("encode", *args, "--out", tmp_path / "enc1")
+    first = read_metrics(tmp_path / "enc1")
+    assert first["command"] == "encode" and first["encoder"] == "minilm"
+    assert first["data"] == f"csv:{text_data['csv']}" and first["seed"] == 0
+    assert first["dim"] == 384
+    assert set(first["encoding"]) == {"train", "val", "test"}
+    assert sum(e["rows"] for e in first["encoding"].values()) == 90
+    assert first["encoding"]["test"]["rows"] == 12  # the official test rows
+    assert not any(e["from_cache"] for e in first["encoding"].values())
+
+    invoke("encode", *args, "--out", tmp_path / "enc2")
+    second = read_metrics(tmp_path / "enc2")
+    assert all(e["from_cache"] for e in second["encoding"].values()), second["encoding"]
+    for name, entry in first["encoding"].items():
+        assert second["encoding"][name]["cache_entry"] == entry["cache_entry"]
+        assert second["encoding"][name]["rows"] == entry["rows"]
+
+
+def test_zeroshot_and_probe_on_separable_topics(text_data: dict[str, Path], cache: Path,
+                                                tmp_path: Path) -> None:
+    data = f"csv:{text_data['csv']}"
+    invoke("zeroshot", *text_args(text_data, cache), "--out", tmp_path / "zs")
+    zs = read_metrics(tmp_path / "zs")
+    check_common(zs, data, "minilm", n_test=12)
+    assert zs["command"] == "zeroshot" and zs["templates"] == "plain"
+    assert set(zs["encoding"]) == {"test"}  # zero-shot encodes no training data
+    assert zs["accuracy"] > 0.5  # chance is 1/3; the class names are the topics
+
+    invoke("probe", *text_args(text_data, cache), "--out", tmp_path / "probe")
+    probe = read_metrics(tmp_path / "probe")
+    check_common(probe, data, "minilm", n_test=12)
+    assert probe["n_train"] + probe["n_val"] == 78
+    assert probe["accuracy"] >= 0.75
+
+    # the Python twin gives the same numbers on the same cached embeddings
+    config = workflows.RunConfig(data=data, encoder="minilm", cache_dir=str(cache))
+    twin = workflows.run_probe(config, tmp_path / "probe-twin")
+    assert twin["accuracy"] == probe["accuracy"]
+    assert read_metrics(tmp_path / "probe-twin")["accuracy"] == probe["accuracy"]
+    assert all(e["from_cache"] for e in twin["encoding"].values())
+
+
+def test_zeroshot_twin_on_jsonl_without_split_column(tmp_path: Path, cache: Path) -> None:
+    path = tmp_path / "texts.jsonl"
+    with open(path, "w", encoding="utf-8") as fh:
+        for label, sentences in TOPICS.items():
+            for s in sentences:
+                fh.write(json.dumps({"text": s, "label": label}) + "\n")
+    config = workflows.RunConfig(data=f"jsonl:{path}", cache_dir=str(cache))
+    metrics = workflows.run_zeroshot(config, tmp_path / "zs")
+    assert config.encoder == "minilm"  # the default text encoder was picked and recorded
+    assert metrics["encoder"] == "minilm"
+    assert metrics["n_test"] == 6  # seeded stratified 20% of 30
+    assert metrics["splits"]["dataset"]["test_fraction"] == 0.2
+    assert metrics["accuracy"] > 0.5
+    assert read_metrics(tmp_path / "zs") == json.loads(json.dumps(metrics, default=str))
+
+
+# ---------------------------------------------------------------------------------------------
+# fit / predict / explain / intervene / cms on texts
+# ---------------------------------------------------------------------------------------------
+
+
+def check_fit_metrics(metrics: dict[str, Any], out: Path, method: str) -> None:
+    for key in ("accuracy", "nec", "method", "n_concepts", "mean_active_concepts",
+                "fit_seconds", "n_test", "encoder", "data", "seed"):
+        assert key in metrics, key
+    assert metrics["command"] == "fit" and metrics["method"] == method
+    assert metrics["n_concepts"] == N_CONCEPTS
+    assert 0 < metrics["mean_active_concepts"] <= N_CONCEPTS
+    assert metrics["fit_seconds"] >= 0
+    assert metrics["accuracy"] >= 0.75  # chance is 1/3
+    assert metrics["concepts"]["origin"].startswith("file:")
+    assert (out / "model" / "model.json").is_file()
+    assert (out / "model" / "model.safetensors").is_file()
+    assert json.loads((out / "encoder.json").read_text())["spec"] == "minilm"
+    assert (out / "report.html").is_file()
+
+
+def test_fit_l1_with_exact_nec(fit_l1: Path) -> None:
+    metrics = read_metrics(fit_l1)
+    check_fit_metrics(metrics, fit_l1, "l1")
+    assert metrics["nec"] == 2  # exact NEC: 2 non-zero weights per class
+    assert metrics["nec_requested"] == 2
+    assert metrics["mean_active_concepts"] <= 2
+    model, _ = cbm.load_saved(fit_l1)
+    w, _ = model.effective_head()
+    assert (np.count_nonzero(w, axis=1) <= 2).all() and np.count_nonzero(w) == 2 * 3
+
+
+def test_fit_gumbel_dense_records_hyper_parameters(fit_gumbel: Path) -> None:
+    metrics = read_metrics(fit_gumbel)
+    check_fit_metrics(metrics, fit_gumbel, "gumbel")
+    assert metrics["nec_requested"] is None
+    assert metrics["hyper_parameters"]["train"]["max_epochs"] == 5
+
+
+def test_predict_explain_intervene(fit_l1: Path, fit_gumbel: Path) -> None:
+    texts = list(NEW_TEXTS.values())
+    text_opts = [x for t in texts for x in ("--text", t)]
+    rows = invoke_json("predict", fit_l1, *text_opts)
+    assert [r["input"] for r in rows] == texts
+    assert [r["prediction"] for r in rows] == list(NEW_TEXTS)
+    assert all(0.0 <= r["probability"] <= 1.0 for r in rows)
+    # the Python twin agrees
+    twin = cbm.predict_saved(fit_l1, [], texts)
+    assert [r["prediction"] for r in twin] == [r["prediction"] for r in rows]
+    np.testing.assert_allclose([r["probability"] for r in twin],
+                               [r["probability"] for r in rows], rtol=1e-6)
+
+    # explain the dense (gumbel) model: at most 3 concepts, largest |contribution| first
+    exps = invoke_json("explain", fit_gumbel, *text_opts, "--json", "--top", "3")
+    assert len(exps) == 3
+    preds = [r["prediction"] for r in invoke_json("predict", fit_gumbel, *text_opts)]
+    for exp, text, pred in zip(exps, texts, preds, strict=True):
+        assert exp["input"] == text and exp["prediction"] == pred
+        assert 1 <= len(exp["concepts"]) <= 3
+        contrib = [c["contribution"] for c in exp["concepts"]]
+        assert [abs(c) for c in contrib] == sorted((abs(c) for c in contrib), reverse=True)
+        for c in exp["concepts"]:
+            assert c["contribution"] == pytest.approx(c["activation"] * c["weight"], rel=1e-5)
+    # the table form prints too
+    assert "contribution" in invoke("explain", fit_gumbel, "--text", texts[0]).stdout
+
+    # intervene on the sparse model: silence the cooking concepts, raise the sports ones
+    model, _ = cbm.load_saved(fit_l1)
+    sets = [f"{name}=low" for name, _ in model.class_weights("cooking")]
+    sets += [f"{name}=high" for name, w in model.class_weights("sports") if w > 0]
+    set_opts = [x for s in sets for x in ("--set", s)]
+    out = invoke_json("intervene", fit_l1, "--text", NEW_TEXTS["cooking"], *set_opts)
+    assert len(out) == 1
+    assert out[0]["input"] == NEW_TEXTS["cooking"]
+    assert out[0]["before"] == "cooking" and out[0]["after"] == "sports"
+    assert set(out[0]["set"]) == {s.rpartition("=")[0] for s in sets}
+    assert all(isinstance(v, float) for v in out[0]["set"].values())
+
+    # a bad intervention is a clean error naming the problem
+    assert "no such concept" in invoke_fails(
+        "intervene", fit_l1, "--text", "x", "--set", "no such concept=high")
+    assert "banana" in invoke_fails(
+        "intervene", fit_l1, "--text", "x", "--set", f"{sets[0].rpartition('=')[0]}=banana")
+    assert "CONCEPT=VALUE" in invoke_fails("intervene", fit_l1, "--text", "x", "--set", "oops")
+
+
+def test_predict_in_a_new_process_matches(fit_l1: Path, tmp_path: Path) -> None:
+    texts = list(NEW_TEXTS.values())
+    text_opts = [x for t in texts for x in ("--text", t)]
+    here = invoke_json("predict", fit_l1, *text_opts)
+    env = {**os.environ, **ENV}
+    env.pop("CONCEPTLAB_DEBUG", None)
+    proc = subprocess.run([sys.executable, "-m", "conceptlab", "predict", str(fit_l1),
+                           *text_opts], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    there = json.loads(proc.stdout)
+    assert [r["prediction"] for r in there] == [r["prediction"] for r in here]
+    assert [r["input"] for r in there] == texts
+    np.testing.assert_allclose([r["probability"] for r in there],
+                               [r["probability"] for r in here], rtol=1e-5)
+
+
+def test_cms(text_data: dict[str, Path], cache: Path, tmp_path: Path) -> None:
+    invoke("cms", *text_args(text_data, cache), "--out", tmp_path / "cms",
+           "--concepts", text_data["vocab"])
+    metrics = read_metrics(tmp_path / "cms")
+    check_common(metrics, f"csv:{text_data['csv']}", "minilm", n_test=12)
+    for key in ("accuracy", "accuracy_top_concept", "accuracy_zero_shot"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["accuracy"] > 0.5 and metrics["accuracy_zero_shot"] > 0.5
+    assert metrics["n_concepts"] == N_CONCEPTS
+
+
+# ---------------------------------------------------------------------------------------------
+# images: folder data through ConSE at 64 px
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """24 tiny solid-colour PNGs: train/ (6 per colour) and test/ (2 per colour)."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for name, rgb in COLOURS.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                noise = rng.integers(-20, 21, size=(32, 32, 3))
+                pixels = np.clip(np.asarray(rgb) + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{i}.png")
+    vocab = tmp_path_factory.mktemp("image-vocab") / "colours.txt"
+    vocab.write_text(IMAGE_VOCAB, encoding="utf-8")
+    return {"root": root, "vocab": vocab}
+
+
+def test_image_folder_probe_fit_predict(image_data: dict[str, Path], cache: Path,
+                                        tmp_path: Path) -> None:
+    data = f"folder:{image_data['root']}"
+    args = ["--data", data, "--encoder", "conse", "-E", "image_size=64", "--cache", str(cache)]
+    invoke("probe", *args, "--out", tmp_path / "probe")
+    probe = read_metrics(tmp_path / "probe")
+    check_common(probe, data, "conse", n_test=6)
+    assert probe["config"]["encoder_options"] == {"image_size": 64}
+    assert 0.0 <= probe["accuracy_backbone_features"] <= 1.0
+    assert probe["backbone_features_dim"] == 1280
+
+    out = tmp_path / "fit"
+    invoke("fit", *args, "--out", out, "--concepts", image_data["vocab"], "--method", "l1",
+           "--nec", "1")
+    fit = read_metrics(out)
+    assert fit["nec"] == 1 and fit["n_concepts"] == 6 and 0.0 <= fit["accuracy"] <= 1.0
+    assert json.loads((out / "encoder.json").read_text())["options"] == {"image_size": 64}
+
+    images = sorted((image_data["root"] / "test").glob("*/*.png"))
+    rows = invoke_json("predict", out, *[x for p in images for x in ("--input", p)])
+    assert [r["input"] for r in rows] == [str(p) for p in images]
+    assert {r["prediction"] for r in rows} <= set(COLOURS)
+    correct = sum(r["prediction"] == p.parent.name for r, p in zip(rows, images, strict=True))
+    assert correct / len(images) == pytest.approx(fit["accuracy"])  # the same 6 test images
+
+    # a text file named .png: a clean error naming the file, no traceback
+    bad = tmp_path / "not-an-image.png"
+    bad.write_text("hello, I am text\n")
+    message = invoke_fails("predict", out, "--input", bad)
+    assert str(bad) in message and "image" in message
+    assert str(tmp_path / "missing.png") in invoke_fails(
+        "predict", out, "--input", tmp_path / "missing.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: exit code 2 and a message naming the problem
+# ---------------------------------------------------------------------------------------------
+
+
+def test_unknown_data_encoder_and_method(text_data: dict[str, Path], cache: Path,
+                                         tmp_path: Path) -> None:
+    message = invoke_fails("probe", "--data", "nosuch:thing", "--cache", cache,
+                           "--out", tmp_path / "a")
+    assert "nosuch:thing" in message and "csv" in message  # names the known ones
+    message = invoke_fails("probe", "--data", f"csv:{text_data['csv']}", "--encoder", "nope",
+                           "--cache", cache, "--out", tmp_path / "b")
+    assert "unknown encoder 'nope'" in message and "minilm" in message
+    message = invoke_fails("fit", *text_args(text_data, cache), "--method", "nope",
+                           "--out", tmp_path / "c")
+    assert "unknown method 'nope'" in message and "gumbel" in message
+    missing_csv = tmp_path / "no-such.csv"
+    assert str(missing_csv) in invoke_fails("zeroshot", "--data", f"csv:{missing_csv}",
+                                            "--cache", cache, "--out", tmp_path / "d")
+    assert "KEY=VALUE" in invoke_fails("probe", *text_args(text_data, cache), "-E", "oops",
+                                       "--out", tmp_path / "e")
+    assert not any((tmp_path / d / "metrics.json").exists() for d in "abcde")
+
+
+def test_error_messages_are_printed_verbatim(cache: Path, tmp_path: Path) -> None:
+    # square brackets in a path are text, not console markup ('[/x]' used to raise)
+    weird = tmp_path / "[/x]" / "[red]data.csv"
+    message = invoke_fails("probe", "--data", f"csv:{weird}", "--cache", cache,
+                           "--out", tmp_path / "out")
+    assert str(weird) in message  # on one line, unwrapped, brackets kept
+
+
+def test_vocabulary_errors_fail_before_any_encoding(text_data: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    fresh = tmp_path / "cache"
+    missing = tmp_path / "missing-vocab.txt"
+    for command in ("fit", "cms"):
+        message = invoke_fails(command, *text_args(text_data, fresh), "--concepts", missing,
+                               "--out", tmp_path / command)
+        assert str(missing) in message and "no such file" in message
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# only comments and headers\n[sports]\n\n[cooking]\n")
+    message = invoke_fails("fit", *text_args(text_data, fresh), "--concepts", empty,
+                           "--out", tmp_path / "fit")
+    assert str(empty) in message and "no concepts" in message
+    assert not fresh.exists() or not any(fresh.iterdir())  # nothing was encoded
+    with pytest.raises(VocabularyError, match="no concepts"):
+        cbm.run_fit(workflows.RunConfig(data=f"csv:{text_data['csv']}", cache_dir=str(fresh)),
+                    tmp_path / "twin", concepts=str(empty))
+
+
+def test_predict_refuses_a_folder_that_is_not_a_model(text_data: dict[str, Path], cache: Path,
+                                                      tmp_path: Path) -> None:
+    enc = tmp_path / "enc"
+    invoke("encode", *text_args(text_data, cache), "--out", enc)
+    message = invoke_fails("predict", enc, "--text", "hello")
+    assert str(enc) in message and "not a saved model" in message
+    nowhere = tmp_path / "nowhere"
+    message = invoke_fails("predict", nowhere, "--text", "hello")
+    assert str(nowhere) in message and "no such folder" in message
+
+
+@pytest.mark.parametrize("encoder_record", [
+    {"spec": "minilm", "options": {"normalize": False}},  # other embeddings
+    {"spec": "st:MINILM", "options": {}},  # the same weights under another identity
+], ids=["minilm-unnormalised", "st-path"])
+def test_predict_refuses_a_mismatching_encoder(fit_l1: Path, tmp_path: Path,
+                                               encoder_record: dict[str, Any]) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(fit_l1, run)
+    record = json.loads((run / "encoder.json").read_text())
+    record.update(spec=encoder_record["spec"].replace("MINILM", str(minilm_path())),
+                  options=encoder_record["options"])
+    (run / "encoder.json").write_text(json.dumps(record))
+    for command in ("predict", "explain"):
+        message = invoke_fails(command, run, "--text", NEW_TEXTS["sports"])
+        assert "fingerprint" in message and "re-fit" in message
+    message = invoke_fails("intervene", run, "--text", "x", "--set", "a ball game=high")
+    assert "fingerprint" in message
+
+
+def test_a_failing_fit_keeps_the_earlier_results(fit_l1: Path, text_data: dict[str, Path],
+                                                 cache: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(fit_l1, out)
+    kept = {p: p.read_bytes() for p in (out / "metrics.json", out / "encoder.json",
+                                        out / "model" / "model.json",
+                                        out / "model" / "model.safetensors")}
+    before = invoke_json("predict", out, "--text", NEW_TEXTS["cooking"])
+    base = ["fit", *text_args(text_data, cache), "--out", out, "--concepts", text_data["vocab"]]
+    failures = {
+        "unknown hyper-parameter": ["--set", "bogus=1"],  # after encoding, before fitting
+        "nec must be": ["--nec", "-1"],
+        "concept_labels": ["--method", "supervised"],  # fails inside model.fit
+        "unknown method": ["--method", "nope"],
+    }
+    for expected, extra in failures.items():
+        assert expected in invoke_fails(*base, *extra)
+        for path, content in kept.items():
+            assert path.read_bytes() == content, f"{path} changed after a failing fit"
+    assert "no such file" in invoke_fails("fit", *text_args(text_data, cache), "--out", out,
+                                          "--concepts", tmp_path / "missing.txt")
+    assert all(path.read_bytes() == content for path, content in kept.items())
+
+    # a failure after a (different) model was fitted, while the report is written: the
+    # earlier model, its encoder record and metrics.json stay together
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(cbm, "write_report", disk_full)
+    assert "disk full" in invoke_fails(*base, "--method", "gumbel")
+    assert all(path.read_bytes() == content for path, content in kept.items())
+    assert invoke_json("predict", out, "--text", NEW_TEXTS["cooking"]) == before
