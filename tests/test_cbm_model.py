@@ -134,6 +134,32 @@ def test_class_weights_and_sparse_head(data, models):
     assert sparse.head_.nec == 2.0
 
 
+@pytest.mark.parametrize("method", ["contrastive", "gumbel"])
+def test_sparse_finetune_keeps_nec_exact_and_never_lowers_val_accuracy(data, method):
+    kwargs = dict(method=method, nec=1, seed=0, **FAST)
+    tuned = ConceptBottleneckModel(data["bank"], CLASSES, **kwargs).fit(*data["train"],
+                                                                        *data["val"])
+    plain = ConceptBottleneckModel(data["bank"], CLASSES, finetune_epochs=0,
+                                   **kwargs).fit(*data["train"], *data["val"])
+    report = tuned.training_["sparse_finetune"]
+    assert plain.training_["sparse_finetune"] == {}
+    assert int((tuned.head_.weight != 0).sum()) == C  # NEC = 1 exactly, after fine-tuning
+    assert report["val_accuracy_after"] >= report["val_accuracy_before"] or not report["kept"]
+    Xv, yv = data["val"]
+    val_tuned = float((tuned.predict(Xv) == yv).mean())
+    val_plain = float((plain.predict(Xv) == yv).mean())
+    assert val_tuned >= val_plain - 1e-9
+
+
+@pytest.mark.parametrize("method", ["contrastive", "l1"])
+def test_cbl_can_read_the_embedding_instead_of_concept_scores(data, method):
+    model = ConceptBottleneckModel(data["bank"], CLASSES, method=method, cbl_input="embedding",
+                                   seed=0, **FAST).fit(*data["train"], *data["val"])
+    assert model.cbl_.linear.weight.shape == (K, data["train"][0].shape[1])
+    Xs, ys = data["test"]
+    assert float((model.predict(Xs) == ys).mean()) > 0.8
+
+
 # ------------------------------------------------------------------------------ (c) save / load
 
 

@@ -55,6 +55,11 @@ class TrainConfig:
     creeps up by a few examples per epoch for 10+ epochs) bounds the cost. ``weight_decay``
     applies to the joint head only (the CBL's own regulariser is the objective's business).
 
+    ``finetune_epochs``: with a sparse head (``nec``), the CBL and the head's non-zero weights
+    are then trained together for up to this many epochs with the zero pattern fixed, so the
+    concept units adapt to the few weights each class may use (0 turns it off; the result is
+    kept only if validation accuracy does not drop).
+
     ``num_threads``: torch intra-op threads during the loop (restored afterwards). ``None``
     picks 1 when one step's matrix product is small (batch x in x K < 2**27 multiply-adds,
     e.g. 256 x 400 x 400) and leaves torch's setting otherwise: on 2 cores shared with other
@@ -70,6 +75,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     num_threads: int | None = None
     show_progress: bool | None = None
+    finetune_epochs: int = 10
 
     def __post_init__(self) -> None:
         for name in ("lr", "head_lr"):
@@ -82,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_epochs < 1:
             raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if self.finetune_epochs < 0:
+            raise ValueError(f"finetune_epochs must be >= 0, got {self.finetune_epochs}")
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
         if not self.min_delta >= 0:
@@ -265,7 +273,9 @@ def train_cbl(objective: Objective, inputs_train: np.ndarray, y_train: np.ndarra
               concept_labels: np.ndarray | None = None,
               targets_train: np.ndarray | None = None, targets_val: np.ndarray | None = None,
               n_concepts: int | None = None, config: TrainConfig | None = None,
-              seed: int = 0, desc: str = "") -> CBLFit:
+              seed: int = 0, desc: str = "", init_cbl: ConceptBottleneckLayer | None = None,
+              init_head: tuple[np.ndarray, np.ndarray] | None = None,
+              head_mask: np.ndarray | None = None, input_kind: str | None = None) -> CBLFit:
     """Fit a CBL with ``objective`` by minibatch Adam; return the best epoch's weights.
 
     ``inputs_*`` are what the CBL reads: concept scores (N x K) for ``input_kind == "scores"``,
@@ -276,6 +286,10 @@ def train_cbl(objective: Objective, inputs_train: np.ndarray, y_train: np.ndarra
     for ``cos3`` highest validation mean cos3 similarity. Early stopping after ``patience``
     epochs without an improvement above ``min_delta``, never before
     ``objective.warmup_epochs`` (the annealing).
+
+    Sparse fine-tuning (``init_cbl`` + ``init_head`` + ``head_mask``): start from a fitted CBL
+    and a head given in raw activation units, keep the head's zero pattern fixed (so its NEC
+    stays exact) and train both with the same objective, at the final temperature.
     """
     cfg = config or TrainConfig()
     k = int(n_concepts if n_concepts is not None else np.shape(inputs_train)[1])
@@ -286,29 +300,51 @@ def train_cbl(objective: Objective, inputs_train: np.ndarray, y_train: np.ndarra
         return _train_cbl(objective, inputs_train, y_train, inputs_val, y_val,
                           n_classes=n_classes, association=association,
                           concept_labels=concept_labels, targets_train=targets_train,
-                          targets_val=targets_val, k=k, cfg=cfg, seed=seed, desc=desc)
+                          targets_val=targets_val, k=k, cfg=cfg, seed=seed, desc=desc,
+                          init_cbl=init_cbl, init_head=init_head, head_mask=head_mask,
+                          input_kind=input_kind or objective.input_kind)
 
 
 def _train_cbl(objective: Objective, inputs_train: np.ndarray, y_train: np.ndarray,
                inputs_val: np.ndarray, y_val: np.ndarray, *, n_classes: int,
                association: np.ndarray | None, concept_labels: np.ndarray | None,
                targets_train: np.ndarray | None, targets_val: np.ndarray | None, k: int,
-               cfg: TrainConfig, seed: int, desc: str) -> CBLFit:
+               cfg: TrainConfig, seed: int, desc: str,
+               init_cbl: ConceptBottleneckLayer | None = None,
+               init_head: tuple[np.ndarray, np.ndarray] | None = None,
+               head_mask: np.ndarray | None = None, input_kind: str = "scores") -> CBLFit:
     start = time.perf_counter()
     xt = np.ascontiguousarray(inputs_train, dtype=np.float32)
     xv = np.ascontiguousarray(inputs_val, dtype=np.float32)
     gen = torch.Generator().manual_seed(int(seed))
     mean, std = standardization(xt)
-    init = "identity" if objective.input_kind == "scores" else "random"
-    cbl = ConceptBottleneckLayer(xt.shape[1], k, bias=objective.cbl_bias, init=init,
-                                 generator=gen, in_mean=mean, in_std=std)
+    init = "identity" if input_kind == "scores" else "random"
+    finetune = init_cbl is not None
+    if finetune:
+        if init_head is None or head_mask is None or not objective.joint_head:
+            raise ValueError("sparse fine-tuning needs init_head, head_mask and a joint head")
+        cbl = copy.deepcopy(init_cbl)
+    else:
+        cbl = ConceptBottleneckLayer(xt.shape[1], k, bias=objective.cbl_bias, init=init,
+                                     generator=gen, in_mean=mean, in_std=std)
     head: nn.Linear | None = None
+    mask_t: Tensor | None = None
     if objective.joint_head:
         head = nn.Linear(k, n_classes)
         bound = 1.0 / math.sqrt(k)
         with torch.no_grad():
             nn.init.uniform_(head.weight, -bound, bound, generator=gen)
             head.bias.zero_()
+            if init_head is not None:
+                head.weight.copy_(torch.as_tensor(init_head[0], dtype=torch.float32))
+                head.bias.copy_(torch.as_tensor(init_head[1], dtype=torch.float32))
+        if head_mask is not None:
+            mask_t = torch.as_tensor(head_mask, dtype=torch.float32)
+            if mask_t.shape != head.weight.shape:
+                raise ValueError(f"head_mask has shape {tuple(mask_t.shape)}, expected "
+                                 f"{tuple(head.weight.shape)}")
+            with torch.no_grad():
+                head.weight.mul_(mask_t)
 
     cbl_lr = cfg.lr if cfg.lr is not None else (1e-3 if init == "identity" else 1e-2)
     groups: list[dict[str, Any]] = [{"params": list(cbl.parameters()), "weight_decay": 0.0,
@@ -337,7 +373,7 @@ def _train_cbl(objective: Objective, inputs_train: np.ndarray, y_train: np.ndarr
     n = len(x_t)
     bs = min(cfg.batch_size, n)
     steps_per_epoch = math.ceil(n / bs)
-    warmup = objective.warmup_epochs
+    warmup = 0 if finetune else objective.warmup_epochs
     anneal_steps = max(1, warmup * steps_per_epoch)
     history: list[dict[str, float]] = []
     best_score, best_epoch, bad = -math.inf, 0, 0
@@ -355,8 +391,8 @@ def _train_cbl(objective: Objective, inputs_train: np.ndarray, y_train: np.ndarr
             if len(idx) < 2 and n >= 2:  # a lone example breaks batch statistics; skip it
                 continue
             pre = cbl(x_t[idx])
-            acts = objective.activations(pre, training=True, progress=step / anneal_steps,
-                                         generator=gen)
+            done = 1.0 if finetune else step / anneal_steps
+            acts = objective.activations(pre, training=True, progress=done, generator=gen)
             batch = LossInputs(
                 pre=pre, acts=acts, y=y_t[idx], cbl_weight=cbl.linear.weight,
                 logits=head(acts) if head is not None else None, association=a_t,
@@ -370,6 +406,9 @@ def _train_cbl(objective: Objective, inputs_train: np.ndarray, y_train: np.ndarr
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if mask_t is not None:
+                with torch.no_grad():
+                    head.weight.mul_(mask_t)  # type: ignore[union-attr]
             step += 1
             for key, value in {"loss": float(loss.detach()), **parts}.items():
                 totals[key] = totals.get(key, 0.0) + value * len(idx)
@@ -377,7 +416,8 @@ def _train_cbl(objective: Objective, inputs_train: np.ndarray, y_train: np.ndarr
         row = {"epoch": epoch + 1, **{f"train_{k_}": v / n for k_, v in totals.items()},
                "val_score": score, "val_loss": val_loss}
         if hasattr(objective, "temperature"):
-            row["tau"] = objective.temperature(min(1.0, step / anneal_steps))  # type: ignore[attr-defined]
+            done = 1.0 if finetune else min(1.0, step / anneal_steps)
+            row["tau"] = objective.temperature(done)  # type: ignore[attr-defined]
         history.append(row)
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(val=f"{score:.4f}")  # type: ignore[attr-defined]

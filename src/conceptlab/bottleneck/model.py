@@ -318,7 +318,7 @@ class ConceptBottleneckModel:
                         association=A, concept_labels=labels, targets_train=St,
                         targets_val=Sv, n_concepts=len(bank),
                         config=self.train_config, seed=self.seed,
-                        desc=f"fit CBL ({self.method})")
+                        desc=f"fit CBL ({self.method})", input_kind=self.cbl_input)
         cbl = fit.cbl
         dropped: list[dict[str, Any]] = []
         cos3_val: dict[str, float] = {}
@@ -344,6 +344,13 @@ class ConceptBottleneckModel:
         Hv = apply_cbl(cbl, objective, inputs_v)
         head = fit_final_head(Ht, yt, Hv, yv, n_classes=self.n_classes, nec=self.nec,
                               seed=self.seed, **self.head_kwargs)
+        finetune: dict[str, Any] = {}
+        if self.nec is not None and objective.joint_head and self.train_config.finetune_epochs:
+            cbl, head, finetune = self._sparse_finetune(
+                cbl, head, inputs_t, yt, inputs_v, yv, A, labels, St, Sv)
+            Ut = cbl_units(cbl, inputs_t)
+            Ht = units_to_activations(objective, Ut)
+            Hv = apply_cbl(cbl, objective, inputs_v)
 
         self.bank, self.cbl_, self.head_ = bank, cbl, head
         self.association_, self.association_source_ = A, source
@@ -365,8 +372,39 @@ class ConceptBottleneckModel:
             "fit_seconds": time.perf_counter() - start,
         }
         self.training_ = {"cbl": fit.summary(), "parameters_moved": fit.moved,
-                          "cos3_val_similarity": cos3_val}
+                          "cos3_val_similarity": cos3_val, "sparse_finetune": finetune}
         return self
+
+    def _sparse_finetune(self, cbl: ConceptBottleneckLayer, head: heads.LinearHead,
+                         inputs_t: np.ndarray, yt: np.ndarray, inputs_v: np.ndarray,
+                         yv: np.ndarray, A: np.ndarray | None, labels: np.ndarray | None,
+                         St: np.ndarray, Sv: np.ndarray
+                         ) -> tuple[ConceptBottleneckLayer, heads.LinearHead, dict[str, Any]]:
+        """Train the CBL with the sparse head's zero pattern fixed (its NEC stays exact);
+        keep the result only if validation accuracy does not drop."""
+        w = (head.weight / head.std).astype(np.float32)
+        b = (head.bias - w @ head.mean).astype(np.float32)
+        mask = (head.weight != 0).astype(np.float32)
+        before = metrics.accuracy(yv, head.predict(apply_cbl(cbl, self.objective, inputs_v)))
+        cfg = dataclasses.replace(self.train_config, max_epochs=self.train_config.finetune_epochs)
+        fit = train_cbl(self.objective, inputs_t, yt, inputs_v, yv, n_classes=self.n_classes,
+                        association=A, concept_labels=labels, targets_train=St,
+                        targets_val=Sv, n_concepts=cbl.n_concepts, config=cfg,
+                        seed=self.seed + 1, desc=f"sparse fine-tune ({self.method})",
+                        init_cbl=cbl, init_head=(w, b), head_mask=mask,
+                        input_kind=self.cbl_input)
+        assert fit.joint_head is not None
+        W = fit.joint_head.weight.detach().numpy().astype(np.float32) * mask
+        tuned = heads.LinearHead(weight=W, bias=fit.joint_head.bias.detach().numpy().copy(),
+                                 mean=np.zeros(W.shape[1], np.float32),
+                                 std=np.ones(W.shape[1], np.float32),
+                                 info={**head.info, "sparse_finetune": True})
+        after = metrics.accuracy(yv, tuned.predict(apply_cbl(fit.cbl, self.objective, inputs_v)))
+        report = {"val_accuracy_before": before, "val_accuracy_after": after,
+                  "epochs": fit.best_epoch, "kept": after >= before}
+        if after >= before:
+            return fit.cbl, tuned, report
+        return cbl, head, report
 
     # ------------------------------------------------------------------------------------------
     # inference

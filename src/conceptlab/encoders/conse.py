@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.cache import ActivationCache, CacheKey
 from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
 from conceptlab.encoders.efficientnet import EfficientNetEncoder, imagenet_class_names
 from conceptlab.encoders.sentence import SentenceEncoder, minilm_path
@@ -131,8 +132,19 @@ class ConSEEncoder(Encoder):
         key = hash_json({"text": self.text_encoder.fingerprint(), "prompts": prompts})
         with _LOCK:
             if key not in _CLASS_EMB:
-                _CLASS_EMB[key] = self.text_encoder.encode_texts(prompts)
+                _CLASS_EMB[key] = self._class_embeddings_on_disk(prompts)
             return _CLASS_EMB[key]
+
+    def _class_embeddings_on_disk(self, prompts: list[str]) -> np.ndarray:
+        """The 1000 prompt embeddings through the activation cache: a new process (a CLI
+        ``predict``) reads them instead of spending ~15 s re-encoding them."""
+        cache = ActivationCache()
+        key = CacheKey(encoder=self.text_encoder.cache_fingerprint("text"),
+                       data=hash_json(prompts), extra="conse-class-prompts")
+        views = cache.get_or_compute(
+            key, len(prompts),
+            lambda a, b: {"embedding": self.text_encoder.encode_texts(prompts[a:b])})
+        return views["embedding"]
 
     def fingerprint(self) -> str:
         return hash_json({"method": "conse", "backbone": self.backbone.fingerprint(),
