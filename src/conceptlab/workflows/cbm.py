@@ -288,28 +288,35 @@ def intervene_saved(model_dir: str | Path, inputs: Sequence[str], settings: dict
             for i, (b, a) in enumerate(zip(before, after, strict=True))]
 
 
+Variant = str | tuple[str, str, dict[str, Any]]
+
+
 def comparison_rows(prep: Prepared, src: ConceptSource, *,
-                    methods: Sequence[str] = ("cos3", "l1", "contrastive", "gumbel"),
+                    methods: Sequence[Variant] = ("cos3", "l1", "contrastive", "gumbel"),
                     necs: Sequence[float | None] = (None, 5.0), templates: str = "plain",
                     progress_label: str = "") -> list[dict[str, Any]]:
     """Every method on the same cached embeddings: zero-shot, CMS (both rules), the dense
-    linear probe, and each CBM objective with each head (dense / NEC)."""
+    linear probe, and each CBM variant with each head (dense / NEC).
+
+    A variant is an objective name or ``(label, objective, hyper-parameters)``.
+    """
     from conceptlab.baselines.probe import fit_linear_probe
 
-    rows = cms_rows(prep, src, templates) if "image" in prep.encoder.modalities or \
-        prep.dataset.modality == "text" else []
+    rows = cms_rows(prep, src, templates)
     t0 = time.perf_counter()
     head = fit_linear_probe(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
                             n_classes=len(prep.class_names), seed=prep.config.seed)
     rows.append({"method": "linear-probe", "nec_requested": None, "n_concepts": 0,
                  "accuracy": accuracy(prep.y["test"], head.predict(prep.X["test"])),
                  "fit_seconds": round(time.perf_counter() - t0, 3)})
-    for method in methods:
+    for variant in methods:
+        label, method, hp = (variant, variant, {}) if isinstance(variant, str) else variant
         for nec in necs:
-            _, row = fit_cbm(prep, src, method, nec)
+            _, row = fit_cbm(prep, src, method, nec, **hp)
+            row = {**row, "method": label, "objective": method, "hyper_parameters": hp}
             rows.append(row)
             if progress_label:
-                print(f"{progress_label} {method} nec={nec}: acc={row['accuracy']:.4f} "
+                print(f"{progress_label} {label} nec={nec}: acc={row['accuracy']:.4f} "
                       f"active={row['mean_active_concepts']:.2f} fit={row['fit_seconds']:.1f}s",
                       flush=True)
     return rows
