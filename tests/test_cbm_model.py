@@ -29,26 +29,11 @@ from conceptlab.report.plots import (
     plot_intervention_curve,
     plot_saved_model_weights,
 )
+from synthetic_data import C, D, K, class_concept_data
 
-D, K, C = 32, 24, 4
 CLASSES = ["cat", "dog", "car", "ship"]
 FP = "fp-synthetic-0"
 FAST = {"max_epochs": 10, "patience": 3, "show_progress": False}
-
-
-def class_concept_data(n: int, seed: int, noise: float = 1.5):
-    """Class c's embeddings mix its 6 concepts (random positive weights) plus noise."""
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(K, D))
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    assoc = np.zeros((C, K), dtype=np.float32)
-    for c in range(C):
-        assoc[c, c * K // C:(c + 1) * K // C] = 1
-    r = np.random.default_rng(seed)
-    y = r.integers(0, C, n)
-    X = (r.uniform(0, 1, size=(n, K)) * assoc[y]) @ vectors
-    X += noise * r.normal(size=(n, D)) / np.sqrt(D)
-    return X.astype(np.float32), y, vectors, assoc
 
 
 def make_bank(vectors: np.ndarray, with_classes: bool = True) -> ConceptBank:
@@ -60,9 +45,9 @@ def make_bank(vectors: np.ndarray, with_classes: bool = True) -> ConceptBank:
 
 @pytest.fixture(scope="module")
 def data():
-    Xt, yt, V, A = class_concept_data(1500, 1)
-    Xv, yv, _, _ = class_concept_data(500, 2)
-    Xs, ys, _, _ = class_concept_data(1000, 3)
+    Xt, yt, V, A, _ = class_concept_data(1500, 1)
+    Xv, yv, _, _, _ = class_concept_data(500, 2)
+    Xs, ys, _, _, _ = class_concept_data(1000, 3)
     return {"train": (Xt, yt), "val": (Xv, yv), "test": (Xs, ys), "bank": make_bank(V), "A": A}
 
 

@@ -186,24 +186,27 @@ def text_args(text_data: dict[str, Path], cache: Path) -> list[str]:
     return ["--data", f"csv:{text_data['csv']}", "--encoder", "minilm", "--cache", str(cache)]
 
 
+def fit_text_cbm(tmp_path_factory: pytest.TempPathFactory, text_data: dict[str, Path],
+                 cache: Path, method: str, *extra: str) -> Path:
+    """Fit a CBM on the text data through the CLI (``--method method`` plus ``extra``)."""
+    out = tmp_path_factory.mktemp(f"fit-{method}")
+    invoke("fit", *text_args(text_data, cache), "--out", out, "--concepts", text_data["vocab"],
+           "--method", method, *extra)
+    return out
+
+
 @pytest.fixture(scope="module")
 def fit_l1(tmp_path_factory: pytest.TempPathFactory, text_data: dict[str, Path],
            cache: Path) -> Path:
     """A sparse CBM (l1 objective, exactly 2 concepts per class) fitted through the CLI."""
-    out = tmp_path_factory.mktemp("fit-l1")
-    invoke("fit", *text_args(text_data, cache), "--out", out, "--concepts", text_data["vocab"],
-           "--method", "l1", "--nec", "2")
-    return out
+    return fit_text_cbm(tmp_path_factory, text_data, cache, "l1", "--nec", "2")
 
 
 @pytest.fixture(scope="module")
 def fit_gumbel(tmp_path_factory: pytest.TempPathFactory, text_data: dict[str, Path],
                cache: Path) -> Path:
     """A dense-head CBM (gumbel objective) fitted through the CLI, with a hyper-parameter."""
-    out = tmp_path_factory.mktemp("fit-gumbel")
-    invoke("fit", *text_args(text_data, cache), "--out", out, "--concepts", text_data["vocab"],
-           "--method", "gumbel", "--set", "max_epochs=5")
-    return out
+    return fit_text_cbm(tmp_path_factory, text_data, cache, "gumbel", "--set", "max_epochs=5")
 
 
 def check_common(metrics: dict[str, Any], data: str, encoder: str, n_test: int) -> None:

@@ -251,24 +251,26 @@ def test_csv_errors_name_file_and_line(tmp_path, content, message):
         build_dataset(f"csv:{p}")
 
 
-def test_jsonl_good_and_bad(tmp_path):
+def test_jsonl_good(tmp_path):
     p = tmp_path / "t.jsonl"
     lines = [json.dumps({"text": f"t{i}", "label": i % 2}) for i in range(10)]
     p.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
     ds = build_dataset(f"jsonl:{p}", test_fraction=0.2)
     assert ds.class_names == ["0", "1"]
     assert len(ds.official_split("train")) == 8
-    p.write_text(lines[0] + "\n{not json}\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"t\.jsonl:2: not valid JSON"):
-        build_dataset(f"jsonl:{p}")
-    p.write_text(lines[0] + '\n{"text": "x"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"t\.jsonl:2: no key 'label'"):
-        build_dataset(f"jsonl:{p}")
-    p.write_text(lines[0] + '\n{"text": "", "label": 1}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"t\.jsonl:2: empty text"):
-        build_dataset(f"jsonl:{p}")
-    p.write_text(lines[0] + '\n[1, 2]\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"t\.jsonl:2: expected a JSON object"):
+
+
+@pytest.mark.parametrize(("bad_line", "message"), [
+    ("{not json}", r"t\.jsonl:2: not valid JSON"),
+    ('{"text": "x"}', r"t\.jsonl:2: no key 'label'"),
+    ('{"text": "", "label": 1}', r"t\.jsonl:2: empty text"),
+    ("[1, 2]", r"t\.jsonl:2: expected a JSON object"),
+])
+def test_jsonl_errors_name_file_and_line(tmp_path, bad_line, message):
+    p = tmp_path / "t.jsonl"
+    good = json.dumps({"text": "t0", "label": 0})
+    p.write_text(good + "\n" + bad_line + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=message):
         build_dataset(f"jsonl:{p}")
 
 

@@ -25,31 +25,15 @@ from conceptlab.bottleneck.objectives import (
     gumbel_softmax,
     mass_class_similarity,
 )
+from synthetic_data import C, K, class_concept_data
 
-D, K, C = 32, 24, 4  # embedding dim, concepts, classes (6 concepts per class)
 FAST = TrainConfig(max_epochs=12, patience=4, show_progress=False)
-
-
-def class_concept_data(n: int, seed: int, noise: float = 1.5):
-    """Embeddings whose concept scores carry class signal: class c mixes its 6 concepts."""
-    rng = np.random.default_rng(0)
-    bank = rng.normal(size=(K, D))
-    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
-    assoc = np.zeros((C, K), dtype=np.float32)
-    for c in range(C):
-        assoc[c, c * K // C:(c + 1) * K // C] = 1
-    r = np.random.default_rng(seed)
-    y = r.integers(0, C, n)
-    X = (r.uniform(0, 1, size=(n, K)) * assoc[y]) @ bank
-    X += noise * r.normal(size=(n, D)) / np.sqrt(D)
-    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
-    return X.astype(np.float32), y, (Xn @ bank.T).astype(np.float32), bank, assoc
 
 
 @pytest.fixture(scope="module")
 def data():
-    _, yt, St, _, A = class_concept_data(1500, 1)
-    _, yv, Sv, _, _ = class_concept_data(500, 2)
+    _, yt, _, A, St = class_concept_data(1500, 1)
+    _, yv, _, _, Sv = class_concept_data(500, 2)
     return St, yt, Sv, yv, A
 
 

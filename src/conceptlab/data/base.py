@@ -131,6 +131,24 @@ def take_options(spec: str, options: Mapping[str, Any],
     return {**defaults, **options}
 
 
+def take_path_options(prefix: str, arg: str, options: Mapping[str, Any],
+                      defaults: Mapping[str, Any], example: str) -> dict[str, Any]:
+    """:func:`take_options` for a family whose spec needs a path (``prefix:PATH``).
+
+    An empty ``arg`` is a DataError showing ``prefix:example``.
+    """
+    if not arg:
+        raise DataError(f"{prefix}: needs a path, e.g. {prefix}:{example}")
+    return take_options(prefix, options, defaults)
+
+
+def read_error(path: str | os.PathLike[str], err: OSError) -> DataError:
+    """The DataError for an OSError while reading ``path``: "no such file" or "cannot read"."""
+    if isinstance(err, FileNotFoundError):
+        return DataError(f"{path}: no such file")
+    return DataError(f"{path}: cannot read ({err.strerror or err})")
+
+
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
@@ -210,12 +228,10 @@ def read_fields(path: str | os.PathLike[str], min_fields: int,
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise DataError(f"{p}: no such file") from err
     except UnicodeDecodeError as err:
         raise DataError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     except OSError as err:
-        raise DataError(f"{p}: cannot read ({err.strerror or err})") from err
+        raise read_error(p, err) from err
     out = []
     for n, line in enumerate(text.splitlines(), start=1):
         fields = line.split(None, maxsplit)

@@ -29,8 +29,9 @@ from conceptlab.data.base import (
     DataSplit,
     ItemSource,
     file_digest,
+    read_error,
     register_dataset,
-    take_options,
+    take_path_options,
 )
 from conceptlab.utils.hashing import hash_json
 
@@ -78,10 +79,8 @@ def safe_load_pickle(path: Path) -> Any:
         raise DataError(f"{path}: {err}; CIFAR files may hold only dicts, lists, bytes, numbers "
                         "and numpy arrays, so this file was not loaded (tampered or not a "
                         "CIFAR batch)") from err
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: no such file") from err
     except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from err
+        raise read_error(path, err) from err
     # A truncated or foreign pickle fails in many ways (EOFError, UnpicklingError, ValueError,
     # TypeError inside numpy's setstate, ...): all of them must name the file.
     except Exception as err:
@@ -211,15 +210,12 @@ class Cifar(Dataset):
 
 @register_dataset("cifar10")
 def _build10(arg: str, options: dict[str, Any]) -> Dataset:
-    if not arg:
-        raise DataError("cifar10: needs a path, e.g. cifar10:/data/cifar-10-batches-py")
-    take_options("cifar10", options, {})
+    take_path_options("cifar10", arg, options, {}, "/data/cifar-10-batches-py")
     return Cifar(arg, variant="cifar10")
 
 
 @register_dataset("cifar100")
 def _build100(arg: str, options: dict[str, Any]) -> Dataset:
-    if not arg:
-        raise DataError("cifar100: needs a path, e.g. cifar100:/data/cifar-100-python")
-    opts = take_options("cifar100", options, {"label_kind": "fine"})
+    opts = take_path_options("cifar100", arg, options, {"label_kind": "fine"},
+                             "/data/cifar-100-python")
     return Cifar(arg, variant="cifar100", label_kind=opts["label_kind"])

@@ -34,7 +34,7 @@ from conceptlab.data.base import (
     parse_int,
     read_fields,
     register_dataset,
-    take_options,
+    take_path_options,
 )
 from conceptlab.data.folder import ImageFileSource, check_on_error, drop_unreadable
 
@@ -233,7 +233,6 @@ class CUB(Dataset):
 
 @register_dataset("cub")
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
-    if not arg:
-        raise DataError("cub: needs a path, e.g. cub:/data/CUB_200_2011")
-    opts = take_options("cub", options, {"attributes": None, "on_error": "raise"})
+    opts = take_path_options("cub", arg, options, {"attributes": None, "on_error": "raise"},
+                             "/data/CUB_200_2011")
     return CUB(arg, **opts)

@@ -37,7 +37,7 @@ from conceptlab.data.base import (
     file_digest,
     read_fields,
     register_dataset,
-    take_options,
+    take_path_options,
 )
 from conceptlab.data.folder import (
     IMAGE_EXTENSIONS,
@@ -229,7 +229,6 @@ class ImageNetVal(Dataset):
 
 @register_dataset("imagenet-val")
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
-    if not arg:
-        raise DataError("imagenet-val: needs a path, e.g. imagenet-val:/data/imagenet/val")
-    opts = take_options("imagenet-val", options, {"labels": None, "on_error": "raise"})
+    opts = take_path_options("imagenet-val", arg, options, {"labels": None, "on_error": "raise"},
+                             "/data/imagenet/val")
     return ImageNetVal(arg, **opts)

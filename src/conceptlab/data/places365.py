@@ -32,7 +32,7 @@ from conceptlab.data.base import (
     parse_int,
     read_fields,
     register_dataset,
-    take_options,
+    take_path_options,
 )
 from conceptlab.data.folder import ImageFileSource, check_on_error, drop_unreadable
 
@@ -156,7 +156,6 @@ class Places365(Dataset):
 
 @register_dataset("places365")
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
-    if not arg:
-        raise DataError("places365: needs a path, e.g. places365:/data/places365")
-    opts = take_options("places365", options, {"resolution": None, "on_error": "raise"})
+    opts = take_path_options("places365", arg, options, {"resolution": None, "on_error": "raise"},
+                             "/data/places365")
     return Places365(arg, **opts)

@@ -32,7 +32,7 @@ from conceptlab.data.base import (
     ItemSource,
     file_digest,
     register_dataset,
-    take_options,
+    take_path_options,
 )
 from conceptlab.data.splits import check_fraction, pool_split
 from conceptlab.utils.hashing import hash_json
@@ -263,13 +263,11 @@ _DEFAULTS: dict[str, Any] = {"text_column": "text", "label_column": "label",
 
 @register_dataset("csv")
 def _build_csv(arg: str, options: dict[str, Any]) -> Dataset:
-    if not arg:
-        raise DataError("csv: needs a path, e.g. csv:/data/reviews.csv")
-    return TextTable(arg, fmt="csv", **take_options("csv", options, _DEFAULTS))
+    opts = take_path_options("csv", arg, options, _DEFAULTS, "/data/reviews.csv")
+    return TextTable(arg, fmt="csv", **opts)
 
 
 @register_dataset("jsonl")
 def _build_jsonl(arg: str, options: dict[str, Any]) -> Dataset:
-    if not arg:
-        raise DataError("jsonl: needs a path, e.g. jsonl:/data/reviews.jsonl")
-    return TextTable(arg, fmt="jsonl", **take_options("jsonl", options, _DEFAULTS))
+    opts = take_path_options("jsonl", arg, options, _DEFAULTS, "/data/reviews.jsonl")
+    return TextTable(arg, fmt="jsonl", **opts)

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from conceptlab.encoders._common import cached_weight_hash, check_options, embedding_views
 from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import _source_key, check_texts, portable_name
-from conceptlab.utils.hashing import hash_json, hash_state_dict
+from conceptlab.utils.hashing import hash_json
 
 # Per process: loaded (model, processor) per source, device and dtype; weight hash per source.
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -116,10 +116,7 @@ class HFClipEncoder(Encoder):
 
     def fingerprint(self) -> str:
         key = (*_source_key(self.name_or_path), self.dtype)
-        with _LOCK:
-            if key not in _WEIGHT_HASHES:
-                _WEIGHT_HASHES[key] = hash_state_dict(self.model.state_dict())
-            weights = _WEIGHT_HASHES[key]
+        weights = cached_weight_hash(_WEIGHT_HASHES, _LOCK, key, self.model)
         tok = self.processor.tokenizer
         return hash_json({"kind": "hf-dual-encoder", "model": portable_name(self.name_or_path),
                           "weights": weights,
@@ -143,10 +140,7 @@ class HFClipEncoder(Encoder):
                       if k in ("input_ids", "attention_mask", "position_ids")}
             with torch.inference_mode():
                 emb = _embedding(model.get_text_features(**inputs))
-        emb = emb.float()
-        if self.normalize:
-            emb = torch.nn.functional.normalize(emb, dim=-1)
-        return {"embedding": emb.cpu().numpy().astype(np.float32)}
+        return embedding_views(emb, self.normalize)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.name_or_path, "model_type": self.model_type,
@@ -158,8 +152,5 @@ _OPTIONS = {"normalize", "batch_size", "device", "dtype"}
 
 @register_encoder("hf")
 def _build(arg: str, options: dict[str, Any]) -> HFClipEncoder:
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        raise EncoderError(
-            f"hf:{arg}: unknown options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+    check_options("hf", arg, options, _OPTIONS)
     return HFClipEncoder(arg, **options)

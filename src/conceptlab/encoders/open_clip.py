@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import torch
 
+from conceptlab.encoders._common import cached_weight_hash, check_options, embedding_views
 from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import check_texts
-from conceptlab.utils.hashing import hash_json, hash_state_dict
+from conceptlab.utils.hashing import hash_json
 
 INSTALL_HINT = ("pip install open-clip-torch (or conceptlab[openclip]); it needs a torchvision "
                 "built for your torch version (e.g. pip install torchvision==<match> from the same "
@@ -115,10 +115,7 @@ class OpenClipEncoder(Encoder):
 
     def fingerprint(self) -> str:
         self._load()
-        with _LOCK:
-            if self.spec not in _WEIGHT_HASHES:
-                _WEIGHT_HASHES[self.spec] = hash_state_dict(self._model.state_dict())
-            weights = _WEIGHT_HASHES[self.spec]
+        weights = cached_weight_hash(_WEIGHT_HASHES, _LOCK, self.spec, self._model)
         return hash_json({"kind": "open_clip", "arch": self.arch, "tag": self.tag,
                           "weights": weights,
                           "preprocess": repr(self._preprocess), "normalize": self.normalize})
@@ -133,10 +130,7 @@ class OpenClipEncoder(Encoder):
             else:
                 tokens = self._tokenizer(check_texts(items, self.spec)).to(self._device)
                 emb = self._model.encode_text(tokens)
-        emb = emb.float()
-        if self.normalize:
-            emb = torch.nn.functional.normalize(emb, dim=-1)
-        return {"embedding": emb.cpu().numpy().astype(np.float32)}
+        return embedding_views(emb, self.normalize)
 
 
 _OPTIONS = {"normalize", "batch_size", "device"}
@@ -144,8 +138,5 @@ _OPTIONS = {"normalize", "batch_size", "device"}
 
 @register_encoder("openclip")
 def _build(arg: str, options: dict[str, Any]) -> OpenClipEncoder:
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        raise EncoderError(
-            f"openclip:{arg}: unknown options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
+    check_options("openclip", arg, options, _OPTIONS)
     return OpenClipEncoder(arg, **options)
