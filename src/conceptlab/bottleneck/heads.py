@@ -653,7 +653,8 @@ def fit_sparse_head(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray,
                     max_iter_per_lambda: int = 300, tol: float = 1e-4,
                     refit_weight_decay: float = 1e-4, refit_max_epochs: int = 100,
                     weight_decays: tuple[float, ...] = DEFAULT_WEIGHT_DECAYS,
-                    device: str = "cpu", num_threads: int | None = None) -> LinearHead:
+                    device: str = "cpu", num_threads: int | None = None,
+                    path_rows: int | None = 16384) -> LinearHead:
     """A head with exactly ``round(nec * n_classes)`` non-zero weights (VLG-CBM's NEC protocol).
 
     Steps (Srivastava et al. 2024 for NEC and truncation; Wong et al. 2021 for the path):
@@ -686,14 +687,19 @@ def fit_sparse_head(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray,
     gradient in torch; ``solver="saga"`` uses glm-saga's minibatch SAGA (the reference
     implementation; much slower on CPU, see ``benchmarks/bench_heads.py``).
     ``num_threads``: torch CPU threads during the fit (see ``_thread_limit``; None = automatic).
+    ``path_rows``: the path (steps 1-2), which only has to choose which weights to keep, runs
+    on a seeded random subsample of at most this many training rows; the refit (step 4) uses
+    every row. On 54k x 66 this cut the sparse fit from 24 s to a few seconds. ``None``: all.
     """
+    if path_rows is not None and path_rows < 2:
+        raise ValueError(f"path_rows must be None or >= 2, got {path_rows}")
     with _thread_limit(num_threads, Z_train, n_classes, device) as threads:
         head = _fit_sparse(
             Z_train, y_train, Z_val, y_val, n_classes=n_classes, nec=nec, seed=seed,
             alpha=alpha, solver=solver, path_ratio=path_ratio, refine_steps=refine_steps,
             min_lambda_ratio=min_lambda_ratio, max_iter_per_lambda=max_iter_per_lambda, tol=tol,
             refit_weight_decay=refit_weight_decay, refit_max_epochs=refit_max_epochs,
-            weight_decays=weight_decays, device=device)
+            weight_decays=weight_decays, device=device, path_rows=path_rows)
     head.info["threads"] = threads
     return head
 
@@ -703,7 +709,7 @@ def _fit_sparse(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray, y_v
                 path_ratio: float, refine_steps: int, min_lambda_ratio: float,
                 max_iter_per_lambda: int, tol: float, refit_weight_decay: float,
                 refit_max_epochs: int, weight_decays: tuple[float, ...],
-                device: str) -> LinearHead:
+                device: str, path_rows: int | None = None) -> LinearHead:
     start = time.perf_counter()
     Zt, yt, Zv, yv = _check_problem(Z_train, y_train, Z_val, y_val, n_classes)
     n_classes = int(n_classes)
@@ -739,18 +745,25 @@ def _fit_sparse(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray, y_v
     Xt, Xv = _to_tensor(Zt, mean, std, dev), _to_tensor(Zv, mean, std, dev)
     tt, tv = torch.from_numpy(yt).to(dev), torch.from_numpy(yv).to(dev)
 
+    # the path only chooses the support: a seeded subsample of rows is enough
+    Xp, tp = Xt, tt
+    if path_rows is not None and len(Xt) > path_rows:
+        sub = np.sort(np.random.default_rng(seed).choice(len(Xt), path_rows, replace=False))
+        sub_t = torch.from_numpy(sub).to(dev)
+        Xp, tp = Xt[sub_t].contiguous(), tt[sub_t]
+
     # 1. lambda_max (glm-saga's maximum_reg, non-grouped)
-    Y = F.one_hot(tt, n_classes).to(Xt.dtype)
-    lam_max = float((Xt.T @ (Y - Y.mean(0))).abs().max()) / len(Xt) / max(alpha, 1e-3)
+    Y = F.one_hot(tp, n_classes).to(Xp.dtype)
+    lam_max = float((Xp.T @ (Y - Y.mean(0))).abs().max()) / len(Xp) / max(alpha, 1e-3)
     W = torch.zeros(n_classes, k, device=dev)
     b = torch.from_numpy(_log_prior_bias(yt, n_classes)).to(dev)
 
     if solver == "proximal":
         path: _ProximalPath | _SagaPath = _ProximalPath(
-            Xt, tt, n_classes, alpha, max_iter=max_iter_per_lambda, tol=tol,
+            Xp, tp, n_classes, alpha, max_iter=max_iter_per_lambda, tol=tol,
             working_extra=2 * target)
     else:
-        path = _SagaPath(Xt, tt, n_classes, alpha, max_iter=max_iter_per_lambda, tol=tol,
+        path = _SagaPath(Xp, tp, n_classes, alpha, max_iter=max_iter_per_lambda, tol=tol,
                          seed=seed)
 
     # 2. walk the path to the first point with >= target non-zeros, then bisect
@@ -826,7 +839,8 @@ def _fit_sparse(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray, y_v
         "epochs": path.iterations + refit_iter,
         "concepts_used": int(mask_np.any(axis=0).sum()),
         "weights_per_class": [int(v) for v in mask_np.sum(axis=1)],
-        "n_train": len(Zt), "n_val": len(Zv), "n_features": k, "n_classes": n_classes,
+        "n_train": len(Zt), "path_rows": len(Xp), "n_val": len(Zv), "n_features": k,
+        "n_classes": n_classes,
         "seed": seed, "device": str(dev), "seconds": time.perf_counter() - start,
     }
     return LinearHead(W_np, b_fit.cpu().numpy(), mean, std, info)
