@@ -115,7 +115,9 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     src = concept_source(prep, concepts)
     model, row = fit_cbm(prep, src, method, nec, **(hparams or {}))
     figures, explanations = _explanation_figures(model, prep, out)
-    w, _ = model.effective_head()
+    # weights per standardised activation: comparable across concepts (raw-unit weights blow
+    # up for units that are almost never active, e.g. under a Gumbel softmax)
+    w = model.head_.weight
     heat = plot_weight_heatmap(w, prep.class_names, model.concept_names,
                                out / "class_concept_weights.png")
     metrics = {"command": "fit", **row, **prep.base_metrics(), "concepts": describe_source(src),

@@ -42,10 +42,13 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
     write_json_atomic(out / "encoder.json", {"spec": config.encoder,
                                              "options": config.encoder_options,
                                              "fingerprint": prep.encoder.fingerprint()})
-    w, _ = model.effective_head()
+    # weights per standardised activation: comparable across concepts (raw-unit weights blow
+    # up for units that are almost never active, e.g. under a Gumbel softmax)
+    w = model.head_.weight
     heat = plot_weight_heatmap(w, prep.class_names, model.concept_names,
                                out / "class_concept_weights.png",
-                               title="Sparse-CBM (gumbel, NEC=5): class x concept weights")
+                               title="Sparse-CBM (gumbel, NEC=5): class x concept weights "
+                                     "(standardised)")
     figures = []
     y = prep.y["test"]
     picks = [int((y == c).nonzero()[0][0]) for c in range(len(prep.class_names)) if (y == c).any()]
