@@ -311,11 +311,14 @@ COMPARISON_VARIANTS: tuple[Variant, ...] = (
 def comparison_rows(prep: Prepared, src: ConceptSource, *,
                     methods: Sequence[Variant] = COMPARISON_VARIANTS,
                     necs: Sequence[float | None] = (None, 5.0), templates: str = "plain",
-                    progress_label: str = "") -> list[dict[str, Any]]:
+                    progress_label: str = "",
+                    models: dict[tuple[str, float | None], ConceptBottleneckModel] | None = None
+                    ) -> list[dict[str, Any]]:
     """Every method on the same cached embeddings: zero-shot, CMS (both rules), the dense
     linear probe, and each CBM variant with each head (dense / NEC).
 
-    A variant is an objective name or ``(label, objective, hyper-parameters)``.
+    A variant is an objective name or ``(label, objective, hyper-parameters)``. Pass a dict
+    as ``models`` to keep the fitted models, keyed by ``(label, nec)``.
     """
     from conceptlab.baselines.probe import fit_linear_probe
 
@@ -329,7 +332,9 @@ def comparison_rows(prep: Prepared, src: ConceptSource, *,
     for variant in methods:
         label, method, hp = (variant, variant, {}) if isinstance(variant, str) else variant
         for nec in necs:
-            _, row = fit_cbm(prep, src, method, nec, **hp)
+            model, row = fit_cbm(prep, src, method, nec, **hp)
+            if models is not None:
+                models[(label, nec)] = model
             row = {**row, "method": label, "objective": method, "hyper_parameters": hp}
             rows.append(row)
             if progress_label:
