@@ -521,6 +521,10 @@ class ConceptBottleneckModel:
         return [(self.bank.names[k], float(row[k])) for k in order
                 if include_zero or row[k] != 0]
 
+    def concept_index(self, name: str) -> int:
+        """Position of a concept unit by name (a clear error listing close names if unknown)."""
+        return self._unit_indices([name])[0]
+
     def _unit_indices(self, names: Sequence[str]) -> list[int]:
         out = []
         for name in names:

@@ -81,9 +81,11 @@ def fit_cbm(prep: Prepared, src: ConceptSource, method: str, nec: float | None,
     return model, row
 
 
-def _explanation_figures(model: ConceptBottleneckModel, prep: Prepared, out: Path,
-                         n_examples: int = 4, top: int = 10) -> tuple[list[Figure], list[dict]]:
-    """PNG bar charts of the concepts behind the first test decision of a few classes."""
+def explanation_figures(model: ConceptBottleneckModel, prep: Prepared, out: Path,
+                        n_examples: int | None = 4, top: int = 10
+                        ) -> tuple[list[Figure], list[dict[str, Any]]]:
+    """Explain the first test item of each of the first ``n_examples`` classes (all classes
+    when None): PNG bar charts plus ``OUT/explanations.json``."""
     figures: list[Figure] = []
     explanations: list[dict[str, Any]] = []
     y = prep.y["test"]
@@ -95,7 +97,26 @@ def _explanation_figures(model: ConceptBottleneckModel, prep: Prepared, out: Pat
         path = plot_explanation(exp, out / f"explain_test{i}.png", top=top,
                                 title=f"test #{i}: predicted {exp['prediction']} (true {truth})")
         figures.append(Figure(path, f"test item {i}: concepts behind '{exp['prediction']}'"))
+    write_json_atomic(out / "explanations.json", explanations)
     return figures, explanations
+
+
+def weight_heatmap(model: ConceptBottleneckModel, prep: Prepared, out: Path,
+                   title: str = "class x concept weights (standardised)") -> Path:
+    """The final layer as a class x concept PNG, in weights per standardised activation:
+    comparable across concepts (raw-unit weights blow up for units that are almost never
+    active, e.g. under a Gumbel softmax)."""
+    assert model.head_ is not None
+    return plot_weight_heatmap(model.head_.weight, prep.class_names, model.concept_names,
+                               out / "class_concept_weights.png", title=title)
+
+
+def save_fitted(model: ConceptBottleneckModel, prep: Prepared, out: Path) -> None:
+    """``OUT/model`` and ``OUT/encoder.json`` (how ``predict`` rebuilds the encoder)."""
+    model.save(out / "model")
+    write_json_atomic(out / "encoder.json", {"spec": prep.config.encoder,
+                                             "options": prep.config.encoder_options,
+                                             "fingerprint": prep.encoder.fingerprint()})
 
 
 def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
@@ -114,16 +135,11 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     prep = prepare(config)
     src = concept_source(prep, concepts)
     model, row = fit_cbm(prep, src, method, nec, **(hparams or {}))
-    figures, explanations = _explanation_figures(model, prep, out)
-    # weights per standardised activation: comparable across concepts (raw-unit weights blow
-    # up for units that are almost never active, e.g. under a Gumbel softmax)
-    w = model.head_.weight
-    heat = plot_weight_heatmap(w, prep.class_names, model.concept_names,
-                               out / "class_concept_weights.png")
+    figures, _ = explanation_figures(model, prep, out)
+    heat = weight_heatmap(model, prep, out)
     metrics = {"command": "fit", **row, **prep.base_metrics(), "concepts": describe_source(src),
                "hyper_parameters": model.hyper_parameters(), "model_dir": str(out / "model"),
                "seconds": round(time.perf_counter() - t0, 3)}
-    write_json_atomic(out / "explanations.json", explanations)
     sections = [
         Section("Result", table=Table(["metric", "value"], [
             [k, metrics[k]] for k in ("accuracy", "method", "nec", "n_concepts",
@@ -139,10 +155,7 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     write_report(out / "report.html", f"conceptlab fit: {method} on {config.data}", sections)
     # the model, its encoder record and metrics.json last and together: a failure above leaves
     # an earlier run's model and metrics.json in OUT as they were, and consistent
-    model.save(out / "model")
-    write_json_atomic(out / "encoder.json", {"spec": config.encoder,
-                                             "options": config.encoder_options,
-                                             "fingerprint": prep.encoder.fingerprint()})
+    save_fitted(model, prep, out)
     return finish(out, metrics)
 
 
@@ -235,27 +248,32 @@ def read_inputs(encoder: Encoder, inputs: Sequence[str], texts: Sequence[str] = 
     return encoder.encode_images(images)
 
 
+def _saved_batch(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str]
+                 ) -> tuple[ConceptBottleneckModel, np.ndarray, list[Any]]:
+    """A saved model, the embeddings of the inputs, and a label per row (the input's name,
+    or the row number where one text file gave several rows)."""
+    model, encoder = load_saved(model_dir)
+    X = read_inputs(encoder, inputs, texts)
+    names = list(inputs) or list(texts)
+    return model, X, [names[i] if i < len(names) else i for i in range(len(X))]
+
+
 def predict_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str] = ()
                   ) -> list[dict[str, Any]]:
     """Predicted class and probability for each input."""
-    model, encoder = load_saved(model_dir)
-    X = read_inputs(encoder, inputs, texts)
-    proba = model.predict_proba(X)
-    names = list(inputs) or list(texts)
-    return [{"input": names[i] if i < len(names) else i,
-             "prediction": model.class_names[int(p.argmax())], "probability": float(p.max())}
-            for i, p in enumerate(proba)]
+    model, X, labels = _saved_batch(model_dir, inputs, texts)
+    return [{"input": label, "prediction": model.class_names[int(p.argmax())],
+             "probability": float(p.max())}
+            for label, p in zip(labels, model.predict_proba(X), strict=True)]
 
 
 def explain_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str] = (),
                   top: int = 32, png_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """The concepts behind each input's decision (and PNG bar charts when ``png_dir``)."""
-    model, encoder = load_saved(model_dir)
-    X = read_inputs(encoder, inputs, texts)
+    model, X, labels = _saved_batch(model_dir, inputs, texts)
     out = model.explain(X, top=top)
-    names = list(inputs) or list(texts)
-    for i, exp in enumerate(out):
-        exp["input"] = names[i] if i < len(names) else i
+    for i, (label, exp) in enumerate(zip(labels, out, strict=True)):
+        exp["input"] = label
         if png_dir is not None:
             exp["png"] = str(plot_explanation(exp, Path(png_dir) / f"explain_{i}.png",
                                               top=min(top, 15)))
@@ -265,13 +283,10 @@ def explain_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[
 def intervene_saved(model_dir: str | Path, inputs: Sequence[str], settings: dict[str, Any],
                     texts: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Predictions before and after setting named concepts (``"high"``/``"low"`` or a number)."""
-    model, encoder = load_saved(model_dir)
-    X = read_inputs(encoder, inputs, texts)
+    model, X, labels = _saved_batch(model_dir, inputs, texts)
     values: dict[str, Any] = {}
     for name, value in settings.items():
-        k = model.concept_names.index(name) if name in model.concept_names else None
-        if k is None:
-            model.intervene(X, {name: 0.0})  # raises the model's clear unknown-concept error
+        k = model.concept_index(name)  # a clear error for unknown names
         if value in ("high", "present") and model.unit_high_ is not None:
             values[name] = float(model.unit_high_[k])
         elif value in ("low", "absent") and model.unit_low_ is not None:
@@ -284,10 +299,9 @@ def intervene_saved(model_dir: str | Path, inputs: Sequence[str], settings: dict
                                  f"got {value!r}") from None
     before = model.predict(X)
     after = model.intervene(X, values)
-    names = list(inputs) or list(texts)
-    return [{"input": names[i] if i < len(names) else i, "set": values,
-             "before": model.class_names[int(b)], "after": model.class_names[int(a)]}
-            for i, (b, a) in enumerate(zip(before, after, strict=True))]
+    return [{"input": label, "set": values, "before": model.class_names[int(b)],
+             "after": model.class_names[int(a)]}
+            for label, b, a in zip(labels, before, after, strict=True)]
 
 
 Variant = str | tuple[str, str, dict[str, Any]]

@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from conceptlab.report.html import Figure, Section, Table, write_report
-from conceptlab.report.plots import plot_explanation, plot_weight_heatmap
-from conceptlab.utils.io import write_json_atomic
-from conceptlab.workflows.cbm import comparison_rows
+from conceptlab.workflows.cbm import (
+    comparison_rows,
+    explanation_figures,
+    save_fitted,
+    weight_heatmap,
+)
 from conceptlab.workflows.concepts import concept_source, describe_source
 from conceptlab.workflows.prepare import RunConfig, finish, prepare
 
@@ -43,28 +46,10 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
     shown = (SHOWN_MODEL, 5.0)
     model = models[shown]
     best = next(r for r in rows if (r["method"], r.get("nec_requested")) == shown)
-    model.save(out / "model")
-    write_json_atomic(out / "encoder.json", {"spec": config.encoder,
-                                             "options": config.encoder_options,
-                                             "fingerprint": prep.encoder.fingerprint()})
-    # weights per standardised activation: comparable across concepts (raw-unit weights blow
-    # up for units that are almost never active, e.g. under a Gumbel softmax)
-    w = model.head_.weight
-    heat = plot_weight_heatmap(w, prep.class_names, model.concept_names,
-                               out / "class_concept_weights.png",
-                               title="Sparse-CBM (gumbel, NEC=5): class x concept weights "
-                                     "(standardised)")
-    figures = []
-    y = prep.y["test"]
-    picks = [int((y == c).nonzero()[0][0]) for c in range(len(prep.class_names)) if (y == c).any()]
-    explanations = model.explain(prep.X["test"][picks], top=32)
-    for i, exp in zip(picks, explanations, strict=True):
-        exp["test_index"], exp["true_class"] = i, prep.class_names[int(y[i])]
-        path = plot_explanation(exp, out / f"explain_test{i}.png", top=8,
-                                title=f"test #{i} ({exp['true_class']}): "
-                                      f"predicted {exp['prediction']}")
-        figures.append(Figure(path, f"true {exp['true_class']}, predicted {exp['prediction']}"))
-    write_json_atomic(out / "explanations.json", explanations)
+    heat = weight_heatmap(model, prep, out,
+                          title="Sparse-CBM (gumbel, NEC=5): class x concept weights "
+                                "(standardised)")
+    figures, _ = explanation_figures(model, prep, out, n_examples=None, top=8)
     table_rows = [[r["method"], "-" if "nec_requested" not in r else
                    ("dense" if r["nec_requested"] is None else r["nec_requested"]),
                    r["accuracy"], r.get("mean_active_concepts", "-"), r.get("fit_seconds", 0.0)]
@@ -86,4 +71,5 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
         Section("Run record", data={k: metrics[k] for k in ("splits", "encoding", "config")}),
     ], subtitle="Concepts read through a ConSE proxy space: good for plumbing and relative "
                 "comparisons; see docs for what its concepts mean.")
+    save_fitted(model, prep, out)  # last, beside metrics.json, as in `fit`
     return finish(out, metrics)
