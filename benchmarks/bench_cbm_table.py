@@ -23,6 +23,7 @@ import torch
 
 from conceptlab.report.plots import plot_intervention_curve
 from conceptlab.utils.io import write_json_atomic, write_text_atomic
+from conceptlab.workflows.baselines import backbone_features, probe_accuracy
 from conceptlab.workflows.cbm import COMPARISON_VARIANTS, comparison_rows, fit_cbm
 from conceptlab.workflows.concepts import concept_source
 from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
@@ -93,16 +94,12 @@ def fashion_table(args: argparse.Namespace) -> dict[str, Any]:
     print(f"fashion: prepared in {time.perf_counter() - t0:.1f}s; {len(src.bank)} concepts",
           flush=True)
     rows = comparison_rows(prep, src, methods=METHODS, progress_label="fashion:")
-    from conceptlab.baselines.probe import fit_linear_probe
-    from conceptlab.metrics import accuracy
-
-    F = {k: v["features"] for k, v in prep.views.items()}
+    F = backbone_features(prep)
+    assert F is not None, "conse caches the backbone's features view"
     t1 = time.perf_counter()
-    fhead = fit_linear_probe(F["train"], prep.y["train"], F["val"], prep.y["val"],
-                             n_classes=len(prep.class_names), seed=args.seed)
+    facc, _ = probe_accuracy(prep, F)
     rows.append({"method": "linear-probe (backbone 1280-d features, no concepts)",
-                 "nec_requested": None,
-                 "accuracy": accuracy(prep.y["test"], fhead.predict(F["test"])),
+                 "nec_requested": None, "accuracy": facc,
                  "fit_seconds": round(time.perf_counter() - t1, 3)})
     enc = prep.encode_stats
     per_image = [s["seconds"] / s["rows"] for s in enc.values()

@@ -15,10 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conceptlab.baselines.probe import fit_linear_probe
-from conceptlab.metrics import accuracy
 from conceptlab.utils.io import write_json_atomic, write_text_atomic
-from conceptlab.workflows.baselines import zero_shot_accuracy
+from conceptlab.workflows.baselines import probe_accuracy, zero_shot_accuracy
 from conceptlab.workflows.prepare import RunConfig, prepare
 
 RESULTS = Path(__file__).parent / "results"
@@ -41,9 +39,7 @@ def main() -> None:
         for templates in ("plain", "photo", "ensemble"):
             row[f"zeroshot_{templates}"] = zero_shot_accuracy(prep, templates)
         t0 = time.perf_counter()
-        head = fit_linear_probe(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
-                                n_classes=len(prep.class_names), seed=args.seed)
-        row["probe"] = accuracy(prep.y["test"], head.predict(prep.X["test"]))
+        row["probe"], _ = probe_accuracy(prep)
         row["probe_seconds"] = round(time.perf_counter() - t0, 2)
         row["n_train"], row["n_test"] = len(prep.y["train"]), len(prep.y["test"])
         rows.append(row)

@@ -7,8 +7,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from conceptlab.baselines.probe import fit_linear_probe
 from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates, zero_shot_predict
+from conceptlab.bottleneck.heads import LinearHead
 from conceptlab.cache import ActivationCache
 from conceptlab.metrics import accuracy
 from conceptlab.pipeline import EncodeStats, ensure_encoded, split_cache_key
@@ -54,6 +57,23 @@ def run_zeroshot(config: RunConfig, out: str | Path | None = None,
     return finish(out, metrics)
 
 
+def probe_accuracy(prep: Prepared, arrays: dict[str, np.ndarray] | None = None
+                   ) -> tuple[float, LinearHead]:
+    """Test accuracy of a dense linear probe fitted on train (model selection on val);
+    ``arrays`` gives other per-split inputs (e.g. backbone features), default the embeddings."""
+    A = prep.X if arrays is None else arrays
+    head = fit_linear_probe(A["train"], prep.y["train"], A["val"], prep.y["val"],
+                            n_classes=len(prep.class_names), seed=prep.config.seed)
+    return accuracy(prep.y["test"], head.predict(A["test"])), head
+
+
+def backbone_features(prep: Prepared) -> dict[str, np.ndarray] | None:
+    """Per-split ``features`` views (the ConSE backbone's pooled features), when cached."""
+    if "features" not in prep.views.get("train", {}):
+        return None
+    return {k: v["features"] for k, v in prep.views.items()}
+
+
 def run_probe(config: RunConfig, out: str | Path | None = None) -> dict[str, Any]:
     """Linear probe on the final embeddings; for ConSE also on the backbone's 1280-d features.
 
@@ -61,19 +81,12 @@ def run_probe(config: RunConfig, out: str | Path | None = None) -> dict[str, Any
     """
     t0 = time.perf_counter()
     prep = prepare(config)
-    n_classes = len(prep.class_names)
-    head = fit_linear_probe(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
-                            n_classes=n_classes, seed=config.seed)
-    metrics: dict[str, Any] = {
-        "command": "probe", "accuracy": accuracy(prep.y["test"], head.predict(prep.X["test"])),
-        **prep.base_metrics(), "probe": head.info,
-    }
-    if "features" in prep.views.get("train", {}):
-        F = {k: v["features"] for k, v in prep.views.items()}
-        fhead = fit_linear_probe(F["train"], prep.y["train"], F["val"], prep.y["val"],
-                                 n_classes=n_classes, seed=config.seed)
-        metrics["accuracy_backbone_features"] = accuracy(prep.y["test"],
-                                                         fhead.predict(F["test"]))
+    acc, head = probe_accuracy(prep)
+    metrics: dict[str, Any] = {"command": "probe", "accuracy": acc, **prep.base_metrics(),
+                               "probe": head.info}
+    F = backbone_features(prep)
+    if F is not None:
+        metrics["accuracy_backbone_features"], _ = probe_accuracy(prep, F)
         metrics["backbone_features_dim"] = int(F["train"].shape[1])
     metrics["seconds"] = round(time.perf_counter() - t0, 3)
     return finish(out, metrics)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates
+from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates, zero_shot_predict
 from conceptlab.bottleneck.cms import (
     class_concept_similarities,
     cms_predict_cosine,
@@ -35,6 +35,7 @@ from conceptlab.report.plots import (
     plot_weight_heatmap,
 )
 from conceptlab.utils.io import read_json, write_json_atomic
+from conceptlab.workflows.baselines import probe_accuracy, run_probe
 from conceptlab.workflows.concepts import (
     ConceptSource,
     check_concepts,
@@ -125,8 +126,6 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     """Fit a concept bottleneck model (or a linear probe: ``method='probe'``) and save it."""
     out = Path(out)
     if method == "probe":
-        from conceptlab.workflows.baselines import run_probe
-
         return run_probe(config, out)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}, probe")
@@ -161,8 +160,6 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
 
 def cms_rows(prep: Prepared, src: ConceptSource, templates: str = "plain") -> list[dict[str, Any]]:
     """Zero-shot and both Concept Matrix Search rules on the test split (training-free)."""
-    from conceptlab.baselines.zeroshot import zero_shot_predict
-
     class_emb = build_class_embeddings(prep.encoder, prep.class_names, get_templates(templates))
     image_concept = src.bank.scores(prep.X["test"])
     class_concept = class_concept_similarities(class_emb, src.bank.vectors)
@@ -334,15 +331,11 @@ def comparison_rows(prep: Prepared, src: ConceptSource, *,
     A variant is an objective name or ``(label, objective, hyper-parameters)``. Pass a dict
     as ``models`` to keep the fitted models, keyed by ``(label, nec)``.
     """
-    from conceptlab.baselines.probe import fit_linear_probe
-
     rows = cms_rows(prep, src, templates)
     t0 = time.perf_counter()
-    head = fit_linear_probe(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
-                            n_classes=len(prep.class_names), seed=prep.config.seed)
+    acc, _ = probe_accuracy(prep)
     rows.append({"method": "linear-probe", "nec_requested": None, "n_concepts": 0,
-                 "accuracy": accuracy(prep.y["test"], head.predict(prep.X["test"])),
-                 "fit_seconds": round(time.perf_counter() - t0, 3)})
+                 "accuracy": acc, "fit_seconds": round(time.perf_counter() - t0, 3)})
     for variant in methods:
         label, method, hp = (variant, variant, {}) if isinstance(variant, str) else variant
         for nec in necs:
