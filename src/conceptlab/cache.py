@@ -141,8 +141,7 @@ class ActivationCache:
         ``compute(start, stop)`` must return views with ``stop - start`` rows each; it is
         called once per shard in order. ``on_progress(rows_done)`` is called after each shard.
         """
-        if not self.has(key):
-            self.write(key, n_rows, compute, info=info, on_progress=on_progress)
+        self.ensure(key, n_rows, compute, info=info, on_progress=on_progress)
         return self.load(key)
 
     def write(self, key: CacheKey, n_rows: int,
