@@ -29,7 +29,10 @@ from conceptlab.report.plots import (
     plot_intervention_curve,
     plot_saved_model_weights,
 )
-from synthetic_data import C, D, K, class_concept_data
+from tests.planted import PLANTED
+
+C, D, K = PLANTED.C, PLANTED.D, PLANTED.K
+class_concept_data = PLANTED.data
 
 CLASSES = ["cat", "dog", "car", "ship"]
 FP = "fp-synthetic-0"
