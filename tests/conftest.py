@@ -5,6 +5,7 @@ every test package can use them."""
 from __future__ import annotations
 
 import os
+
 import pytest
 
 from tests.planted import PLANTED, Planted

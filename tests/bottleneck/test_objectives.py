@@ -8,14 +8,6 @@ import torch
 
 from conceptlab import metrics
 from conceptlab.bottleneck.layers import FeaturesCBL, Grounding, ScoresCBL
-from conceptlab.bottleneck.training import (
-    TrainConfig,
-    TrainData,
-    activations_from_units,
-    train_cbl,
-    unit_values,
-)
-from conceptlab.faithfulness import column_correlations
 from conceptlab.bottleneck.objectives import (
     OBJECTIVES,
     GumbelObjective,
@@ -27,6 +19,14 @@ from conceptlab.bottleneck.objectives import (
     gumbel_softmax,
     mass_class_similarity,
 )
+from conceptlab.bottleneck.training import (
+    TrainConfig,
+    TrainData,
+    activations_from_units,
+    train_cbl,
+    unit_values,
+)
+from conceptlab.faithfulness import column_correlations
 from tests.planted import PLANTED
 
 C, K = PLANTED.C, PLANTED.K

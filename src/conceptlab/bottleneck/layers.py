@@ -31,7 +31,7 @@ from conceptlab.errors import ConceptlabValueError
 
 #: grounding weight and validation cutoff used unless a ``CBLConfig`` says otherwise
 #: (chosen on validation data; docs/methods.md records how)
-DEFAULT_GROUNDING = 1.0
+DEFAULT_GROUNDING = 3.0
 DEFAULT_CUTOFF = 0.5
 #: with grounding on, an epoch is eligible for model selection only once the median
 #: validation correlation of the units with their concepts reaches this (early stopping waits)

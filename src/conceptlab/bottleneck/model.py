@@ -510,14 +510,14 @@ class ConceptBottleneckModel:
     # inference
     # ------------------------------------------------------------------------------------------
 
-    def unit_values(self, X: Any, F: Any = None) -> np.ndarray:
+    def unit_values(self, X: Any, F: Any = None, *, allow_1d: bool = False) -> np.ndarray:
         """CBL unit values ``a`` (N x K) before the activation map; interventions act here.
 
         Equal to ``concept_activations`` for every method but ``gumbel``, whose head sees
-        ``softmax(a / tau_min)``.
+        ``softmax(a / tau_min)``. ``allow_1d``: accept one embedding as a 1-D array.
         """
         cbl, _ = self._require_fitted()
-        Xc = self._check_X(X, allow_1d=True)
+        Xc = self._check_X(X, allow_1d=allow_1d)
         return unit_values(cbl, self._cbl_inputs(Xc, self._features(F, len(Xc))))
 
     def concept_activations(self, X: Any, F: Any = None) -> np.ndarray:
@@ -603,7 +603,7 @@ class ConceptBottleneckModel:
         if not isinstance(top, int) or isinstance(top, bool) or top < 1:
             raise ConceptlabValueError(f"top must be a positive int, got {top!r}")
         _, head = self._require_fitted()
-        H = self.concept_activations(X, F)
+        H = self.activations_from_units(self.unit_values(X, F, allow_1d=True))
         w, b = self.effective_head()
         logits = head.logits(H)
         proba = _softmax(logits.astype(np.float64))

@@ -41,10 +41,18 @@ def _fields(cls: type) -> dict[str, Any]:
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     """``value`` as the field's type (ints and floats from strings), or an ``OptionError``."""
     args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        if value in args:
+            return value
+        raise OptionError(f"setting {key}={value!r}: expected one of {list(args)}")
     allowed = [a for a in args if a is not type(None)] if args else [hint]
     if value is None and type(None) in args:
         return None
     for typ in allowed:
+        if typing.get_origin(typ) is typing.Literal:
+            if value in typing.get_args(typ):
+                return value
+            continue
         if typ is bool:
             if isinstance(value, bool):
                 return value

@@ -23,17 +23,17 @@ class HeadConfig:
 
     ``nec``: ``None`` for a dense head; a number for exactly ``round(nec * C)`` non-zero weights
     (VLG-CBM's number of effective concepts). Dense fit: ``weight_decays`` swept on validation,
-    ``max_epochs`` L-BFGS iterations per strength, ``early_stop``. Sparse fit: the elastic-net
+    ``max_iter`` L-BFGS iterations per strength, ``early_stop``. Sparse fit: the elastic-net
     path (``alpha``, ``solver`` from ``solvers.SOLVERS``, ``path_ratio``, ``refine_steps``,
     ``min_lambda_ratio``, ``max_iter_per_lambda``, ``tol``, ``path_rows``: a seeded row
     subsample for the path), then truncation, then a masked refit (``refit``,
-    ``refit_weight_decay``, ``refit_max_epochs``). ``refit=False`` stops after truncation, as
+    ``refit_weight_decay``, ``refit_max_iter``). ``refit=False`` stops after truncation, as
     VLG-CBM's protocol does. ``num_threads``: ``None`` follows ``utils.threads.threads_for``.
     """
 
     nec: float | None = None
     weight_decays: tuple[float, ...] = DEFAULT_WEIGHT_DECAYS
-    max_epochs: int = 100
+    max_iter: int = 100
     early_stop: bool = True
     alpha: float = 0.99
     solver: str = "proximal"
@@ -45,7 +45,7 @@ class HeadConfig:
     path_rows: int | None = 16384
     refit: bool = True
     refit_weight_decay: float = 1e-4
-    refit_max_epochs: int = 100
+    refit_max_iter: int = 100
     device: str = "cpu"
     num_threads: int | None = None
 
@@ -63,7 +63,7 @@ class HeadConfig:
         object.__setattr__(self, "weight_decays", wds)
         if nec is not None:
             object.__setattr__(self, "nec", float(nec))
-        for name in ("max_epochs", "refit_max_epochs", "max_iter_per_lambda"):
+        for name in ("max_iter", "refit_max_iter", "max_iter_per_lambda"):
             if getattr(self, name) < 1:
                 raise HeadConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 < self.alpha <= 1:

@@ -31,7 +31,7 @@ def fit_dense_head(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray,
     With ``early_stop`` the sweep ends at the first ``lambda`` that is worse than the best so far
     in both validation accuracy and validation cross-entropy (validation error is unimodal in
     ``lambda`` in practice, and the weak penalties are the slowest to fit).
-    ``max_epochs`` caps the L-BFGS iterations per ``lambda``. ``seed`` is recorded; the fit
+    ``max_iter`` caps the L-BFGS iterations per ``lambda``. ``seed`` is recorded; the fit
     itself is deterministic (zero initialisation). ``overrides`` are ``HeadConfig`` fields.
     """
     cfg = head_config(config, **overrides)
@@ -48,7 +48,7 @@ def dense_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *,
               n_classes: int, seed: int, cfg: HeadConfig) -> LinearHead:
     """The dense fit on checked arrays, in the current thread setting."""
     start = time.perf_counter()
-    weight_decays, max_epochs, early_stop = cfg.weight_decays, cfg.max_epochs, cfg.early_stop
+    weight_decays, max_iter, early_stop = cfg.weight_decays, cfg.max_iter, cfg.early_stop
     dev = torch.device(cfg.device)
     mean, std = standardization(Zt)
     Xt, Xv = to_tensor(Zt, mean, std, dev), to_tensor(Zv, mean, std, dev)
@@ -61,7 +61,7 @@ def dense_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *,
     best = None
     total_iter = 0
     for wd in sorted((float(w) for w in weight_decays), reverse=True):
-        W, b, n_iter = lbfgs(Xt, tt, W, b, weight_decay=wd, max_iter=max_epochs)
+        W, b, n_iter = lbfgs(Xt, tt, W, b, weight_decay=wd, max_iter=max_iter)
         total_iter += n_iter
         val_loss, val_acc = eval_head(Xv, tv, W, b)
         row = {"weight_decay": wd, "val_accuracy": val_acc, "val_loss": val_loss,
@@ -79,7 +79,7 @@ def dense_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *,
         "kind": "dense", "solver": "lbfgs", "weight_decay": row["weight_decay"],
         "val_accuracy": row["val_accuracy"], "val_loss": row["val_loss"],
         "train_accuracy": train_acc, "train_loss": train_loss,
-        "grid": grid, "early_stop": early_stop, "epochs": total_iter, "max_epochs": max_epochs,
+        "grid": grid, "early_stop": early_stop, "epochs": total_iter, "max_iter": max_iter,
         "n_train": len(Zt), "n_val": len(Zv), "n_features": int(Zt.shape[1]),
         "n_classes": n_classes, "seed": seed, "device": str(dev),
         "seconds": time.perf_counter() - start,

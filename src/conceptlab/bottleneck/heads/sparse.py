@@ -130,7 +130,7 @@ def sparse_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *
     k = Zt.shape[1]
     if nec >= k:
         head = dense_fit(Zt, yt, Zv, yv, n_classes=n_classes, seed=seed,
-                         cfg=head_config(cfg, max_epochs=cfg.refit_max_epochs))
+                         cfg=head_config(cfg, max_iter=cfg.refit_max_iter))
         head.info.update({"kind": "sparse", "requested_nec": nec, "dense": True,
                           "note": f"nec {nec} >= number of inputs {k}: dense head"})
         return head
@@ -213,7 +213,7 @@ def sparse_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *
         used = torch.from_numpy(np.flatnonzero(mask_np.any(axis=0))).to(dev)
         W_used, b_fit, refit_iter = lbfgs(Xt[:, used].contiguous(), tt, W_trunc[:, used],
                                           b_path, weight_decay=cfg.refit_weight_decay,
-                                          max_iter=cfg.refit_max_epochs, mask=mask[:, used])
+                                          max_iter=cfg.refit_max_iter, mask=mask[:, used])
         W_fit = torch.zeros_like(W_trunc)
         W_fit[:, used] = W_used
     else:  # VLG-CBM's protocol: the truncated path point as it is
