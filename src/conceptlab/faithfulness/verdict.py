@@ -23,8 +23,11 @@ class Verdict:
         return {"trusted": self.trusted, "warnings": list(self.warnings)}
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and math.isfinite(float(x))
+def _finite(x: Any) -> float | None:
+    """``x`` as a float when it is a finite number, else None."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(float(x)):
+        return None
+    return float(x)
 
 
 def verdict(faithfulness: dict[str, Any]) -> Verdict:
@@ -32,20 +35,20 @@ def verdict(faithfulness: dict[str, Any]) -> Verdict:
     random-bank agreement above ``AGREEMENT_MAX``; a large intercept share only warns."""
     warnings: list[str] = []
     trusted = True
-    fid = faithfulness.get("unit_fidelity_median")
-    if _finite(fid) and fid < FIDELITY_MIN:
+    fid = _finite(faithfulness.get("unit_fidelity_median"))
+    if fid is not None and fid < FIDELITY_MIN:
         trusted = False
         warnings.append(f"units do not track their concepts (median unit-to-concept "
                         f"correlation {fid:.2f} < {FIDELITY_MIN}): the concept names of this "
                         f"model are not to be trusted")
-    agree = faithfulness.get("random_bank_agreement")
-    if _finite(agree) and agree > AGREEMENT_MAX:
+    agree = _finite(faithfulness.get("random_bank_agreement"))
+    if agree is not None and agree > AGREEMENT_MAX:
         trusted = False
         warnings.append(f"a random concept bank gives the same predictions ({agree:.1%} "
                         f"agreement > {AGREEMENT_MAX:.0%}): the model does not use its "
                         f"concepts, and their names are not to be trusted")
-    share = faithfulness.get("intercept_share")
-    if _finite(share) and share > INTERCEPT_SHARE_MAX:
+    share = _finite(faithfulness.get("intercept_share"))
+    if share is not None and share > INTERCEPT_SHARE_MAX:
         warnings.append(f"the bias carries a median {share:.0%} of the predicted class's "
                         f"|logit|: decisions are only partly explained by concepts")
     return Verdict(trusted, warnings)
