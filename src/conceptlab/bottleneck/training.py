@@ -366,7 +366,8 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
 
 
 def _named_trainables(cbl: nn.Module, head: nn.Module | None) -> list[tuple[str, Tensor]]:
-    out: list[tuple[str, Tensor]] = [(f"cbl.{n}", p) for n, p in cbl.named_parameters() if p.requires_grad]
+    out: list[tuple[str, Tensor]] = [(f"cbl.{n}", p) for n, p in cbl.named_parameters()
+                                     if p.requires_grad]
     if head is not None:
         out += [(f"head.{n}", p) for n, p in head.named_parameters() if p.requires_grad]
     return out
