@@ -21,11 +21,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from conceptlab.errors import ConceptlabError
+
 Reduce = Literal["none", "mean", "max", "cls", "last", "flatten"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "max", "cls", "last", "flatten")
 
 
-class HookError(ValueError):
+class HookError(ConceptlabError, ValueError):
     """Raised for an unknown hook name, an unknown reduction or an output with no tensor."""
 
 

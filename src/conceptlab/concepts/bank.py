@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from conceptlab.errors import ConceptlabError
 from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
 
 BANK_FORMAT = 1
 
 
-class ConceptBankError(ValueError):
+class ConceptBankError(ConceptlabError, ValueError):
     """Raised for an empty or malformed bank, or one that does not fit the data it meets."""
 
 

@@ -48,12 +48,13 @@ import numpy as np
 
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.concepts.phrases import norm_name, unique
+from conceptlab.errors import ConceptlabError
 from conceptlab.utils.io import write_json_atomic, write_text_atomic
 
 VOCAB_FORMAT = 1
 
 
-class VocabularyError(ValueError):
+class VocabularyError(ConceptlabError, ValueError):
     """An empty or malformed vocabulary, an unreadable vocabulary file or an unknown name."""
 
 
