@@ -6,13 +6,13 @@ over those body-part concepts. Ground-truth concepts make it the place to check 
 concept bottleneck's concepts *mean* on a real joint text space (MiniLM).
 
 Generation (``concept-benchmark==0.4.1``, installed ``--no-deps``; it also needs pandas,
-colorir and pero) runs once per (generation seed, package version) in a **child process**
-and is cached as JSON under ``cache_dir`` (default ``$CONCEPTLAB_CACHE_DIR/robots-text`` or
-``~/.cache/conceptlab/robots-text``), written atomically. A child process because the
-generator reseeds Python, numpy and torch globally and switches torch to deterministic
-algorithms, and because its import needs a stand-in ``cairo`` module: none of that should
-touch the caller's process. ``PYTHONHASHSEED`` is fixed in the child so the texts are the
-same on every machine.
+colorir and pero) runs once per (generation seed, package version) in a **child process** and
+is cached as JSON under ``cache_dir`` (default ``base.dataset_cache_dir("robots-text")``:
+``$CONCEPTLAB_CACHE/datasets/robots-text`` or ``~/.cache/conceptlab/datasets/robots-text``),
+written atomically. A child process because the generator reseeds Python, numpy and torch
+globally and switches torch to deterministic algorithms, and because its import needs a
+stand-in ``cairo`` module: none of that should touch the caller's process. ``PYTHONHASHSEED`` is
+fixed in the child so the texts are the same on every machine.
 
 Splits: the package defines a paper split for robot *images* only (``generate_splits()``
 refuses text), so train and test are drawn by a **seeded, stratified** rule
@@ -43,6 +43,7 @@ from conceptlab.data.base import (
     DataError,
     Dataset,
     DataSplit,
+    dataset_cache_dir,
     file_digest,
     register_dataset,
     take_options,
@@ -62,8 +63,7 @@ _INSTALL_HINT = ("pip install --no-deps concept-benchmark==0.4.1 && "
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("CONCEPTLAB_CACHE_DIR") or Path.home() / ".cache" / "conceptlab"
-    return Path(base).expanduser() / "robots-text"
+    return dataset_cache_dir("robots-text")
 
 
 def package_version() -> str:
