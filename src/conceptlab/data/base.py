@@ -220,6 +220,7 @@ def build_dataset(spec: str, **options: Any) -> Dataset:
 
 def _load_builtin_loaders() -> None:
     from conceptlab.data import (  # noqa: F401
+        captions,
         cifar,
         cub,
         fashion_mnist,
