@@ -32,6 +32,8 @@ def align(
     method: Annotated[list[str] | None, typer.Option(
         "--method", help=f"fitting method(s) to try: {' | '.join(METHODS)} (default: both)")
     ] = None,
+    contrastive_epochs: Annotated[int, typer.Option(
+        "--contrastive-epochs", help="most epochs of each contrastive fit (best kept)")] = 60,
     n_train: Annotated[int | None, typer.Option("--n-train")] = None,
     n_val: Annotated[int | None, typer.Option("--n-val")] = None,
     n_test: Annotated[int | None, typer.Option("--n-test")] = None,
@@ -55,7 +57,8 @@ def align(
                           cache_dir=str(cache) if cache else None,
                           data_options=_parse_options(data_option),
                           image_options=_parse_options(image_option),
-                          text_options=_parse_options(text_option))
+                          text_options=_parse_options(text_option),
+                          contrastive_epochs=contrastive_epochs)
         metrics = run_align(cfg, out)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         _fail(err)
