@@ -171,13 +171,13 @@ def _one(rng: np.random.Generator, color: str, size: str, shape: str,
     y = float(rng.uniform(*POSITION_BANDS[vpos]))
     angle = float(rng.uniform(*TILT_DEGREES) * rng.choice([-1.0, 1.0]))
     jitter = rng.integers(-color_jitter, color_jitter + 1, size=3) if color_jitter else 0
-    rgb = tuple(int(v) for v in np.clip(np.asarray(COLORS[color]) + jitter, 0, 255))
+    r, g, b = (int(v) for v in np.clip(np.asarray(COLORS[color]) + jitter, 0, 255))
     if shape == "circle":
         tilt, angle = "upright", 0.0
     elif tilt == "upright":
         angle = 0.0
     return SpriteFactors(color=color, size=size, shape=shape, hpos=hpos, vpos=vpos, tilt=tilt,
-                         rgb=rgb, scale=round(scale, 6), orientation_deg=round(angle, 4),
+                         rgb=(r, g, b), scale=round(scale, 6), orientation_deg=round(angle, 4),
                          x=round(x, 6), y=round(y, 6))
 
 

@@ -13,6 +13,7 @@ classes, zero-shot accuracy with the class names as prompts.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,7 @@ class _CachedTexts:
     def __init__(self, prep: AlignPrepared) -> None:
         self.prep = prep
 
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.prep.embed_texts(list(texts))
 
 
