@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from conceptlab import workflows as runs
+from conceptlab.cli_align import align as align_command
 from conceptlab.workflows import cbm
 from conceptlab.workflows import demo as demo_mod
 
@@ -281,6 +282,9 @@ def demo(out: OutOpt = Path("runs/demo"),
                       "-" if fid is None else f"{fid:.2f}", "-" if gap is None else f"{gap:+.3f}")
     Console().print(table)
     console.print(f"report: {escape(str(Path(out) / 'report.html'))}", soft_wrap=True)
+
+
+app.command("align")(align_command)
 
 
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)

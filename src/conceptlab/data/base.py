@@ -150,6 +150,18 @@ def read_error(path: str | os.PathLike[str], err: OSError) -> DataError:
     return DataError(f"{path}: cannot read ({err.strerror or err})")
 
 
+def dataset_cache_dir(name: str) -> Path:
+    """Where generated datasets are cached: ``$CONCEPTLAB_CACHE/datasets/NAME`` when the
+    activation-cache variable is set, else ``~/.cache/conceptlab/datasets/NAME``.
+
+    Why one variable: a user (or CI) who points ``CONCEPTLAB_CACHE`` somewhere moves every
+    cached artefact there, activations and rendered data alike.
+    """
+    env = os.environ.get("CONCEPTLAB_CACHE")
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "conceptlab"
+    return base / "datasets" / name
+
+
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
@@ -209,10 +221,12 @@ def build_dataset(spec: str, **options: Any) -> Dataset:
 
 def _load_builtin_loaders() -> None:
     from conceptlab.data import (  # noqa: F401
+        captions,
         cifar,
         cub,
         fashion_mnist,
         folder,
+        idsprites,
         imagenet,
         places365,
         robots,

@@ -135,4 +135,11 @@ def build_encoder(spec: str, **options: Any) -> Encoder:
 
 def _load_builtin_adapters() -> None:
     # Importing the adapter modules registers them; each guards its own optional imports.
-    from conceptlab.encoders import conse, efficientnet, hf_clip, open_clip, sentence  # noqa: F401
+    from conceptlab.encoders import (  # noqa: F401
+        conse,
+        efficientnet,
+        hf_clip,
+        linear,
+        open_clip,
+        sentence,
+    )

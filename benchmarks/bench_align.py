@@ -1,0 +1,220 @@
+"""ConSE vs a ridge map vs a contrastive map (LiMBeR) on held-out idsprites images.
+
+For each seed: render idsprites with that seed (train / test streams), carve validation from
+train, encode every image once with EfficientNet-Lite0 (one cached backbone pass serves all
+three spaces: ConSE reads its logits, the maps its pooled features), fit both maps on the
+training captions (each chosen on validation captions), and on the SAME test images measure:
+
+* image -> caption retrieval recall@1/5 (gallery: the distinct test caption texts);
+* zero-shot accuracy with the class names as prompts ("small red shape", ...);
+* per-concept AUROC of the concept scores (cosine with each concept text) against the
+  ground-truth factors, averaged per concept group (colour, size, position, shape, tilt);
+* the nonsense-vocabulary control: a scores-based l1 CBM
+  (``ConceptBottleneckModel(bank, classes, method="l1", nec=...)``, fitted on train with the
+  validation split carved from train) with the 18 real concept texts against 18 random letter
+  strings, at NEC=5 and dense.
+
+Mean and 95% interval (Student t) over the seeds. Texts go through MiniLM in every space.
+
+    python benchmarks/bench_align.py [--seeds 0 1 2] [--n-train 2000] [--n-test 500]
+
+Prints a markdown table, writes benchmarks/results/bench_align.{json,md} and a PNG of the
+per-concept AUROC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from conceptlab.align.evaluate import (
+    concept_auroc,
+    concept_scores,
+    mean_interval,
+    nonsense_texts,
+)
+from conceptlab.align.fit import select_candidate
+from conceptlab.align.retrieval import recall_at_k
+from conceptlab.bottleneck import ConceptBottleneckModel
+from conceptlab.concepts.bank import ConceptBank
+from conceptlab.encoders.base import build_encoder
+from conceptlab.metrics import accuracy
+from conceptlab.pipeline import encode_split
+from conceptlab.utils.io import write_json_atomic, write_text_atomic
+from conceptlab.workflows.align import (
+    AlignConfig,
+    AlignPrepared,
+    evaluate_map,
+    fit_candidates,
+    prepare_align,
+    zero_shot_accuracy,
+)
+
+RESULTS = Path(__file__).parent / "results"
+SPACES = ("conse", "ridge", "contrastive")
+GROUPS = {"colour": range(0, 6), "size": range(6, 8), "position": range(8, 12),
+          "shape": range(12, 16), "tilt": range(16, 18)}
+
+
+def cbm_accuracy(bank: ConceptBank, prep: AlignPrepared, X: dict[str, np.ndarray],
+                 nec: float | None, seed: int) -> float:
+    model = ConceptBottleneckModel(bank, prep.dataset.class_names, method="l1", nec=nec,
+                                   seed=seed, show_progress=False)
+    y = {k: s.labels for k, s in prep.splits.as_dict().items()}
+    model.fit(X["train"], y["train"], X["val"], y["val"])
+    return accuracy(y["test"], model.predict(X["test"]))
+
+
+def one_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    cfg = AlignConfig(data="idsprites", seed=seed,
+                      data_options={"seed": seed, "n_train": args.n_train, "n_test": args.n_test},
+                      image_options={"image_size": args.image_size},
+                      contrastive_epochs=args.epochs)
+    prep = prepare_align(cfg)
+    t_enc = time.perf_counter() - t0
+    cands = fit_candidates(prep)
+    maps = {m: select_candidate([c for c in cands if c.method == m]) for m in SPACES[1:]}
+    conse = build_encoder("conse", image_size=args.image_size)
+    X: dict[str, dict[str, np.ndarray]] = {
+        "conse": {k: encode_split(conse, s, prep.cache) for k, s in prep.splits.as_dict().items()}}
+    for m, cand in maps.items():
+        X[m] = {k: cand.linear_map(prep.features[k]) for k in prep.features}
+    test = prep.splits.test
+    names = list(test.concept_names or [])
+    concept_emb = prep.embed_texts(names)
+    nonsense = nonsense_texts(len(names), seed)
+    banks = {
+        "real": ConceptBank(concept_emb, names, provenance={"encoder": "minilm"}),
+        "nonsense": ConceptBank(prep.embed_texts(nonsense), nonsense,
+                                provenance={"encoder": "minilm", "method": "nonsense"}),
+    }
+    rows: dict[str, Any] = {}
+    for space in SPACES:
+        t1 = time.perf_counter()
+        emb_test = X[space]["test"]
+        if space == "conse":
+            d = prep.data["test"]
+            row: dict[str, Any] = recall_at_k(emb_test[prep.kept["test"]], d.text_emb, d.owners)
+            row["zero_shot_accuracy"] = zero_shot_accuracy(prep, emb_test)
+        else:
+            row = evaluate_map(prep, maps[space].linear_map)
+            row["chosen"] = maps[space].summary()
+        auc = concept_auroc(concept_scores(emb_test, concept_emb), test.concept_labels)
+        row["auroc"] = {n: float(a) for n, a in zip(names, auc, strict=True)}
+        row["auroc_groups"] = {g: float(np.nanmean(auc[list(ix)])) for g, ix in GROUPS.items()}
+        for vocab, bank in banks.items():
+            for nec in (5.0, None):
+                key = f"cbm_{vocab}_{'nec5' if nec else 'dense'}"
+                row[key] = cbm_accuracy(bank, prep, X[space], nec, seed)
+        row["seconds"] = round(time.perf_counter() - t1, 2)
+        rows[space] = row
+        print(f"seed {seed} {space}: R@5 {row['R@5']:.3f} zs {row['zero_shot_accuracy']:.3f} "
+              f"auroc {row['auroc_groups']} cbm real/nonsense nec5 "
+              f"{row['cbm_real_nec5']:.3f}/{row['cbm_nonsense_nec5']:.3f}", flush=True)
+    return {"seed": seed, "rows": rows, "encode_seconds": round(t_enc, 1),
+            "encoding": prep.encode_stats, "splits": prep.splits.record,
+            "candidates": [c.summary() for c in cands], "nonsense_texts": nonsense,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+METRICS = [("R@1", "recall@1"), ("R@5", "recall@5"), ("zero_shot_accuracy", "zero-shot acc"),
+           ("auroc:colour", "AUROC colour"), ("auroc:size", "AUROC size"),
+           ("auroc:position", "AUROC position"), ("auroc:shape", "AUROC shape"),
+           ("auroc:tilt", "AUROC tilt"), ("cbm_real_nec5", "CBM real NEC=5"),
+           ("cbm_nonsense_nec5", "CBM nonsense NEC=5"), ("cbm_real_dense", "CBM real dense"),
+           ("cbm_nonsense_dense", "CBM nonsense dense")]
+
+
+def _value(row: dict[str, Any], key: str) -> float:
+    if key.startswith("auroc:"):
+        return float(row["auroc_groups"][key.split(":", 1)[1]])
+    return float(row[key])
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for space in SPACES:
+        out[space] = {}
+        for key, _ in METRICS:
+            vals = [_value(r["rows"][space], key) for r in runs]
+            mean, half = mean_interval(vals)
+            out[space][key] = {"mean": mean, "ci95": half, "values": vals}
+        gap = [r["rows"][space]["cbm_real_nec5"] - r["rows"][space]["cbm_nonsense_nec5"]
+               for r in runs]
+        mean, half = mean_interval(gap)
+        out[space]["real_minus_nonsense_nec5"] = {"mean": mean, "ci95": half, "values": gap}
+    return out
+
+
+def markdown(summary: dict[str, Any], n_seeds: int) -> str:
+    head = "| measure | " + " | ".join(SPACES) + " |"
+    lines = [head, "|---|" + "---|" * len(SPACES)]
+    for key, label in [*METRICS, ("real_minus_nonsense_nec5", "real - nonsense, NEC=5")]:
+        cells = [f"{summary[s][key]['mean']:.3f} ± {summary[s][key]['ci95']:.3f}"
+                 for s in SPACES]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"mean ± 95% interval (Student t) over {n_seeds} seeds")
+    return "\n".join(lines)
+
+
+def plot_auroc(runs: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(runs[0]["rows"]["conse"]["auroc"])
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.27
+    for j, space in enumerate(SPACES):
+        vals = np.array([[r["rows"][space]["auroc"][n] for n in names] for r in runs])
+        ax.bar(np.arange(len(names)) + (j - 1) * width, np.nanmean(vals, 0), width,
+               yerr=np.nanstd(vals, 0), label=space)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.axhline(0.9, color="green", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("AUROC (concept text vs ground truth)")
+    ax.set_ylim(0.3, 1.02)
+    ax.set_title("idsprites, held-out images: does the concept text's score find the concept?")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n-train", type=int, default=2000)
+    parser.add_argument("--n-test", type=int, default=500)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    runs = [one_seed(s, args) for s in args.seeds]
+    summary = summarise(runs)
+    table = markdown(summary, len(runs))
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = {"summary": summary, "runs": runs, "args": {**vars(args), "out": str(args.out)},
+              "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "platform": platform.platform()},
+              "seconds": round(time.perf_counter() - t0, 1)}
+    write_json_atomic(args.out / "bench_align.json", result)
+    write_text_atomic(args.out / "bench_align.md", table + "\n")
+    plot_auroc(runs, args.out / "bench_align_auroc.png")
+    print(f"wrote {args.out / 'bench_align.json'} in {result['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
