@@ -6,8 +6,8 @@ padding into its convolution kernels; on the project's 2-core CPU it runs Effici
 about 2.5-3x faster than eager torch (``benchmarks/bench_backends.py``).
 
 * :func:`resolve_backend` turns ``backend=auto|onnx|torch`` into the backend that will run:
-  ``auto`` (the default) is the fastest one installed; a missing ``onnxruntime`` falls back to
-  torch with one line on stderr saying so.
+  ``auto`` (the default) is ``$CONCEPTLAB_BACKEND`` if set, else the fastest one installed; a
+  missing ``onnxruntime`` falls back to torch with one line on stderr saying so.
 * :func:`ensure_export` exports a network once per identity (weights hash + input shape +
   exporter version) into ``<cache>/onnx/`` (beside the activation cache, or
   ``$CONCEPTLAB_ONNX_DIR``), atomically and under a file lock, so concurrent processes export it
@@ -61,13 +61,16 @@ def note_once(message: str) -> None:
 
 def resolve_backend(requested: str | None, spec: str,
                     device: str | torch.device = "cpu") -> str:
-    """The backend that will run for ``requested`` (``None``/``"auto"``: fastest installed).
+    """The backend that will run for ``requested`` (``None``/``"auto"``: ``$CONCEPTLAB_BACKEND``
+    if set, else the fastest installed).
 
     ``auto`` on a CUDA device is torch (the CPU onnxruntime wheel has no CUDA kernels). A
     request for ONNX without ``onnxruntime`` installed falls back to torch with one line on
     stderr (once per process); an unknown name is an EncoderError.
     """
     name = "auto" if requested is None else str(requested).strip().lower()
+    if name == "auto" and os.environ.get("CONCEPTLAB_BACKEND"):
+        name = os.environ["CONCEPTLAB_BACKEND"].strip().lower()
     if name not in (*BACKENDS, "auto"):
         raise EncoderError(f"{spec}: unknown backend {requested!r}; choose auto, onnx or torch")
     if name == "torch" or (name == "auto" and torch.device(device).type != "cpu"):
