@@ -32,6 +32,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from conceptlab.errors import ConceptlabError
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.io import read_json, write_json_atomic
 
@@ -46,7 +47,7 @@ Views = dict[str, np.ndarray]
 RowsCompute = Callable[[np.ndarray], Iterable[Views]]
 
 
-class CacheError(RuntimeError):
+class CacheError(ConceptlabError, RuntimeError):
     """Raised for a corrupt or mismatched cache entry."""
 
 
