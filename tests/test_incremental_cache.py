@@ -12,7 +12,7 @@ from conceptlab.cache import ActivationCache, CacheKey
 from conceptlab.data.base import DataSplit
 from conceptlab.data.splits import stratified_sample
 from conceptlab.pipeline import EncodeStats, encode_split, item_digest, item_keys
-from test_cache import CountingEncoder, ListSource
+from tests.test_cache import CountingEncoder, ListSource
 
 
 def pool_split(values: list[float], name: str = "train") -> DataSplit:

@@ -96,12 +96,16 @@ def test_backend_is_in_the_cache_fingerprint_only() -> None:
     assert ct.fingerprint() == co.fingerprint()
 
 
-def test_default_is_onnx_and_bad_backend_is_refused() -> None:
+def test_default_is_onnx_and_bad_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONCEPTLAB_BACKEND", raising=False)
     assert EfficientNetEncoder(image_size=64).backend == "onnx"
     assert build_encoder("minilm").backend == "onnx"
     assert EfficientNetEncoder(image_size=64, device="meta").backend == "torch"  # auto, not CPU
     with pytest.raises(EncoderError, match="unknown backend 'tensorrt'"):
         build_encoder("efficientnet", backend="tensorrt")
+    monkeypatch.setenv("CONCEPTLAB_BACKEND", "torch")  # the environment picks what auto means
+    assert EfficientNetEncoder(image_size=64).backend == "torch"
+    assert EfficientNetEncoder(image_size=64, backend="onnx").backend == "onnx"
 
 
 def test_missing_onnxruntime_falls_back_to_torch_with_one_line(
