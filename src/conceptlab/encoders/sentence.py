@@ -8,10 +8,18 @@ Specs:
 
 Embeddings are L2-normalised by default, so dot products are cosine similarities. The
 fingerprint hashes the loaded weights once per process, with the model path and normalisation.
+
+Option ``backend``: ``onnx`` (default when onnxruntime is installed) runs the transformer and
+its pooling from a graph exported once per weight hash (``torch.onnx.export``, no optimum:
+optimum pins an older transformers); the tokenizer and the final L2 normalisation stay in
+Python. Supported pipelines are the usual Transformer -> mean or CLS Pooling -> (Normalize);
+any other falls back to torch with one line saying so. Texts are batched by length, as
+sentence-transformers does, so padding stays short.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Sequence
@@ -22,12 +30,20 @@ import numpy as np
 import torch
 
 from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.onnx_backend import (
+    OrtSession,
+    ensure_export,
+    note_once,
+    resolve_backend,
+    torch_export,
+)
 from conceptlab.utils.hashing import hash_json, hash_state_dict
 
 # Per process: loaded models (shared by every encoder of the same source and device) and
 # (weight hash, max sequence length) per source, so fingerprints never reload a model.
 _MODELS: dict[tuple[Any, ...], Any] = {}
 _IDENTITY: dict[tuple[Any, ...], tuple[str, int | None]] = {}
+_SESSIONS: dict[tuple[str, int], OrtSession] = {}
 _LOCK = threading.RLock()
 
 
@@ -57,6 +73,42 @@ def _source_key(name_or_path: str) -> tuple[Any, ...]:
     return (name_or_path,)
 
 
+class _PooledTransformer(torch.nn.Module):
+    """What the ONNX backend exports: token ids -> pooled (not yet normalised) embeddings."""
+
+    def __init__(self, transformer: torch.nn.Module, pooling: str) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.pooling = pooling
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor) -> torch.Tensor:
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def onnx_pipeline(model: Any) -> tuple[str, bool] | None:
+    """``(pooling, normalize)`` when ``model`` is Transformer -> mean/CLS Pooling ->
+    (Normalize) over a BERT-like network with token type ids, else None (not exportable)."""
+    names = [type(m).__name__ for m in model]
+    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return None
+    pooling = getattr(model[1], "pooling_mode", None)
+    if pooling is None:  # older sentence-transformers: boolean flags
+        cfg = model[1].get_config_dict()
+        pooling = ("mean" if cfg.get("pooling_mode_mean_tokens")
+                   else "cls" if cfg.get("pooling_mode_cls_token") else None)
+    if pooling not in ("mean", "cls") or getattr(model[0], "auto_model", None) is None:
+        return None
+    if "token_type_ids" not in model.preprocess(["a"]):
+        return None
+    return str(pooling), names[-1] == "Normalize"
+
+
 def check_texts(items: Sequence[Any], spec: str) -> list[str]:
     """Every item must be a non-blank string; raise an EncoderError naming the first bad one."""
     if isinstance(items, str):
@@ -78,7 +130,7 @@ class SentenceEncoder(Encoder):
 
     def __init__(self, name_or_path: str | Path, spec: str | None = None, normalize: bool = True,
                  batch_size: int = 64, device: str | torch.device = "cpu",
-                 offline: bool = False) -> None:
+                 offline: bool = False, backend: str | None = None) -> None:
         if not str(name_or_path):
             raise EncoderError("st: needs a model name or path, e.g. 'st:all-MiniLM-L6-v2'")
         self.name_or_path = str(name_or_path)
@@ -88,10 +140,58 @@ class SentenceEncoder(Encoder):
         self.offline = offline
         self._device = torch.device(device)
         self._model: Any = None
+        self.backend = resolve_backend(backend, self.spec, self._device)
 
     @property
     def device(self) -> torch.device:
         return self._device
+
+    def backend_id(self) -> str:
+        """Names the code path that computes embeddings (recorded in the cache fingerprint)."""
+        if self.backend == "onnx" and self._onnx_plan() is not None:
+            return "onnx-v1"
+        return "torch"
+
+    def cache_fingerprint(self, modality: Modality) -> str:
+        """The full fingerprint + the backend: rows of two backends never share an entry."""
+        return f"{self.fingerprint()}:{modality}:{self.backend_id()}"
+
+    def _onnx_plan(self) -> tuple[str, bool] | None:
+        plan = onnx_pipeline(self.model)
+        if plan is None:
+            note_once(f"{self.spec}: this sentence-transformers pipeline cannot be exported to "
+                      "ONNX here (needs Transformer -> mean/CLS Pooling); using torch")
+        return plan
+
+    def onnx_path(self) -> Path:
+        """The exported graph for these weights (exported on first use)."""
+        plan = self._onnx_plan()
+        if plan is None:
+            raise EncoderError(f"{self.spec}: no ONNX export for this pipeline")
+        pooling = plan[0]
+        identity = {"kind": "sentence-transformers", "weights": self.weights_hash(),
+                    "pooling": pooling}
+
+        def export(path: Path) -> None:
+            net = copy.deepcopy(self.model[0].auto_model).eval()
+            net.config._attn_implementation = "eager"  # sdpa does not trace to ONNX
+            dummy = self.model.preprocess(["an example sentence", "two"])
+            args = tuple(dummy[k].to("cpu") for k in ("input_ids", "attention_mask",
+                                                     "token_type_ids"))
+            axes = {"input_ids": {0: "n", 1: "t"}, "attention_mask": {0: "n", 1: "t"},
+                    "token_type_ids": {0: "n", 1: "t"}, "embedding": {0: "n"}}
+            torch_export(_PooledTransformer(net, pooling), args, path,
+                         input_names=["input_ids", "attention_mask", "token_type_ids"],
+                         output_names=["embedding"], dynamic_axes=axes)
+
+        return ensure_export(f"st-{portable_name(self.name_or_path)}", identity, export)
+
+    def _session(self) -> OrtSession:
+        key = (str(self.onnx_path()), torch.get_num_threads())
+        with _LOCK:
+            if key not in _SESSIONS:
+                _SESSIONS[key] = OrtSession(key[0])
+            return _SESSIONS[key]
 
     @property
     def model(self) -> Any:
@@ -145,16 +245,37 @@ class SentenceEncoder(Encoder):
     def encode_batch(self, items: Sequence[Any], modality: Modality) -> Views:
         self.check_modality(modality)
         texts = check_texts(items, self.spec)
+        if self.backend_id() == "onnx-v1":
+            return {"embedding": self._encode_onnx(texts)}
         with torch.inference_mode():
             emb = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                     normalize_embeddings=self.normalize, show_progress_bar=False)
         return {"embedding": np.asarray(emb, dtype=np.float32)}
 
+    def _encode_onnx(self, texts: list[str]) -> np.ndarray:
+        """Tokenise in length-sorted batches, run the graph, normalise, restore the order."""
+        plan = self._onnx_plan()
+        assert plan is not None
+        session = self._session()
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            feats = self.model.preprocess([texts[i] for i in idx])
+            feeds = {k: feats[k].cpu().numpy().astype(np.int64)
+                     for k in ("input_ids", "attention_mask", "token_type_ids")}
+            emb = session.run(feeds)["embedding"]
+            if plan[1] or self.normalize:
+                emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            out[idx] = emb
+        return out
+
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": self.name_or_path, "normalize": self.normalize}
+        return {**super().describe(), "model": self.name_or_path, "normalize": self.normalize,
+                "backend": self.backend_id()}
 
 
-_OPTIONS = {"normalize", "batch_size", "device"}
+_OPTIONS = {"normalize", "batch_size", "device", "backend"}
 
 
 def _check(spec: str, options: dict[str, Any]) -> None:

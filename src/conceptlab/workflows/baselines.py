@@ -18,19 +18,33 @@ from conceptlab.pipeline import EncodeStats, ensure_encoded, split_cache_key
 from conceptlab.workflows.prepare import Prepared, RunConfig, build_parts, finish, prepare
 
 
-def run_encode(config: RunConfig, out: str | Path | None = None) -> dict[str, Any]:
-    """Encode every split into the cache (bounded memory: nothing is read back)."""
+def run_encode(config: RunConfig, out: str | Path | None = None, *, engine: str = "local",
+               address: str | None = None, engine_options: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """Encode every split into the cache (bounded memory: nothing is read back).
+
+    ``engine``: ``local`` (this process) or ``ray`` (Ray Data on ``address``, or a local Ray);
+    both write the same cache entries (see ``conceptlab.engines``).
+    """
+    from conceptlab.engines import build_engine
+
     t0 = time.perf_counter()
     _, encoder, splits = build_parts(config)
     cache = ActivationCache(config.cache_dir)
+    runner = build_engine(engine, address=address, encoder_spec=config.encoder,
+                          encoder_options=config.encoder_options, **(engine_options or {}))
     encoding: dict[str, dict[str, Any]] = {}
-    for name, split in splits.as_dict().items():
-        stats = EncodeStats()
-        ensure_encoded(encoder, split, cache, stats=stats)
-        encoding[name] = {"rows": stats.rows, "from_cache": stats.from_cache,
-                          "seconds": round(stats.seconds, 3),
-                          "cache_entry": split_cache_key(encoder, split).digest}
-    metrics = {"command": "encode", "encoder": config.encoder,
+    try:
+        for name, split in splits.as_dict().items():
+            stats = EncodeStats()
+            ensure_encoded(encoder, split, cache, stats=stats, engine=runner)
+            encoding[name] = {**stats.record(),
+                              "cache_entry": split_cache_key(encoder, split).digest}
+    finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
+    metrics = {"command": "encode", "engine": engine, "encoder": config.encoder,
                "encoder_fingerprint": encoder.fingerprint(), "data": config.data,
                "seed": config.seed, "dim": encoder.dim, "splits": splits.record,
                "encoding": encoding, "cache_dir": str(cache.root),

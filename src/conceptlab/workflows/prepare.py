@@ -99,8 +99,7 @@ def prepare(config: RunConfig, splits_needed: tuple[str, ...] = ("train", "val",
         stats = EncodeStats()
         views[name] = encode_split_views(encoder, split, cache, stats=stats)
         X[name] = np.asarray(encoder.finalize(views[name], split.modality), dtype=np.float32)
-        stats_out[name] = {"rows": stats.rows, "from_cache": stats.from_cache,
-                           "seconds": round(stats.seconds, 3)}
+        stats_out[name] = stats.record()
     return Prepared(config, dataset, splits, encoder, views, X, y, stats_out)
 
 

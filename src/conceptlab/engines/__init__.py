@@ -1,0 +1,56 @@
+"""How extraction runs: a local loop or a Ray Data pipeline, writing the same cache entries.
+
+An engine turns (encoder, split, row positions) into a stream of view chunks, in order; the
+activation cache (``ActivationCache.ensure_rows``) decides which rows need computing and
+writes the shards, so every engine produces byte-for-byte the same entry layout and every
+later command reads it unchanged. Pick one by name with :func:`build_engine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+from conceptlab.data.base import DataSplit
+from conceptlab.encoders.base import Encoder, Views
+
+ENGINES = ("local", "ray")
+
+
+class Engine(Protocol):
+    """Computes the cached-stage views of some rows of a split."""
+
+    name: str
+
+    def rows(self, encoder: Encoder, split: DataSplit, positions: np.ndarray
+             ) -> Iterator[Views]:
+        """Yield views for ``split`` items at ``positions`` (ascending), in that order."""
+        ...
+
+
+def build_engine(name: str = "local", *, address: str | None = None,
+                 encoder_spec: str | None = None,
+                 encoder_options: dict[str, Any] | None = None, **options: Any) -> Engine:
+    """``local`` (this process) or ``ray`` (a Ray Data pipeline on ``address`` or a local Ray).
+
+    The Ray engine rebuilds the encoder on each worker from ``encoder_spec`` and
+    ``encoder_options`` (encoders hold loaded networks and sessions that are not shipped).
+    """
+    if name == "local":
+        if address is not None:
+            raise ValueError("--address is for --engine ray")
+        from conceptlab.engines.local import LocalEngine
+
+        return LocalEngine(**options)
+    if name == "ray":
+        if not encoder_spec:
+            raise ValueError("the ray engine needs the encoder spec to rebuild it on workers")
+        from conceptlab.engines.ray_engine import RayEngine
+
+        return RayEngine(encoder_spec, encoder_options or {}, address=address, **options)
+    raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+
+
+__all__ = ["ENGINES", "Engine", "build_engine"]
