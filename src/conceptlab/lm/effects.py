@@ -106,15 +106,17 @@ def probe_after_edit(lm: CausalLM, prompts: PromptSet, point: str, edits: Edits,
     ``refit_after``: the cross-validated accuracy of a fresh probe on edited activations of all
     prompts (is the concept still linearly readable some other way? Ravfogel et al., 2020).
     """
+    from sklearn.linear_model import LogisticRegression
+
     from conceptlab.lm.probing import fit_probe
 
     base = lm.activations(prompts.texts, [point], desc="activations")[point]
     edited = lm.activations(prompts.texts, [point], edits=edits, desc="edited activations")[point]
     y = prompts.labels
     mu, sd = base[train].mean(0), base[train].std(0) + 1e-6
-    from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(max_iter=2000).fit((base[train] - mu) / sd, y[train])
+    clf = LogisticRegression(solver="liblinear", max_iter=2000)
+    clf.fit((base[train] - mu) / sd, y[train])
     before = float((clf.predict((base[test] - mu) / sd) == y[test]).mean())
     after = float((clf.predict((edited[test] - mu) / sd) == y[test]).mean())
     refit = fit_probe(edited, y, prompts.groups, seed=seed)

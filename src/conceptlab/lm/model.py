@@ -185,6 +185,9 @@ class CausalLM:
         """The unembedding ``W_U`` as ``(vocab, d_model)``."""
         return get_module(self.model, self.arch.unembed).weight.detach()
 
+    def final_norm_module(self) -> nn.Module:
+        return get_module(self.model, self.arch.final_norm)
+
     def final_norm_gain(self) -> torch.Tensor:
         """The final norm's per-dimension gain (``d_model``), Gemma's ``1 + w`` included."""
         norm = get_module(self.model, self.arch.final_norm)

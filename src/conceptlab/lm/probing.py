@@ -102,7 +102,8 @@ class ProbeFit:
 
 def fit_probe(X: np.ndarray, y: np.ndarray, groups: Sequence[str] | None = None,
               folds: int = 5, seed: int = 0, C: float = 1.0) -> ProbeFit:
-    """k-fold logistic regression on standardised features (groups never split across folds).
+    """k-fold L2 logistic regression (liblinear) on standardised features (groups never split
+    across folds).
 
     The returned direction is the full-data probe's weight mapped back to the raw activation
     space (``w / std``), normalised: ``X @ direction`` orders items as the probe does.
@@ -121,10 +122,10 @@ def fit_probe(X: np.ndarray, y: np.ndarray, groups: Sequence[str] | None = None,
         split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(Z, y)
     scores = np.zeros(len(y))
     for train, test in split:
-        clf = LogisticRegression(C=C, max_iter=2000)
+        clf = LogisticRegression(C=C, solver="liblinear", max_iter=2000)
         clf.fit(Z[train], y[train])
         scores[test] = clf.decision_function(Z[test])
-    clf = LogisticRegression(C=C, max_iter=2000).fit(Z, y)
+    clf = LogisticRegression(C=C, solver="liblinear", max_iter=2000).fit(Z, y)
     w = clf.coef_[0] / sd
     norm = float(np.linalg.norm(w))
     if norm < 1e-12:  # nothing separates the classes (e.g. after an ablation)
