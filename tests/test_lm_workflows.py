@@ -68,6 +68,27 @@ def test_probe_ablate_steer_observable_neurons(tmp_path: Path) -> None:
     assert again["words"][0]["hits"] == n["words"][0]["hits"]
 
 
+def test_parametric_vectors_lower_a_planted_concept(tmp_path: Path) -> None:
+    import torch
+
+    lm = tiny_lm()
+    spec = _prompts(tmp_path)
+    # plant: three neurons of block 2 write the mean unembedding of the positive words
+    W_U, g = lm.unembed_weight(), lm.model.model.norm.weight.detach()
+    target = W_U[lm.token_ids(OBJECTS)].mean(0)
+    with torch.no_grad():
+        for j, scale in ((1, 300.0), (2, 200.0), (3, 100.0)):
+            lm.model.model.layers[2].mlp.down_proj.weight[:, j] = scale * target / g
+    m = runs.run_lm_parametric(spec, tmp_path / "par", lm=lm, n_neurons=[3])
+    assert {(r["layer"], r["neuron"]) for r in m["top_neurons"][:3]} == {(2, 1), (2, 2), (2, 3)}
+    concept, rand = m["rows"]
+    assert concept["neurons"] == "concept" and rand["neurons"] == "random"
+    # the planted neurons carry the concept tokens' logits: removing them moves those much more
+    # than removing three random neurons (the sign depends on the random model's activations)
+    assert abs(concept["delta_logp_concept_on_prefixes"]) > \
+        10 * abs(rand["delta_logp_concept_on_prefixes"])
+
+
 def test_bad_requests_fail_before_work(tmp_path: Path) -> None:
     lm = tiny_lm()
     with pytest.raises(LMError, match="unknown prompt set"):

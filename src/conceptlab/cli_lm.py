@@ -166,3 +166,22 @@ def observable(out: Annotated[Path, typer.Option("--out")] = Path("runs/lm-obser
     _table("Observable", ["layer", "cos probe", "cos mean diff", "AUC"],
            [[r["layer"], r["cos_probe"], r["cos_mean_diff"], r["auc_observable"]]
             for r in m["rows"]], out)
+
+
+@app.command()
+def parametric(data: Annotated[str, typer.Option("--data")] = "animals",
+               out: Annotated[Path, typer.Option("--out")] = Path("runs/lm-parametric"),
+               model: ModelOpt = "smollm2",
+               n: Annotated[str, typer.Option("--n", help="neurons to zero, comma-separated")] =
+               "10,50,200", seed: SeedOpt = 0) -> None:
+    """ConceptVectors: zero the MLP value vectors matching a concept's tokens, measured."""
+    try:
+        m = runs.run_lm_parametric(data, out, model=model, n_neurons=_ints(n) or [10],
+                                   seed=seed)
+    except ERRORS as err:
+        _fail(err)
+    _table("Parametric concept vectors", ["n", "neurons", "d logp concept", "d logp neutral",
+                                          "d logp contrast", "KL"],
+           [[r["n"], r["neurons"], r["delta_logp_concept_on_prefixes"],
+             r["delta_logp_concept_on_neutral"], r["delta_logp_contrast_on_prefixes"], r["kl"]]
+            for r in m["rows"]], out)

@@ -311,3 +311,57 @@ def run_lm_observable(out: str | Path | None = None, *, model: str = "smollm2",
         metrics["figure"] = str(lm_plots.plot_observable(rows, Path(out) / "observable.png"))
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     return finish(out, metrics)
+
+
+def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
+                      model: str = "smollm2", lm: CausalLM | None = None,
+                      n_neurons: Sequence[int] = (10, 50, 200), seed: int = 0,
+                      ) -> dict[str, Any]:
+    """ConceptVectors: zero the MLP value vectors that best match a concept's tokens.
+
+    For each size n: the change in log P(concept words) on the concept's prompt prefixes and
+    on unrelated neutral prompts, the same for the contrast words (the other class), the same
+    with n random neurons zeroed, and the side effects on unrelated text.
+    """
+    from conceptlab.lm import parametric as P
+
+    t0 = time.perf_counter()
+    ps = load_prompts(data, seed=seed)
+    pos_words, neg_words = concept_words(ps)
+    prefixes = P.concept_prefixes(ps)
+    if not pos_words or not prefixes:
+        raise LMError(f"{ps.name}: needs contrast pairs that differ in one word")
+    seed_everything(seed)
+    lm = _lm(model, lm)
+    pos_ids, neg_ids = lm.token_ids(pos_words), lm.token_ids(neg_words)
+    scores = P.concept_scores(lm, pos_ids)
+    neutral = shipped_lines("neutral_prompts")
+    base = Baseline.of(lm, shipped_lines("neutral"))
+    ref = {name: token_mass(lm, texts, ids) for name, texts, ids in
+           (("concept", prefixes, pos_ids), ("neutral", neutral, pos_ids),
+            ("contrast", prefixes, neg_ids))}
+    rows = []
+    for n in n_neurons:
+        chosen = P.top_neurons(scores, n)
+        for kind, neurons in (("concept", chosen),
+                              ("random", P.random_neurons(lm, n, seed, exclude=chosen))):
+            edit = P.zero_neurons(neurons)
+            d = {name: float((token_mass(lm, texts, ids, edit) - ref[name]).mean())
+                 for name, texts, ids in (("concept", prefixes, pos_ids),
+                                          ("neutral", neutral, pos_ids),
+                                          ("contrast", prefixes, neg_ids))}
+            rows.append({"n": n, "neurons": kind,
+                         "delta_logp_concept_on_prefixes": d["concept"],
+                         "delta_logp_concept_on_neutral": d["neutral"],
+                         "delta_logp_contrast_on_prefixes": d["contrast"],
+                         **side_effects(lm, base, edit),
+                         "layers_hit": sorted({a for a, _ in neurons})})
+    top = P.top_neurons(scores, 10)
+    metrics: dict[str, Any] = {
+        "command": "lm parametric", "model": lm.describe(), "data": ps.describe(),
+        "seed": seed, "concept_words": pos_words, "contrast_words": neg_words,
+        "prefixes": prefixes, "rows": rows,
+        "top_neurons": [{"layer": a, "neuron": b, "z": float(scores[a, b])} for a, b in top],
+        "logp_before": {k: float(v.mean()) for k, v in ref.items()},
+        "seconds": round(time.perf_counter() - t0, 2)}
+    return finish(out, metrics)
