@@ -35,3 +35,35 @@ def tiny_lm(seed: int = 0, layers: int = 3, hidden: int = 16, mlp: int = 24) -> 
     with torch.no_grad():  # random final-norm gains, so tests see the norm's weight at work
         model.model.norm.weight.uniform_(0.5, 1.5)
     return CausalLM(model, tok, name="tiny-llama")
+
+
+def tiny_family(family: str, seed: int = 0) -> CausalLM:
+    """Tiny random models of other families behind the same adapter (GPT-2, Qwen2, Gemma 3)."""
+    from transformers import (
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        GPT2Config,
+        GPT2LMHeadModel,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    tok = tiny_tokenizer()
+    v = len(tok.get_vocab())
+    torch.manual_seed(seed)
+    if family == "llama":
+        return tiny_lm(seed)
+    if family == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=v, n_embd=16, n_layer=2, n_head=2,
+                                           n_positions=64, bos_token_id=1, eos_token_id=None))
+    elif family == "qwen2":
+        model = Qwen2ForCausalLM(Qwen2Config(vocab_size=v, hidden_size=16, intermediate_size=24,
+                                             num_hidden_layers=2, num_attention_heads=4,
+                                             num_key_value_heads=2))
+    elif family == "gemma3":
+        model = Gemma3ForCausalLM(Gemma3TextConfig(
+            vocab_size=v, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=4, sliding_window=8))
+    else:
+        raise ValueError(family)
+    return CausalLM(model, tok, name=f"tiny-{family}")

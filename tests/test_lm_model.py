@@ -7,7 +7,7 @@ import torch
 
 from conceptlab.lm import edits
 from conceptlab.lm.model import FINAL, LMError, hooked
-from lm_tiny import tiny_lm
+from lm_tiny import tiny_family, tiny_lm
 
 TEXTS = ["the cat is an animal", "a stone", "the very good film was happy and it was a day"]
 
@@ -122,3 +122,38 @@ def test_generation_and_next_token_tables() -> None:
     assert len(text.split()) == 4
     with pytest.raises(LMError, match="empty batch"):
         lm.batch([])
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2", "gemma3"])
+def test_other_families_share_the_hook_scheme(family: str) -> None:
+    lm = tiny_family(family)
+    b = lm.batch(TEXTS, side="left")
+    with torch.inference_mode():
+        plain = lm.forward(b)
+        with hooked(lm, record=lm.hook_points()) as acts:
+            logits = lm.forward(b)
+    assert torch.equal(plain, logits) and len(acts) == len(lm.hook_points())
+    assert acts["blocks.1.mlp.hook_post"].shape[-1] == lm.d_mlp
+    points = ["blocks.1.hook_resid_post", "blocks.0.mlp.hook_post"]
+    _, right, rb = lm.run(TEXTS, record=points, side="right")
+    _, left, lb = lm.run(TEXTS, record=points, side="left")
+    for p in points:
+        for r in range(len(TEXTS)):
+            assert torch.allclose(right[p][r][rb.attention_mask[r].bool()],
+                                  left[p][r][lb.attention_mask[r].bool()], atol=1e-5)
+    if family == "gemma3":  # Gemma's RMSNorm scales by (1 + weight)
+        w = lm.final_norm_module().weight.detach()
+        assert torch.equal(lm.final_norm_gain(), w + 1)
+    else:  # the sub-layers' outputs add up to the block's output
+        total = sum(acts[f"blocks.1.{k}"] for k in ("hook_resid_pre", "hook_attn_out",
+                                                    "hook_mlp_out"))
+        assert torch.allclose(total, acts["blocks.1.hook_resid_post"], atol=1e-5)
+
+
+def test_unsupported_architecture_is_named() -> None:
+    from conceptlab.lm.model import CausalLM
+
+    lm = tiny_lm()
+    lm.model.config.model_type = "mamba"
+    with pytest.raises(LMError, match="unsupported architecture 'mamba'"):
+        CausalLM(lm.model, lm.tokenizer)

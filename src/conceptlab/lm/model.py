@@ -12,6 +12,10 @@ Hook points are named as in TransformerLens (Nanda & Bloom, 2022), whatever the 
 ``ln_final.hook_normalized``    the final norm's output, what the unembedding reads
 ==========================  ===========================================================
 
+Families: Llama (and Qwen, Mistral, Phi-3, OLMo, SmolLM), Gemma and GPT-2 (``MODEL_TYPES``).
+For Gemma 2/3, ``hook_attn_out`` / ``hook_mlp_out`` are the sub-layers' outputs *before* the
+post-attention / post-feed-forward norms that Gemma applies ahead of the residual sum.
+
 A read point is a *module output* (forward hook) or a *module input* (forward pre-hook);
 both can be recorded or replaced. ``hooked(lm, record=..., edits=...)`` attaches them and
 removes every one when the block ends, even when it raises.
