@@ -45,7 +45,7 @@ def test_probe_ablate_steer_observable_neurons(tmp_path: Path) -> None:
                            cache_dir=cache)
     row = a["rows"][0]
     assert row["layer"] == 1 and set(row["probes"]) == {"layer_1", "layer_2"}
-    assert row["side_effects"]["kl"] >= 0
+    assert row["side_effects"]["kl"] >= 0 and (tmp_path / "ablate" / "ablation.png").is_file()
 
     s = runs.run_lm_steer(spec, tmp_path / "steer", lm=lm, layers=[0, 2], coefs=[1.0, 4.0],
                           max_new_tokens=3, cache_dir=cache)
@@ -81,6 +81,7 @@ def test_parametric_vectors_lower_a_planted_concept(tmp_path: Path) -> None:
             lm.model.model.layers[2].mlp.down_proj.weight[:, j] = scale * target / g
     m = runs.run_lm_parametric(spec, tmp_path / "par", lm=lm, n_neurons=[3])
     assert {(r["layer"], r["neuron"]) for r in m["top_neurons"][:3]} == {(2, 1), (2, 2), (2, 3)}
+    assert (tmp_path / "par" / "parametric.png").is_file()
     concept, rand = m["rows"]
     assert concept["neurons"] == "concept" and rand["neurons"] == "random"
     # the planted neurons carry the concept tokens' logits: removing them moves those much more

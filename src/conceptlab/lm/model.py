@@ -133,6 +133,7 @@ class CausalLM:
         self.d_mlp = int(w.shape[0] if self.arch.down_transposed else w.shape[1])
         self.vocab_size = int(self.unembed_weight().shape[0])
         self._fingerprint: str | None = None
+        self._vocab: list[str] | None = None
 
     # ----------------------------------------------------------------------------- identity
     def fingerprint(self) -> str:
@@ -142,6 +143,13 @@ class CausalLM:
             self._fingerprint = hash_json({"weights": hash_module(self.model),
                                            "vocab": hash_json(sorted(vocab.items()))})
         return self._fingerprint
+
+    def vocab_strings(self) -> list[str]:
+        """Each token id decoded on its own (``" cat"`` keeps its space); computed once."""
+        if self._vocab is None:
+            ids = [[i] for i in range(self.vocab_size)]
+            self._vocab = [str(s) for s in self.tokenizer.batch_decode(ids)]
+        return self._vocab
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.arch.family, "n_layers": self.n_layers,

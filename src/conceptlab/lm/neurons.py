@@ -149,8 +149,7 @@ def decode_neurons(lm: CausalLM, layers: Sequence[int] | None = None, k: int = 1
 
 def decoded_vocab(lm: CausalLM) -> list[str]:
     """Each token id decoded on its own (``" cat"`` keeps its space)."""
-    tok = lm.tokenizer
-    return [str(s) for s in tok.batch_decode([[i] for i in range(lm.vocab_size)])]
+    return list(lm.vocab_strings())
 
 
 def word_token_ids(nmap: NeuronMap, word: str) -> list[int]:

@@ -91,3 +91,42 @@ def plot_observable(rows: Sequence[Mapping[str, Any]], path: PathLike,
     ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_ablation(rows: Sequence[Mapping[str, Any]], path: PathLike,
+                  title: str = "Ablating concept directions") -> Path:
+    """Per concept: held-out probe accuracy before / after, the refit probe after, and KL."""
+    fig, ax = _figure(max(5.0, 1.4 * len(rows) + 2), 4)
+    x = np.arange(len(rows))
+    probes = [r["probes"][f"layer_{r['layer']}"] for r in rows]
+    ax.bar(x - 0.27, [p["heldout_before"] for p in probes], 0.27, label="probe, before")
+    ax.bar(x, [p["heldout_after"] for p in probes], 0.27, label="same probe, after")
+    ax.bar(x + 0.27, [p["refit_after"] for p in probes], 0.27, label="refit probe, after")
+    ax.axhline(0.5, color="grey", linewidth=0.8)
+    ax.set_xticks(x, [f"{r['concept']}\nL{r['layer']}, KL {r['side_effects']['kl']:.3f}"
+                      for r in rows], fontsize=7)
+    ax.set_ylabel("held-out / cross-validated accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_parametric(rows: Sequence[Mapping[str, Any]], path: PathLike,
+                    title: str = "Zeroing parametric concept vectors") -> Path:
+    """Change in log P(concept tokens) on concept prefixes vs number of neurons zeroed."""
+    fig, ax = _figure(6, 4)
+    for kind, style in (("concept", "-"), ("random", "--")):
+        rr = sorted((r for r in rows if r["neurons"] == kind), key=lambda r: r["n"])
+        ns = [r["n"] for r in rr]
+        ax.plot(ns, [r["delta_logp_concept_on_prefixes"] for r in rr], style, marker="o",
+                color="C0", label=f"{kind} neurons: concept prefixes")
+        ax.plot(ns, [r["delta_logp_concept_on_neutral"] for r in rr], style, marker="s",
+                color="C1", label=f"{kind} neurons: neutral prompts")
+    ax.set_xscale("log")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("neurons zeroed")
+    ax.set_ylabel("change in log P(concept tokens)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _save(fig, path)

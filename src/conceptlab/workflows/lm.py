@@ -202,9 +202,12 @@ def run_lm_ablate(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None
                          "class_gap": gap, "resid_norm": norm, "probes": probes,
                          "side_effects": side_effects(lm, base, edit),
                          "n_train": len(train), "n_heldout": len(test)})
-    metrics = {"command": "lm ablate", "model": lm.describe(), "seed": seed, "method": method,
-               "scope": scope, "test_fraction": test_fraction, "rows": rows,
-               "seconds": round(time.perf_counter() - t0, 2)}
+    metrics: dict[str, Any] = {"command": "lm ablate", "model": lm.describe(), "seed": seed,
+                               "method": method, "scope": scope,
+                               "test_fraction": test_fraction, "rows": rows}
+    if out is not None:
+        metrics["figure"] = str(lm_plots.plot_ablation(rows, Path(out) / "ablation.png"))
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
     return finish(out, metrics)
 
 
@@ -362,6 +365,8 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
         "seed": seed, "concept_words": pos_words, "contrast_words": neg_words,
         "prefixes": prefixes, "rows": rows,
         "top_neurons": [{"layer": a, "neuron": b, "z": float(scores[a, b])} for a, b in top],
-        "logp_before": {k: float(v.mean()) for k, v in ref.items()},
-        "seconds": round(time.perf_counter() - t0, 2)}
+        "logp_before": {k: float(v.mean()) for k, v in ref.items()}}
+    if out is not None:
+        metrics["figure"] = str(lm_plots.plot_parametric(rows, Path(out) / "parametric.png"))
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
     return finish(out, metrics)
