@@ -294,6 +294,10 @@ def demo(out: OutOpt = Path("runs/demo"),
 
 app.command("align")(align_command)
 
+from conceptlab.cli_lm import app as lm_app  # noqa: E402  (language-model commands)
+
+app.add_typer(lm_app, name="lm")
+
 
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)
     app(sys.argv[1:], prog_name="conceptlab")

@@ -1,0 +1,140 @@
+"""Markdown tables for docs/lm.md from the metrics that benchmarks/lm_docs.sh wrote.
+
+    .venv/bin/python benchmarks/lm_docs_tables.py [runs/lm]
+
+Reads OUT/<job>/metrics.json only (never a model) and prints the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _load(root: Path, job: str) -> dict[str, Any] | None:
+    path = root / job / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _f(x: float, nd: int = 3) -> str:
+    return f"{x:.{nd}f}"
+
+
+def probe(m: dict[str, Any]) -> list[str]:
+    out = ["| concept | n | depth (first layer within 0.02 of best) | best layer | best accuracy "
+           "[95% CI] | AUC at depth | shuffled-label control (mean over layers) |",
+           "|---|---|---|---|---|---|---|"]
+    for c in m["concepts"]:
+        best = max(c["layers"], key=lambda r: r["accuracy"]["value"])
+        at = c["layers"][c["depth_index"]]
+        out.append(f"| {c['name']} | {c['prompts']['n']} | {c['depth']} | {c['best_layer']} | "
+                   f"{_f(best['accuracy']['value'])} [{_f(best['accuracy']['lo'])}, "
+                   f"{_f(best['accuracy']['hi'])}] | {_f(at['auc']['value'])} | "
+                   f"{_f(c['control_accuracy_mean'])} |")
+    out += ["", "Accuracy per layer (every 3rd layer shown; all 30 in metrics.json):", ""]
+    layers = list(range(0, len(m["concepts"][0]["layers"]), 3))
+    out.append("| concept | " + " | ".join(f"L{i}" for i in layers) + " |")
+    out.append("|---|" + "---|" * len(layers))
+    for c in m["concepts"]:
+        out.append(f"| {c['name']} | " + " | ".join(
+            _f(c["layers"][i]["accuracy"]["value"], 2) for i in layers) + " |")
+    return out
+
+
+def neurons(m: dict[str, Any]) -> list[str]:
+    out = ["| word | best neuron (layer.index) | its top tokens | score (z) | clamp value | "
+           "d log P(its top-5 tokens) | d log P(5 random tokens) | prompts raised |",
+           "|---|---|---|---|---|---|---|---|"]
+    for w in m["words"]:
+        if not w["hits"]:
+            out.append(f"| {w['word']} | none in any neuron's top-{m['k']} | | | | | | |")
+            continue
+        h, c = w["hits"][0], w.get("clamp", {})
+        toks = ", ".join(repr(t) for t in h["top_tokens"][:5])
+        out.append(f"| {w['word']} | {h['layer']}.{h['neuron']} | {toks} | {h['score']} | "
+                   f"{c.get('clamp_value', '')} | {_f(c.get('delta_logp_tokens', 0))} | "
+                   f"{_f(c.get('delta_logp_random_tokens', 0))} | "
+                   f"{c.get('prompts_raised', '')}/{c.get('n_prompts', '')} |")
+    return out
+
+
+def ablate(m: dict[str, Any]) -> list[str]:
+    out = [f"Scope `{m['scope']}`, method `{m['method']}`:", "",
+           "| concept | layer | probe held-out before | after | refit probe before | after | "
+           "last-layer refit after | KL on unrelated text (nats/token) | perplexity ratio |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in m["rows"]:
+        p = r["probes"][f"layer_{r['layer']}"]
+        last = [v for k, v in r["probes"].items() if k != f"layer_{r['layer']}"]
+        la = _f(last[0]["refit_after"]) if last else "-"
+        se = r["side_effects"]
+        out.append(f"| {r['concept']} | {r['layer']} | {_f(p['heldout_before'])} | "
+                   f"{_f(p['heldout_after'])} | {_f(p['refit_before'])} | "
+                   f"{_f(p['refit_after'])} | {la} | {_f(se['kl'], 4)} | "
+                   f"{_f(se['ppl_ratio'])} |")
+    return out
+
+
+def steer(m: dict[str, Any]) -> list[str]:
+    coefs = sorted({r["coef"] for r in m["rows"]})
+    out = ["Intended effect (change in log P(positive words) - change in log P(negative words) on "
+           "neutral prompts, nats) / KL on unrelated text (nats per token):", "",
+           "| layer | " + " | ".join(f"coef {c:g}" for c in coefs) + " |",
+           "|---|" + "---|" * len(coefs)]
+    for layer in m["layers"]:
+        cells = []
+        for c in coefs:
+            r = next(x for x in m["rows"] if x["layer"] == layer and x["coef"] == c)
+            cells.append(f"{r['intended']:+.2f} / {r['kl']:.3f}")
+        out.append(f"| {layer} | " + " | ".join(cells) + " |")
+    b = m["best"]
+    out += ["", f"Best with KL < 1: layer {b['layer']}, coef {b['coef']:g} (intended "
+            f"{b['intended']:+.2f}, KL {b['kl']:.3f}, perplexity x{b['ppl_ratio']:.2f}). "
+            "Greedy samples there:", ""]
+    out += [f"- coef {s['coef']:+g}: {s['text']!r}" for s in m["samples"]]
+    return out
+
+
+def observable(m: dict[str, Any]) -> list[str]:
+    out = [f"Observable accuracy on the prompts (sign of logit({m['positive'][0]!r}) - "
+           f"logit({m['negative'][0]!r})): {_f(m['observable_accuracy'])}", "",
+           "| layer | cos(f, probe) | cos(f, mean diff) | AUC of the projection on f |",
+           "|---|---|---|---|"]
+    for r in m["rows"][::3] + ([m["rows"][-1]] if (len(m["rows"]) - 1) % 3 else []):
+        out.append(f"| {r['layer']} | {_f(r['cos_probe'])} | {_f(r['cos_mean_diff'])} | "
+                   f"{_f(r['auc_observable'])} |")
+    return out
+
+
+def parametric(m: dict[str, Any]) -> list[str]:
+    out = ["| n zeroed | which | d log P(concept) on concept prefixes | on neutral prompts | "
+           "d log P(contrast words) on prefixes | KL unrelated | ppl ratio |",
+           "|---|---|---|---|---|---|---|"]
+    for r in m["rows"]:
+        out.append(f"| {r['n']} | {r['neurons']} | {_f(r['delta_logp_concept_on_prefixes'])} | "
+                   f"{_f(r['delta_logp_concept_on_neutral'])} | "
+                   f"{_f(r['delta_logp_contrast_on_prefixes'])} | {_f(r['kl'], 4)} | "
+                   f"{_f(r['ppl_ratio'])} |")
+    return out
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/lm")
+    jobs = [("probe", probe), ("neurons", neurons), ("ablate", ablate),
+            ("ablate-onward", ablate), ("steer-sentiment", steer), ("steer-animals", steer),
+            ("observable", observable), ("parametric-animals", parametric),
+            ("parametric-sentiment", parametric)]
+    for job, fn in jobs:
+        m = _load(root, job)
+        print(f"\n### {job}\n")
+        if m is None:
+            print("(no metrics.json)")
+            continue
+        print("\n".join(fn(m)))
+        print(f"\n({m.get('seconds', '?')} s)")
+
+
+if __name__ == "__main__":
+    main()
