@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from conceptlab import workflows as runs
+from conceptlab.errors import ConceptlabError, OptionError
 from conceptlab.workflows import cbm
 from conceptlab.workflows import demo as demo_mod
 
@@ -51,7 +53,7 @@ def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+            raise OptionError(f"expected KEY=VALUE, got {pair!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -81,13 +83,31 @@ def _report(metrics: dict[str, Any], keys: list[str], out: Path | None) -> None:
         console.print(f"wrote {escape(str(out / 'metrics.json'))}", soft_wrap=True)
 
 
-def _fail(err: Exception) -> None:
+#: what a user's input, options or environment can raise: one "error:" line, exit code 2.
+#: ConceptlabError is the root of conceptlab's own errors; the rest are the built-in types
+#: that library code (and numpy, PIL, safetensors) raise for bad input.
+USER_ERRORS: tuple[type[Exception], ...] = (ConceptlabError, ValueError, KeyError,
+                                            RuntimeError, OSError)
+
+T = TypeVar("T")
+
+
+def _fail(err: Exception) -> NoReturn:
     # escape: a message holds paths and names, never markup ('[/x]' in a path would raise);
-    # soft_wrap: no line breaks inside a long path
-    console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
+    # soft_wrap: no line breaks inside a long path. A KeyError prints without its quotes.
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
     if os.environ.get("CONCEPTLAB_DEBUG"):
         raise err
     raise typer.Exit(code=2)
+
+
+def _call(job: Callable[[], T]) -> T:
+    """Run one command's job; any user error becomes one line on stderr and exit code 2."""
+    try:
+        return job()
+    except USER_ERRORS as err:
+        _fail(err)
 
 
 @app.command()
@@ -97,11 +117,9 @@ def encode(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
            seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
            data_option: DataSetOpt = None) -> None:
     """Encode train/val/test into the activation cache (a second run reads it)."""
-    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = runs.run_encode(cfg, out)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, n_train, n_val, n_test, seed, cache,
+                                encoder_option, data_option))
+    metrics = _call(lambda: runs.run_encode(cfg, out))
     _report(metrics, ["encoder", "data", "dim", "seconds"], out)
 
 
@@ -112,11 +130,9 @@ def zeroshot(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
              n_test: NTestOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
              encoder_option: SetOpt = None, data_option: DataSetOpt = None) -> None:
     """Zero-shot classification of the test split with class-name prompts."""
-    cfg = _config(data, encoder, None, None, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = runs.run_zeroshot(cfg, out, templates=templates)
-    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, None, None, n_test, seed, cache,
+                                encoder_option, data_option))
+    metrics = _call(lambda: runs.run_zeroshot(cfg, out, templates=templates))
     _report(metrics, ["accuracy", "n_test", "encoder", "data", "templates", "seconds"], out)
 
 
@@ -127,11 +143,9 @@ def probe(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
           seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
           data_option: DataSetOpt = None) -> None:
     """Linear probe on cached embeddings (and on backbone features, for ConSE)."""
-    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = runs.run_probe(cfg, out)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, n_train, n_val, n_test, seed, cache,
+                                encoder_option, data_option))
+    metrics = _call(lambda: runs.run_probe(cfg, out))
     _report(metrics, ["accuracy", "accuracy_backbone_features", "n_train", "n_test", "encoder",
                       "data", "seconds"], out)
 
@@ -155,12 +169,11 @@ def fit(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None, out: OutOpt
         seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
         data_option: DataSetOpt = None, set_: HparamOpt = None) -> None:
     """Fit a concept bottleneck model on cached embeddings and save it to OUT/model."""
-    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = cbm.run_fit(cfg, out, concepts=concepts, method=method, nec=nec,
-                              hparams=_parse_options(set_))
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, n_train, n_val, n_test, seed, cache,
+                                encoder_option, data_option))
+    hparams = _call(lambda: _parse_options(set_))
+    metrics = _call(lambda: cbm.run_fit(cfg, out, concepts=concepts, method=method, nec=nec,
+                                        hparams=hparams))
     _report(metrics, ["accuracy", "method", "nec", "n_concepts", "mean_active_concepts",
                       "concept_accuracy", "fit_seconds", "n_train", "n_test"], out)
 
@@ -172,11 +185,9 @@ def cms_command(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
                 n_test: NTestOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
                 encoder_option: SetOpt = None, data_option: DataSetOpt = None) -> None:
     """Concept Matrix Search (training-free, both rules) beside zero-shot."""
-    cfg = _config(data, encoder, None, None, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = cbm.run_cms(cfg, out, concepts=concepts, templates=templates)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, None, None, n_test, seed, cache,
+                                encoder_option, data_option))
+    metrics = _call(lambda: cbm.run_cms(cfg, out, concepts=concepts, templates=templates))
     _report(metrics, ["accuracy", "accuracy_top_concept", "accuracy_zero_shot", "n_concepts",
                       "n_test"], out)
 
@@ -189,10 +200,7 @@ def _print_json(obj: Any) -> None:
 def predict(model_dir: Annotated[Path, typer.Argument(help="folder written by `fit`")],
             input: InputOpt = None, text: TextOpt = None) -> None:
     """Predict classes for new inputs with a saved model."""
-    try:
-        rows = cbm.predict_saved(model_dir, input or [], text or [])
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    rows = _call(lambda: cbm.predict_saved(model_dir, input or [], text or []))
     _print_json(rows)
 
 
@@ -204,10 +212,8 @@ def explain(model_dir: Annotated[Path, typer.Argument(help="folder written by `f
             png: Annotated[Path | None, typer.Option("--png", help="folder for bar charts")] = None
             ) -> None:
     """The concepts behind each decision (activation x weight), largest first."""
-    try:
-        rows = cbm.explain_saved(model_dir, input or [], text or [], top=top, png_dir=png)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    rows = _call(lambda: cbm.explain_saved(model_dir, input or [], text or [], top=top,
+                                           png_dir=png))
     if as_json:
         _print_json(rows)
         return
@@ -232,12 +238,9 @@ def intervene(model_dir: Annotated[Path, typer.Argument(help="folder written by 
     for pair in set_:
         name, sep, value = pair.rpartition("=")
         if not sep or not name:
-            _fail(ValueError(f"expected CONCEPT=VALUE, got {pair!r}"))
+            _fail(OptionError(f"--set: expected CONCEPT=VALUE, got {pair!r}"))
         settings[name] = value
-    try:
-        rows = cbm.intervene_saved(model_dir, input or [], settings, text or [])
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    rows = _call(lambda: cbm.intervene_saved(model_dir, input or [], settings, text or []))
     _print_json(rows)
 
 
@@ -249,12 +252,9 @@ def demo(out: OutOpt = Path("runs/demo"),
          image_size: Annotated[int, typer.Option("--image-size")] = demo_mod.DEMO_IMAGE_SIZE,
          seed: SeedOpt = 0, cache: CacheOpt = None) -> None:
     """The main job on the embedded default: Sparse-CBM vs baselines on Fashion-MNIST."""
-    try:
-        metrics = demo_mod.run_demo(out, n_train=n_train, n_val=n_val, n_test=n_test,
-                                    image_size=image_size, seed=seed,
-                                    cache_dir=str(cache) if cache else None)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    metrics = _call(lambda: demo_mod.run_demo(out, n_train=n_train, n_val=n_val, n_test=n_test,
+                                              image_size=image_size, seed=seed,
+                                              cache_dir=str(cache) if cache else None))
     table = Table(title="Fashion-MNIST through the offline ConSE space")
     for col in ("method", "nec", "accuracy", "mean active concepts", "fit s"):
         table.add_column(col, justify="left" if col == "method" else "right")

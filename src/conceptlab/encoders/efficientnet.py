@@ -23,7 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    option_float,
+    option_int,
+    register_encoder,
+)
 from conceptlab.utils.hashing import hash_file, hash_json
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, EfficientNet-B0.
@@ -185,15 +193,11 @@ class EfficientNetEncoder(Encoder):
 
     def __init__(self, image_size: int = 224, crop: float = 1.0, weights: str | Path | None = None,
                  batch_size: int = 16, device: str | torch.device = "cpu") -> None:
-        if not isinstance(image_size, int) or not 32 <= image_size <= 1024:
-            raise EncoderError(f"image_size must be an int in [32, 1024], got {image_size!r}")
-        if not 0.0 < float(crop) <= 1.0:
-            raise EncoderError(f"crop must be in (0, 1], got {crop!r}")
         self.spec = "efficientnet"
-        self.image_size = image_size
-        self.crop = float(crop)
+        self.image_size = option_int(self.spec, "image_size", image_size, 32, 1024)
+        self.crop = option_float(self.spec, "crop", crop, 0.0, 1.0)
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
-        self.batch_size = int(batch_size)
+        self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self._device = torch.device(device)
         self._model: EfficientNetLite0 | None = None
 

@@ -20,7 +20,15 @@ from typing import Any
 import torch
 
 from conceptlab.encoders._common import cached_weight_hash, check_options, embedding_views
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    option_bool,
+    option_int,
+    register_encoder,
+)
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import check_texts
 from conceptlab.utils.hashing import hash_json
@@ -76,8 +84,8 @@ class OpenClipEncoder(Encoder):
         self.spec = f"openclip:{arg}"
         if not _open_clip_available():
             raise EncoderError(f"{self.spec}: open_clip is not installed: {INSTALL_HINT}")
-        self.normalize = bool(normalize)
-        self.batch_size = int(batch_size)
+        self.normalize = option_bool(self.spec, "normalize", normalize)
+        self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self._device = torch.device(device)
         self._model: Any = None
         self._preprocess: Any = None

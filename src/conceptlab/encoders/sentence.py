@@ -21,7 +21,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    check_model_source,
+    option_bool,
+    option_int,
+    register_encoder,
+)
 from conceptlab.utils.hashing import hash_json, hash_state_dict
 
 # Per process: loaded models (shared by every encoder of the same source and device) and
@@ -83,8 +92,9 @@ class SentenceEncoder(Encoder):
             raise EncoderError("st: needs a model name or path, e.g. 'st:all-MiniLM-L6-v2'")
         self.name_or_path = str(name_or_path)
         self.spec = spec or f"st:{self.name_or_path}"
-        self.normalize = bool(normalize)
-        self.batch_size = int(batch_size)
+        check_model_source(self.spec, self.name_or_path)
+        self.normalize = option_bool(self.spec, "normalize", normalize)
+        self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self.offline = offline
         self._device = torch.device(device)
         self._model: Any = None
