@@ -19,3 +19,7 @@ class OptionError(ConceptlabError, ValueError):
 
 class OutputError(ConceptlabError, OSError):
     """An output folder or file cannot be written (a file in the way, no permission)."""
+
+
+class InputError(ConceptlabError, ValueError):
+    """An input given to a saved model (a file, a text) is missing, empty or of the wrong kind."""

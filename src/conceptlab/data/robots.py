@@ -7,7 +7,7 @@ concept bottleneck's concepts *mean* on a real joint text space (MiniLM).
 
 Generation (``concept-benchmark==0.4.1``, installed ``--no-deps``; it also needs pandas,
 colorir and pero) runs once per (generation seed, package version) in a **child process**
-and is cached as JSON under ``cache_dir`` (default ``$CONCEPTLAB_CACHE_DIR/robots-text`` or
+and is cached as JSON under ``cache_dir`` (default ``$CONCEPTLAB_CACHE/robots-text`` or
 ``~/.cache/conceptlab/robots-text``), written atomically. A child process because the
 generator reseeds Python, numpy and torch globally and switches torch to deterministic
 algorithms, and because its import needs a stand-in ``cairo`` module: none of that should
@@ -62,8 +62,14 @@ _INSTALL_HINT = ("pip install --no-deps concept-benchmark==0.4.1 && "
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("CONCEPTLAB_CACHE_DIR") or Path.home() / ".cache" / "conceptlab"
-    return Path(base).expanduser() / "robots-text"
+    """``$CONCEPTLAB_CACHE/robots-text`` if set (the one cache setting, shared with the
+    activation cache), else ``~/.cache/conceptlab/robots-text``."""
+    if os.environ.get("CONCEPTLAB_CACHE_DIR"):
+        _LOG.warning("CONCEPTLAB_CACHE_DIR is no longer read; set CONCEPTLAB_CACHE "
+                     "(docs/environment.md)")
+    env = os.environ.get("CONCEPTLAB_CACHE")
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "conceptlab"
+    return base / "robots-text"
 
 
 def package_version() -> str:

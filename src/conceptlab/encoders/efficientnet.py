@@ -33,6 +33,7 @@ from conceptlab.encoders.base import (
     register_encoder,
 )
 from conceptlab.utils.hashing import hash_file, hash_json
+from conceptlab.utils.images import to_rgb
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, EfficientNet-B0.
 _STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
@@ -171,7 +172,7 @@ def to_pil_list(items: Sequence[Any], spec: str) -> list[Any]:
             raise EncoderError(f"{spec}: item {i} is a {type(item).__name__}, not a PIL image "
                                "(open files with PIL.Image.open)")
         try:
-            out.append(item.convert("RGB"))
+            out.append(to_rgb(item))  # 16-bit images scaled, not clipped at 255
         except (OSError, ValueError) as err:
             raise EncoderError(
                 f"{spec}: item {i} could not be read as an RGB image: {err}") from err

@@ -30,6 +30,7 @@ from conceptlab.encoders.base import (
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import _source_key, check_texts, portable_name
 from conceptlab.utils.hashing import hash_json
+from conceptlab.utils.progress import quiet_library_progress
 
 # Per process: loaded (model, processor) per source, device and dtype; weight hash per source.
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -84,6 +85,7 @@ class HFClipEncoder(Encoder):
             self._model, self._processor = _LOADED[key]
 
     def _load_uncached(self) -> tuple[Any, Any]:
+        quiet_library_progress()  # no hub/transformers bars in logs
         from transformers import AutoModel, AutoProcessor
 
         try:

@@ -32,6 +32,7 @@ from conceptlab.encoders.base import (
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import check_texts
 from conceptlab.utils.hashing import hash_json
+from conceptlab.utils.progress import quiet_library_progress
 
 INSTALL_HINT = ("pip install open-clip-torch (or conceptlab[openclip]); it needs a torchvision "
                 "built for your torch version (e.g. pip install torchvision==<match> from the same "
@@ -96,6 +97,7 @@ class OpenClipEncoder(Encoder):
         return self._device
 
     def _load(self) -> None:
+        quiet_library_progress()  # no hub/transformers bars in logs
         if self._model is not None:
             return
         oc = import_open_clip()

@@ -32,6 +32,7 @@ from conceptlab.encoders.base import (
     register_encoder,
 )
 from conceptlab.utils.hashing import hash_json, hash_state_dict
+from conceptlab.utils.progress import quiet_library_progress
 
 # Per process: loaded models (shared by every encoder of the same source and device) and
 # (weight hash, max sequence length) per source, so fingerprints never reload a model.
@@ -115,6 +116,7 @@ class SentenceEncoder(Encoder):
         return self._model
 
     def _load(self) -> Any:
+        quiet_library_progress()  # no hub/transformers bars in logs
         if self.offline:
             os.environ["HF_HUB_OFFLINE"] = "1"
         from sentence_transformers import SentenceTransformer

@@ -223,17 +223,16 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out",
     but never a folder of other files.
     """
     target = Path(path)
-    for p in (target, *target.parents):
-        if p.exists():
-            if not p.is_dir():
-                where = "is" if p == target else f"(above {target}) is"
-                raise OutputError(f"{what} {target}: {p} {where} a file, not a folder")
-            break
-    if target.is_dir():
-        if replace and any(target.iterdir()) and not (target / RUN_MARKER).is_file():
-            raise OutputError(f"{what} {target}: folder exists and is not a conceptlab run "
-                              f"(no {RUN_MARKER}); give a new or empty folder")
-        probe_writable(target, what)
+    existing = next((p for p in (target, *target.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == target else f" (above {target})"
+        raise OutputError(f"{what} {target}: {existing}{where} is a file, not a folder")
+    if target.is_dir() and replace and any(target.iterdir()) \
+            and not (target / RUN_MARKER).is_file():
+        raise OutputError(f"{what} {target}: folder exists and is not a conceptlab run "
+                          f"(no {RUN_MARKER}); give a new or empty folder")
+    if existing is not None:
+        probe_writable(existing, what if existing == target else f"{what} {target}:")
     return target
 
 

@@ -15,7 +15,14 @@ from conceptlab.bottleneck.heads import LinearHead
 from conceptlab.cache import ActivationCache
 from conceptlab.metrics import accuracy
 from conceptlab.pipeline import EncodeStats, ensure_encoded, split_cache_key
-from conceptlab.workflows.prepare import Prepared, RunConfig, build_parts, finish, prepare
+from conceptlab.workflows.prepare import (
+    Prepared,
+    RunConfig,
+    build_parts,
+    check_cache_for,
+    finish,
+    prepare,
+)
 
 
 def run_encode(config: RunConfig, out: str | Path | None = None) -> dict[str, Any]:
@@ -23,6 +30,7 @@ def run_encode(config: RunConfig, out: str | Path | None = None) -> dict[str, An
     t0 = time.perf_counter()
     _, encoder, splits = build_parts(config)
     cache = ActivationCache(config.cache_dir)
+    check_cache_for(cache, encoder, list(splits.as_dict().values()))
     encoding: dict[str, dict[str, Any]] = {}
     for name, split in splits.as_dict().items():
         stats = EncodeStats()

@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from conceptlab.cache import ActivationCache
-from conceptlab.data.base import Dataset, build_dataset
+from conceptlab.data.base import Dataset, DataSplit, build_dataset
 from conceptlab.data.splits import SplitSet, make_splits
 from conceptlab.encoders.base import Encoder, Views, build_encoder
 from conceptlab.pipeline import (
     EncodeStats,
     encode_split_views,
+    split_cache_key,
 )
 from conceptlab.utils.io import write_json_atomic
 from conceptlab.utils.seed import seed_everything
@@ -87,6 +88,8 @@ def prepare(config: RunConfig, splits_needed: tuple[str, ...] = ("train", "val",
     """Build data and encoder, make the recorded splits, encode the needed splits (cached)."""
     dataset, encoder, splits = build_parts(config)
     cache = ActivationCache(config.cache_dir)
+    check_cache_for(cache, encoder, [s for n, s in splits.as_dict().items()
+                                     if n in splits_needed])
     views: dict[str, Views] = {}
     X: dict[str, np.ndarray] = {}
     y: dict[str, np.ndarray] = {}
@@ -102,6 +105,13 @@ def prepare(config: RunConfig, splits_needed: tuple[str, ...] = ("train", "val",
         stats_out[name] = {"rows": stats.rows, "from_cache": stats.from_cache,
                            "seconds": round(stats.seconds, 3)}
     return Prepared(config, dataset, splits, encoder, views, X, y, stats_out)
+
+
+def check_cache_for(cache: ActivationCache, encoder: Encoder, splits: list[DataSplit]) -> None:
+    """Before any encoding: if some split is not cached yet, the cache must be writable
+    (a read-only cache that already holds every entry is fine)."""
+    if not all(cache.has(split_cache_key(encoder, s)) for s in splits):
+        cache.check_writable()
 
 
 def finish(out: str | Path | None, metrics: dict[str, Any]) -> dict[str, Any]:
