@@ -231,9 +231,38 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out",
             and not (target / RUN_MARKER).is_file():
         raise OutputError(f"{what} {target}: folder exists and is not a conceptlab run "
                           f"(no {RUN_MARKER}); give a new or empty folder")
-    if existing is not None:
+    if replace and target.is_dir():
+        # swapped by a rename in its parent (the staging folder proves the parent writable):
+        # only an immutable or append-only flag stops it; no probe file inside the run
+        if _immutable(target):
+            raise OutputError(f"{what} {target}: cannot replace the folder (it is immutable "
+                              "or append-only)")
+    elif existing is not None:
         probe_writable(existing, what if existing == target else f"{what} {target}:")
     return target
+
+
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IMMUTABLE_OR_APPEND = 0x10 | 0x20
+
+
+def _immutable(path: Path) -> bool:
+    """Whether ``path`` carries Linux's immutable or append-only flag (False where unknown)."""
+    try:
+        import array
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        return False
+    try:
+        buf = array.array("i", [0])
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf, True)
+        return bool(buf[0] & _FS_IMMUTABLE_OR_APPEND)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def probe_writable(folder: Path, what: str) -> None:
