@@ -374,16 +374,16 @@ def test_unwritable_png_folder_fails_before_encoding(run_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
-    (["--set", "lr=abc"], "--set lr must be"),
+    (["--set", "lr=abc"], "setting lr='abc': expected float"),
     (["--set", "max_epochs=0"], "max_epochs must be >= 1"),
-    (["--set", "max_epochs=2.5"], "--set max_epochs must be an integer"),
+    (["--set", "max_epochs=2.5"], "setting max_epochs=2.5: expected int"),
     (["-E", "batch_size=-4"], "option batch_size must be an integer >= 1, got -4"),
     (["-E", "batch_size=0"], "option batch_size must be an integer >= 1, got 0"),
     (["-E", "normalize=maybe"], "option normalize must be true or false"),
     (["-D", "split_seed=abc"], "option split_seed must be an integer, got 'abc'"),
     (["-D", "test_fraction=[1]"], "option test_fraction must be a number"),
-    (["--nec", "0"], "--nec must be a positive number"),
-    (["--nec", "-2"], "--nec must be a positive number"),
+    (["--nec", "0"], "nec must be None (dense head) or a positive number"),
+    (["--nec", "-2"], "nec must be None (dense head) or a positive number"),
 ], ids=lambda v: v if isinstance(v, str) else " ".join(v))
 def test_bad_options_are_named_before_any_encoding(data: dict[str, Path], tmp_path: Path,
                                                    extra: list[str], expected: str) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from conceptlab.errors import OutputError
+from conceptlab.errors import ConceptlabError, OutputError
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.io import check_output_dir, probe_writable, read_json, write_json_atomic
 
@@ -31,7 +31,7 @@ CACHE_FORMAT = 1
 DEFAULT_SHARD_ROWS = 2048
 
 
-class CacheError(RuntimeError):
+class CacheError(ConceptlabError, RuntimeError):
     """Raised for a corrupt or mismatched cache entry."""
 
 
