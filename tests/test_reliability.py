@@ -323,6 +323,10 @@ def test_unwritable_out_fails_before_encoding(data: dict[str, Path], tmp_path: P
     assert f"{a_file}" in message and "is a file" in message
     message = invoke_fails("fit", *args, "--out", a_file / "sub")
     assert f"{a_file}" in message and "is a file" in message
+    for command in ("encode", "probe", "zeroshot", "cms"):  # the other commands too
+        extra = ["--concepts", data["vocab"]] if command == "cms" else []
+        message = invoke_fails(command, *args[:6], *extra, "--out", a_file / "sub")
+        assert f"{a_file}" in message and "is a file" in message
     locked = tmp_path / "locked"
     unwritable(locked)
     message = invoke_fails("fit", *args, "--out", locked / "run")

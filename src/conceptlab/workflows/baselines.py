@@ -20,6 +20,7 @@ from conceptlab.workflows.prepare import (
     RunConfig,
     build_parts,
     check_cache_for,
+    check_out,
     finish,
     prepare,
 )
@@ -27,6 +28,7 @@ from conceptlab.workflows.prepare import (
 
 def run_encode(config: RunConfig, out: str | Path | None = None) -> dict[str, Any]:
     """Encode every split into the cache (bounded memory: nothing is read back)."""
+    check_out(out)  # a file in the way fails now, not after the encoding
     t0 = time.perf_counter()
     _, encoder, splits = build_parts(config)
     cache = ActivationCache(config.cache_dir)
@@ -56,6 +58,7 @@ def zero_shot_accuracy(prep: Prepared, templates: str | list[str] = "plain") -> 
 def run_zeroshot(config: RunConfig, out: str | Path | None = None,
                  templates: str = "plain") -> dict[str, Any]:
     """Zero-shot classification of the test split; no training data is encoded."""
+    check_out(out)  # a file in the way fails now, not after the encoding
     t0 = time.perf_counter()
     prep = prepare(config, splits_needed=("test",))
     acc = zero_shot_accuracy(prep, templates)
@@ -87,6 +90,7 @@ def run_probe(config: RunConfig, out: str | Path | None = None) -> dict[str, Any
 
     The second number is the ceiling a model without concepts reaches on the same images.
     """
+    check_out(out)  # a file in the way fails now, not after the encoding
     t0 = time.perf_counter()
     prep = prepare(config)
     acc, head = probe_accuracy(prep)

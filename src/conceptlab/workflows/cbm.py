@@ -50,7 +50,7 @@ from conceptlab.workflows.concepts import (
     concept_source,
     describe_source,
 )
-from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.prepare import Prepared, RunConfig, check_out, finish, prepare
 from conceptlab.workflows.variants import ALL_VARIANTS, Variant
 
 
@@ -244,6 +244,7 @@ def run_cms(config: RunConfig, out: str | Path | None = None, *, concepts: str =
             templates: str = "plain") -> dict[str, Any]:
     """Concept Matrix Search (both rules) beside zero-shot; no training data is encoded."""
     check_concepts(concepts)
+    check_out(out)
     t0 = time.perf_counter()
     prep = prepare(config, splits_needed=("test",))
     src = concept_source(prep, concepts)

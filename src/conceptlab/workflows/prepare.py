@@ -19,7 +19,7 @@ from conceptlab.pipeline import (
     encode_split_views,
     split_cache_key,
 )
-from conceptlab.utils.io import write_json_atomic
+from conceptlab.utils.io import check_output_dir, write_json_atomic
 from conceptlab.utils.seed import seed_everything
 
 DEFAULT_ENCODER = {"image": "conse", "text": "minilm"}
@@ -112,6 +112,13 @@ def check_cache_for(cache: ActivationCache, encoder: Encoder, splits: list[DataS
     (a read-only cache that already holds every entry is fine)."""
     if not all(cache.has(split_cache_key(encoder, s)) for s in splits):
         cache.check_writable()
+
+
+def check_out(out: str | Path | None) -> None:
+    """Before any encoding: ``out`` must be able to hold ``metrics.json`` (no file in the way,
+    writable); an OutputError naming it otherwise."""
+    if out is not None:
+        check_output_dir(out)
 
 
 def finish(out: str | Path | None, metrics: dict[str, Any]) -> dict[str, Any]:
