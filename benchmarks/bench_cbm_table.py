@@ -25,9 +25,9 @@ from conceptlab.report.plots import plot_intervention_curve
 from conceptlab.utils.io import write_json_atomic, write_text_atomic
 from conceptlab.workflows.baselines import backbone_features, probe_accuracy
 from conceptlab.workflows.cbm import comparison_rows, fit_cbm
-from conceptlab.workflows.variants import ALL_VARIANTS, SUPERVISED
 from conceptlab.workflows.concepts import concept_source
 from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
+from conceptlab.workflows.variants import ALL_VARIANTS, SUPERVISED
 
 RESULTS = Path(__file__).parent / "results"
 METHODS = ALL_VARIANTS

@@ -31,8 +31,8 @@ import torch
 
 from conceptlab import metrics
 from conceptlab.bottleneck.heads import SagaPath, fit_dense_head, fit_sparse_head
-from conceptlab.utils.threads import threads_for, torch_threads
 from conceptlab.utils.io import write_json_atomic
+from conceptlab.utils.threads import threads_for, torch_threads
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_heads.json"
 N_TRAIN, N_VAL, N_TEST, N_CLASSES, LATENT = 54_000, 6_000, 10_000, 10, 32
