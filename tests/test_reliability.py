@@ -232,6 +232,26 @@ def test_a_killed_fit_leaves_the_old_run_and_the_next_run_clears_its_leftovers(
     assert json.loads((out / "metrics.json").read_text())["nec"] == 1
 
 
+def test_the_swap_without_an_atomic_exchange_and_the_sweep_of_leftovers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "run"
+    with io_mod.atomic_run_dir(target) as stage:
+        io_mod.write_json_atomic(stage / "metrics.json", {"run": 1})
+    monkeypatch.setattr(io_mod, "_exchange", lambda a, b: False)  # an OS without renameat2
+    with io_mod.atomic_run_dir(target) as stage:
+        io_mod.write_json_atomic(stage / "metrics.json", {"run": 2})
+    assert io_mod.read_json(target / "metrics.json") == {"run": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    # what a dead writer left is swept; a live writer's staging folder is not touched
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / f".run.stage-{dead}-abc").mkdir()
+    (tmp_path / f".run.old-{dead}").mkdir()
+    (tmp_path / f".run.stage-{os.getpid()}-live").mkdir()
+    assert len(io_mod.sweep_stale(target)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".run.stage-{os.getpid()}-live", "run"]
+
+
 def test_fit_refuses_to_replace_a_folder_that_is_not_a_run(data: dict[str, Path],
                                                            tmp_path: Path) -> None:
     out = tmp_path / "my-files"

@@ -161,7 +161,7 @@ def _pid_alive(pid: int) -> bool:
 def sweep_stale(target: Path) -> list[Path]:
     """Remove what a killed writer of ``target`` left beside it: staging folders
     (``.NAME.stage-PID-*``) and old copies (``.NAME.old-PID*``) of processes that are gone."""
-    removed = []
+    removed: list[Path] = []
     parent = target.parent
     if not parent.is_dir():
         return removed
@@ -169,7 +169,10 @@ def sweep_stale(target: Path) -> list[Path]:
         for p in parent.glob(f".{target.name}.{kind}-*"):
             pid_txt = p.name[len(f".{target.name}.{kind}-"):].split("-")[0]
             if pid_txt.isdigit() and not _pid_alive(int(pid_txt)):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
                 removed.append(p)
     return removed
 
