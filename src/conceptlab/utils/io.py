@@ -193,12 +193,13 @@ def _swap_in(stage: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _make_stage(target: Path) -> Path:
+def _make_stage(target: Path, what: str = "") -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=_stage_prefix(target), dir=target.parent))
     except OSError as err:
-        raise OutputError(f"{err.filename or target.parent}: cannot write here "
+        where = f"{what} {target}: " if what else ""
+        raise OutputError(f"{where}{err.filename or target.parent}: cannot write here "
                           f"({err.strerror or err})") from err
 
 
@@ -240,7 +241,7 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out",
         if _immutable(target):
             raise OutputError(f"{what} {target}: cannot replace the folder (it is immutable "
                               "or append-only)")
-    elif existing is not None:
+    elif existing is not None and not replace:  # (a run's staging folder probes its parent)
         probe_writable(existing, what if existing == target else f"{what} {target}:")
     return target
 
@@ -291,7 +292,7 @@ def atomic_run_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = check_output_dir(out, replace=True)
     sweep_stale(target)
-    stage = _make_stage(target)
+    stage = _make_stage(target, "--out")
     try:
         yield stage
         try:
