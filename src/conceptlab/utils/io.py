@@ -22,8 +22,9 @@ import numpy as np
 
 from conceptlab.errors import OutputError
 
-#: the file that marks a folder as a finished conceptlab run (every command writes it last)
-RUN_MARKER = "metrics.json"
+#: files that mark a folder as a conceptlab run (``metrics.json`` is written last; the others
+#: let a rerun replace what an interrupted older version left)
+RUN_MARKERS = ("metrics.json", "model", "encoder.json", "report.html", "explanations.json")
 
 
 def current_umask() -> int:
@@ -223,8 +224,8 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out",
     its place or above it, or no permission to write there (read-only, immutable).
 
     With ``replace`` (a run folder that will be swapped whole) an existing, non-empty folder
-    must be an earlier conceptlab run (it holds ``metrics.json``): a refit replaces the run,
-    but never a folder of other files.
+    must be an earlier conceptlab run (it holds one of ``RUN_MARKERS``): a refit replaces the
+    run, but never a folder of other files.
     """
     target = Path(path)
     existing = next((p for p in (target, *target.parents) if p.exists()), None)
@@ -232,9 +233,9 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out",
         where = "" if existing == target else f" (above {target})"
         raise OutputError(f"{what} {target}: {existing}{where} is a file, not a folder")
     if target.is_dir() and replace and any(target.iterdir()) \
-            and not (target / RUN_MARKER).is_file():
+            and not any((target / m).exists() for m in RUN_MARKERS):
         raise OutputError(f"{what} {target}: folder exists and is not a conceptlab run "
-                          f"(no {RUN_MARKER}); give a new or empty folder")
+                          "(no metrics.json, model/ or report.html); give a new or empty folder")
     if replace and target.is_dir():
         # swapped by a rename in its parent (the staging folder proves the parent writable):
         # only an immutable or append-only flag stops it; no probe file inside the run
