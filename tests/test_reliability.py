@@ -452,6 +452,15 @@ def test_wrong_kind_and_empty_inputs_name_the_file_and_what_the_model_takes(
     assert "at least one --input" in invoke_fails("predict", run_dir)
 
 
+def test_texts_to_an_image_only_model_are_refused_before_encoding() -> None:
+    from conceptlab.encoders.base import build_encoder
+    from conceptlab.errors import InputError
+    from conceptlab.workflows import cbm
+
+    with pytest.raises(InputError, match="takes images, not texts"):
+        cbm.read_inputs(build_encoder("efficientnet"), [], ["a red dress"])
+
+
 def test_hf_local_path_that_does_not_exist(data: dict[str, Path], tmp_path: Path) -> None:
     missing = tmp_path / "no-model-here"
     message = invoke_fails("probe", "--data", f"csv:{data['csv']}", "--encoder",
