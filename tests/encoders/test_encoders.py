@@ -406,8 +406,13 @@ def test_hf_fingerprint_follows_weights_and_preprocessing(tiny_dual: dict[str, s
 
 
 def test_hf_missing_model_is_a_clear_error(tmp_path) -> None:
+    # a local path that does not exist is named as such when the encoder is built (not the
+    # hub's "Repo id must be in the form ..."); a folder without a model cannot be loaded
+    with pytest.raises(EncoderError, match="nothing-here: no such folder"):
+        HFClipEncoder(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
     with pytest.raises(EncoderError, match="could not load"):
-        HFClipEncoder(tmp_path / "nothing-here").encode_texts(["a"])
+        HFClipEncoder(tmp_path / "empty").encode_texts(["a"])
 
 
 # --------------------------------------------------------------------------- open_clip

@@ -17,11 +17,9 @@ from conceptlab.bottleneck.heads.config import HeadConfig
 from conceptlab.bottleneck.layers import CBLConfig
 from conceptlab.bottleneck.objectives.registry import OBJECTIVES, get_objective
 from conceptlab.bottleneck.training import TrainConfig
-from conceptlab.errors import ConceptlabValueError
+from conceptlab.errors import OptionError
 
-
-class OptionError(ConceptlabValueError):
-    """An unknown, ambiguous or mistyped setting."""
+__all__ = ["ModelOptions", "OptionError", "split_options"]
 
 
 @dataclass

@@ -129,7 +129,31 @@ def take_options(spec: str, options: Mapping[str, Any],
     if unknown:
         raise DataError(f"{spec}: unknown option(s) {', '.join(unknown)}; "
                         f"known: {', '.join(sorted(defaults)) or 'none'}")
+    for name, value in options.items():
+        check_option_type(spec, name, value, defaults[name])
     return {**defaults, **options}
+
+
+def check_option_type(spec: str, name: str, value: Any, default: Any) -> None:
+    """``value`` must have the kind of ``default`` (true/false, an integer, a number, a
+    string or null; anything where the default is None); seeds must be >= 0. A DataError names the
+    option, what it takes and what it got (``-D split_seed=abc``)."""
+    if default is None:
+        return
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        if ok and name.endswith("seed") and value < 0:
+            ok, kind = False, "an integer >= 0"
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    elif isinstance(default, str):
+        ok, kind = value is None or isinstance(value, str), "a string"
+    else:
+        return
+    if not ok:
+        raise DataError(f"{spec}: option {name} must be {kind}, got {value!r}")
 
 
 def take_path_options(prefix: str, arg: str, options: Mapping[str, Any],

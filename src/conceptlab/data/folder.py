@@ -40,6 +40,7 @@ from conceptlab.data.base import (
 )
 from conceptlab.data.splits import check_fraction, pool_split
 from conceptlab.utils.hashing import hash_file_stats, hash_json
+from conceptlab.utils.images import to_rgb
 from conceptlab.utils.progress import progress
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
@@ -49,12 +50,13 @@ _MAX_LISTED = 20
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Decode ``path`` fully into an RGB PIL image, or raise a DataError naming the file."""
+    """Decode ``path`` fully into an RGB PIL image (any bit depth scaled to 8 bits, see
+    :func:`to_rgb`), or raise a DataError naming the file."""
     p = Path(path)
     try:
         with Image.open(p) as im:
             im.load()
-            return im.convert("RGB")
+            return to_rgb(im)
     except FileNotFoundError as err:
         raise DataError(f"{p}: no such image file") from err
     # PIL reports corrupt files through many exception types (OSError, SyntaxError,

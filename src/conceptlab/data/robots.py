@@ -68,6 +68,12 @@ _INSTALL_HINT = ("pip install --no-deps concept-benchmark==0.4.1 && "
 
 
 def default_cache_dir() -> Path:
+    """``dataset_cache_dir("robots-text")``: ``$CONCEPTLAB_CACHE/datasets/robots-text`` (the
+    one cache setting, shared with the activation cache) or
+    ``~/.cache/conceptlab/datasets/robots-text``."""
+    if os.environ.get("CONCEPTLAB_CACHE_DIR"):
+        _LOG.warning("CONCEPTLAB_CACHE_DIR is no longer read; set CONCEPTLAB_CACHE "
+                     "(docs/environment.md)")
     return dataset_cache_dir("robots-text")
 
 

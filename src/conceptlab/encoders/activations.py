@@ -20,7 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    option_int,
+)
 from conceptlab.hooks import REDUCTIONS, HookError, capture, get_module
 from conceptlab.utils.hashing import hash_json, hash_module
 
@@ -95,7 +101,7 @@ class ActivationEncoder(Encoder):
         self.reduce = reduce
         self.spec = f"activations:{name}"
         self.modalities = frozenset({modality})
-        self.batch_size = int(batch_size)
+        self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self._dims: dict[str, int] = {}
         self._hash_key: tuple[Any, ...] | None = None
         self._weights_hash = ""

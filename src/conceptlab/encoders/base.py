@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +31,49 @@ Views = dict[str, np.ndarray]
 
 class EncoderError(ConceptlabError, ValueError):
     """Raised for an unknown encoder spec, a missing optional dependency or bad encoder input."""
+
+
+def option_int(spec: str, name: str, value: Any, minimum: int = 1,
+               maximum: int | None = None) -> int:
+    """An integer option of encoder ``spec`` in ``[minimum, maximum]``, or an EncoderError
+    naming the option and its range (a bool, a float or a string is refused, not truncated)."""
+    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
+    if not ok or value < minimum or (maximum is not None and value > maximum):
+        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise EncoderError(f"{spec}: option {name} must be an integer {bound}, got {value!r}")
+    return int(value)
+
+
+def option_float(spec: str, name: str, value: Any, low: float, high: float | None = None,
+                 low_open: bool = True) -> float:
+    """A finite number option in ``(low, high]`` (``[low, high]`` unless ``low_open``)."""
+    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    f = float(value) if ok else float("nan")
+    inside = np.isfinite(f) and (f > low if low_open else f >= low) and (high is None
+                                                                         or f <= high)
+    if not inside:
+        lo = "(" if low_open else "["
+        rng = f"{lo}{low}, {high}]" if high is not None else f"{'>' if low_open else '>='} {low}"
+        raise EncoderError(f"{spec}: option {name} must be a number {'in ' if high else ''}"
+                           f"{rng}, got {value!r}")
+    return f
+
+
+def check_model_source(spec: str, name_or_path: str) -> None:
+    """A ``name_or_path`` written as a local path (``/x``, ``./x``, ``~/x``, or more than one
+    ``/``) must exist: say so, instead of the hub's "Repo id must be in the form ..."."""
+    name = str(name_or_path)
+    looks_local = name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1
+    if looks_local and not Path(name).expanduser().exists():
+        raise EncoderError(f"{spec}: {name}: no such folder (a local model must be a folder "
+                           "that exists; a hub model is named like 'org/name')")
+
+
+def option_bool(spec: str, name: str, value: Any) -> bool:
+    """A true/false option (JSON ``true``/``false`` on the command line)."""
+    if not isinstance(value, bool | np.bool_):
+        raise EncoderError(f"{spec}: option {name} must be true or false, got {value!r}")
+    return bool(value)
 
 
 class Encoder(ABC):

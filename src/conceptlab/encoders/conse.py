@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from conceptlab.cache import ActivationCache, CacheKey
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    option_float,
+    option_int,
+    register_encoder,
+)
 from conceptlab.encoders.efficientnet import EfficientNetEncoder, imagenet_class_names
 from conceptlab.encoders.sentence import SentenceEncoder, minilm_path
 from conceptlab.utils.hashing import hash_json
@@ -101,11 +109,10 @@ class ConSEEncoder(Encoder):
         if not isinstance(template, str) or template.count("{}") != 1:
             raise EncoderError(
                 f"conse: template must contain '{{}}' exactly once, got {template!r}")
-        if not float(temperature) > 0:
-            raise EncoderError(f"conse: temperature must be > 0, got {temperature!r}")
         self.template = template
-        self.temperature = float(temperature)
+        self.temperature = option_float("conse", "temperature", temperature, 0.0)
         self.names = names
+        batch_size = option_int("conse", "batch_size", batch_size)
         self.backbone = backbone or EfficientNetEncoder(image_size=image_size, crop=crop,
                                                         batch_size=batch_size, backend=backend)
         self.text_encoder = text_encoder or SentenceEncoder(minilm_path(), spec="minilm",
@@ -113,7 +120,7 @@ class ConSEEncoder(Encoder):
         if "text" not in self.text_encoder.modalities:
             raise EncoderError(
                 f"conse: text encoder {self.text_encoder.spec!r} does not encode text")
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         imagenet_class_names(names)  # validate early (cheap)
 
     @property

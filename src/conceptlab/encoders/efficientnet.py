@@ -28,7 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    option_float,
+    option_int,
+    register_encoder,
+)
 from conceptlab.encoders.onnx_backend import (
     OrtSession,
     ensure_export,
@@ -36,6 +44,7 @@ from conceptlab.encoders.onnx_backend import (
     torch_export,
 )
 from conceptlab.utils.hashing import hash_file, hash_json
+from conceptlab.utils.images import to_rgb
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, EfficientNet-B0.
 _STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
@@ -238,7 +247,7 @@ def to_pil_list(items: Sequence[Any], spec: str) -> list[Any]:
             raise EncoderError(f"{spec}: item {i} is a {type(item).__name__}, not a PIL image "
                                "(open files with PIL.Image.open)")
         try:
-            out.append(item.convert("RGB"))
+            out.append(to_rgb(item))  # 16-bit images scaled, not clipped at 255
         except (OSError, ValueError) as err:
             raise EncoderError(
                 f"{spec}: item {i} could not be read as an RGB image: {err}") from err
@@ -262,15 +271,11 @@ class EfficientNetEncoder(Encoder):
     def __init__(self, image_size: int = 224, crop: float = 1.0, weights: str | Path | None = None,
                  batch_size: int = 16, device: str | torch.device = "cpu",
                  backend: str | None = None) -> None:
-        if not isinstance(image_size, int) or not 32 <= image_size <= 1024:
-            raise EncoderError(f"image_size must be an int in [32, 1024], got {image_size!r}")
-        if not 0.0 < float(crop) <= 1.0:
-            raise EncoderError(f"crop must be in (0, 1], got {crop!r}")
         self.spec = "efficientnet"
-        self.image_size = image_size
-        self.crop = float(crop)
+        self.image_size = option_int(self.spec, "image_size", image_size, 32, 1024)
+        self.crop = option_float(self.spec, "crop", crop, 0.0, 1.0)
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
-        self.batch_size = int(batch_size)
+        self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self._device = torch.device(device)
         self._model: EfficientNetLite0 | None = None
         self.backend = resolve_backend(backend, "efficientnet", self._device)

@@ -17,10 +17,20 @@ from typing import Any
 import torch
 
 from conceptlab.encoders._common import cached_weight_hash, check_options, embedding_views
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    check_model_source,
+    option_bool,
+    option_int,
+    register_encoder,
+)
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import _source_key, check_texts, portable_name
 from conceptlab.utils.hashing import hash_json
+from conceptlab.utils.progress import quiet_library_progress
 
 # Per process: loaded (model, processor) per source, device and dtype; weight hash per source.
 _LOADED: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -53,8 +63,9 @@ class HFClipEncoder(Encoder):
             raise EncoderError(f"hf: dtype must be float32, float16 or bfloat16, got {dtype!r}")
         self.name_or_path = str(name_or_path)
         self.spec = f"hf:{self.name_or_path}"
-        self.normalize = bool(normalize)
-        self.batch_size = int(batch_size)
+        check_model_source(self.spec, self.name_or_path)
+        self.normalize = option_bool(self.spec, "normalize", normalize)
+        self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self.dtype = dtype
         self._device = torch.device(device)
         self._model: Any = None
@@ -74,6 +85,7 @@ class HFClipEncoder(Encoder):
             self._model, self._processor = _LOADED[key]
 
     def _load_uncached(self) -> tuple[Any, Any]:
+        quiet_library_progress()  # no hub/transformers bars in logs
         from transformers import AutoModel, AutoProcessor
 
         try:

@@ -20,10 +20,19 @@ from typing import Any
 import torch
 
 from conceptlab.encoders._common import cached_weight_hash, check_options, embedding_views
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    option_bool,
+    option_int,
+    register_encoder,
+)
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import check_texts
 from conceptlab.utils.hashing import hash_json
+from conceptlab.utils.progress import quiet_library_progress
 
 INSTALL_HINT = ("pip install open-clip-torch (or conceptlab[openclip]); it needs a torchvision "
                 "built for your torch version (e.g. pip install torchvision==<match> from the same "
@@ -76,8 +85,8 @@ class OpenClipEncoder(Encoder):
         self.spec = f"openclip:{arg}"
         if not _open_clip_available():
             raise EncoderError(f"{self.spec}: open_clip is not installed: {INSTALL_HINT}")
-        self.normalize = bool(normalize)
-        self.batch_size = int(batch_size)
+        self.normalize = option_bool(self.spec, "normalize", normalize)
+        self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self._device = torch.device(device)
         self._model: Any = None
         self._preprocess: Any = None
@@ -88,6 +97,7 @@ class OpenClipEncoder(Encoder):
         return self._device
 
     def _load(self) -> None:
+        quiet_library_progress()  # no hub/transformers bars in logs
         if self._model is not None:
             return
         oc = import_open_clip()

@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
+from conceptlab.encoders.base import (
+    Encoder,
+    EncoderError,
+    Modality,
+    Views,
+    check_model_source,
+    option_bool,
+    option_int,
+    register_encoder,
+)
 from conceptlab.encoders.onnx_backend import (
     OrtSession,
     ensure_export,
@@ -38,6 +47,7 @@ from conceptlab.encoders.onnx_backend import (
     torch_export,
 )
 from conceptlab.utils.hashing import hash_json, hash_state_dict
+from conceptlab.utils.progress import quiet_library_progress
 
 # Per process: loaded models (shared by every encoder of the same source and device) and
 # (weight hash, max sequence length) per source, so fingerprints never reload a model.
@@ -135,8 +145,9 @@ class SentenceEncoder(Encoder):
             raise EncoderError("st: needs a model name or path, e.g. 'st:all-MiniLM-L6-v2'")
         self.name_or_path = str(name_or_path)
         self.spec = spec or f"st:{self.name_or_path}"
-        self.normalize = bool(normalize)
-        self.batch_size = int(batch_size)
+        check_model_source(self.spec, self.name_or_path)
+        self.normalize = option_bool(self.spec, "normalize", normalize)
+        self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self.offline = offline
         self._device = torch.device(device)
         self._model: Any = None
@@ -205,6 +216,7 @@ class SentenceEncoder(Encoder):
         return self._model
 
     def _load(self) -> Any:
+        quiet_library_progress()  # no hub/transformers bars in logs
         if self.offline:
             os.environ["HF_HUB_OFFLINE"] = "1"
         from sentence_transformers import SentenceTransformer

@@ -1,10 +1,14 @@
-"""Atomic file writes: a temporary file in the same folder, then an atomic rename.
+"""Atomic writes: a temporary file or folder beside the target, then one atomic rename.
 
-Why: an interrupted run must never leave a half-written result where a good one used to be.
+Why: an interrupted run must never leave a half-written result where a good one used to be,
+and a reader must see either the old result or the new one, complete. Files and folders
+written here get the permissions the umask asks for (``mkstemp``/``mkdtemp`` make 0600/0700).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -16,14 +20,43 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.errors import OutputError
 
-def _current_umask() -> int:
-    mask = os.umask(0)
+#: files that mark a folder as a conceptlab run (``metrics.json`` is written last; the others
+#: let a rerun replace what an interrupted older version left)
+RUN_MARKERS = ("metrics.json", "model", "encoder.json", "report.html", "explanations.json")
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``).
+
+    Why not ``os.umask(0)`` then back: between the two calls another thread would create
+    files with no mask at all.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
-_UMASK = _current_umask()
+def apply_umask(path: Path) -> None:
+    """Give ``path`` (a file, or a folder and all it holds) the modes the umask asks for:
+    0666 & ~umask for files, 0777 & ~umask for folders."""
+    mask = current_umask()
+    if path.is_file():
+        os.chmod(path, 0o666 & ~mask)
+        return
+    os.chmod(path, 0o777 & ~mask)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o777 & ~mask)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
 
 
 def _json_default(obj: Any) -> Any:
@@ -49,7 +82,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp creates 0600: give the file the usual permissions
-            os.chmod(tmp_path, 0o666 & ~_UMASK)
+            apply_umask(tmp_path)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -77,23 +110,197 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{p}: not valid JSON ({err})") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+
+
+# ------------------------------------------------------------------------------------------------
+# folders swapped in whole
+# ------------------------------------------------------------------------------------------------
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_LIBC: Any = None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the OS or file system cannot (the caller then falls back to two
+    renames); raises OSError for any other failure (no permission, immutable folder).
+    """
+    global _LIBC
+    try:
+        if _LIBC is None:
+            _LIBC = ctypes.CDLL(None, use_errno=True)
+        fn = _LIBC.renameat2
+    except (OSError, AttributeError):
+        return False
+    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _stage_prefix(target: Path) -> str:
+    return f".{target.name}.stage-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(target: Path) -> list[Path]:
+    """Remove what a killed writer of ``target`` left beside it: staging folders
+    (``.NAME.stage-PID-*``) and old copies (``.NAME.old-PID*``) of processes that are gone."""
+    removed: list[Path] = []
+    parent = target.parent
+    if not parent.is_dir():
+        return removed
+    for kind in ("stage", "old"):
+        for p in parent.glob(f".{target.name}.{kind}-*"):
+            pid_txt = p.name[len(f".{target.name}.{kind}-"):].split("-")[0]
+            if pid_txt.isdigit() and not _pid_alive(int(pid_txt)):
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def _swap_in(stage: Path, target: Path) -> None:
+    """Put the finished ``stage`` folder at ``target``: one atomic exchange where the OS
+    allows it, so a reader sees the old folder or the new one and never neither."""
+    apply_umask(stage)
+    if not target.exists():
+        os.replace(stage, target)
+        return
+    if _exchange(stage, target):
+        shutil.rmtree(stage, ignore_errors=True)  # it now holds the old folder
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)
+    os.replace(stage, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _make_stage(target: Path, what: str = "") -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=_stage_prefix(target), dir=target.parent))
+    except OSError as err:
+        where = f"{what} {target}: " if what else ""
+        raise OutputError(f"{where}{err.filename or target.parent}: cannot write here "
+                          f"({err.strerror or err})") from err
 
 
 @contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    sweep_stale(target)
+    stage = _make_stage(target)
     try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        yield stage
+        _swap_in(stage, target)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "--out",
+                     replace: bool = False) -> Path:
+    """Fail now, before any long work, if ``path`` cannot become an output folder: a file in
+    its place or above it, or no permission to write there (read-only, immutable).
+
+    With ``replace`` (a run folder that will be swapped whole) an existing, non-empty folder
+    must be an earlier conceptlab run (it holds one of ``RUN_MARKERS``): a refit replaces the
+    run, but never a folder of other files.
+    """
+    target = Path(path)
+    existing = next((p for p in (target, *target.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == target else f" (above {target})"
+        raise OutputError(f"{what} {target}: {existing}{where} is a file, not a folder")
+    if target.is_dir() and replace and any(target.iterdir()) \
+            and not any((target / m).exists() for m in RUN_MARKERS):
+        raise OutputError(f"{what} {target}: folder exists and is not a conceptlab run "
+                          "(no metrics.json, model/ or report.html); give a new or empty folder")
+    if replace and target.is_dir():
+        # swapped by a rename in its parent (the staging folder proves the parent writable):
+        # only an immutable or append-only flag stops it; no probe file inside the run
+        if _immutable(target):
+            raise OutputError(f"{what} {target}: cannot replace the folder (it is immutable "
+                              "or append-only)")
+    elif existing is not None and not replace:  # (a run's staging folder probes its parent)
+        probe_writable(existing, what if existing == target else f"{what} {target}:")
+    return target
+
+
+_FS_IOC_GETFLAGS = 0x80086601
+_FS_IMMUTABLE_OR_APPEND = 0x10 | 0x20
+
+
+def _immutable(path: Path) -> bool:
+    """Whether ``path`` carries Linux's immutable or append-only flag (False where unknown)."""
+    try:
+        import array
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        return False
+    try:
+        buf = array.array("i", [0])
+        fcntl.ioctl(fd, _FS_IOC_GETFLAGS, buf, True)
+        return bool(buf[0] & _FS_IMMUTABLE_OR_APPEND)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def probe_writable(folder: Path, what: str) -> None:
+    """Create and remove a file in ``folder``; an OutputError naming it if that fails."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".conceptlab-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as err:
+        raise OutputError(f"{what} {folder}: cannot write here ({err.strerror or err})") from err
+
+
+@contextmanager
+def atomic_run_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Build a whole run (model, records, plots, report, metrics.json) in a sibling staging
+    folder and swap it in for ``out`` with one rename when the block succeeds.
+
+    A reader of ``out`` (``predict``, a person) always sees the earlier run or the new one,
+    complete; a failure or a kill anywhere leaves the earlier run untouched (a killed run's
+    staging folder is removed by the next run). ``out`` is checked on entry, so a bad
+    ``--out`` fails before any encoding. Everything in ``out`` belongs to the run: a rerun
+    leaves no stale file of the earlier one.
+    """
+    target = check_output_dir(out, replace=True)
+    sweep_stale(target)
+    stage = _make_stage(target, "--out")
+    try:
+        yield stage
+        try:
+            _swap_in(stage, target)
+        except OSError as err:
+            raise OutputError(f"--out {target}: cannot replace the folder "
+                              f"({err.strerror or err})") from err
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)

@@ -15,7 +15,15 @@ from conceptlab.bottleneck.heads import LinearHead
 from conceptlab.cache import ActivationCache
 from conceptlab.metrics import accuracy
 from conceptlab.pipeline import EncodeStats, ensure_encoded, split_cache_key
-from conceptlab.workflows.prepare import Prepared, RunConfig, build_parts, finish, prepare
+from conceptlab.workflows.prepare import (
+    Prepared,
+    RunConfig,
+    build_parts,
+    check_cache_for,
+    check_out,
+    finish,
+    prepare,
+)
 
 
 def run_encode(config: RunConfig, out: str | Path | None = None, *, engine: str = "local",
@@ -28,9 +36,11 @@ def run_encode(config: RunConfig, out: str | Path | None = None, *, engine: str 
     """
     from conceptlab.engines import build_engine
 
+    check_out(out)  # a file in the way fails now, not after the encoding
     t0 = time.perf_counter()
     _, encoder, splits = build_parts(config)
     cache = ActivationCache(config.cache_dir)
+    check_cache_for(cache, encoder, list(splits.as_dict().values()))
     runner = build_engine(engine, address=address, encoder_spec=config.encoder,
                           encoder_options=config.encoder_options, **(engine_options or {}))
     encoding: dict[str, dict[str, Any]] = {}
@@ -62,6 +72,7 @@ def zero_shot_accuracy(prep: Prepared, templates: str | list[str] = "plain") -> 
 def run_zeroshot(config: RunConfig, out: str | Path | None = None,
                  templates: str = "plain") -> dict[str, Any]:
     """Zero-shot classification of the test split; no training data is encoded."""
+    check_out(out)  # a file in the way fails now, not after the encoding
     t0 = time.perf_counter()
     prep = prepare(config, splits_needed=("test",))
     acc = zero_shot_accuracy(prep, templates)
@@ -93,6 +104,7 @@ def run_probe(config: RunConfig, out: str | Path | None = None) -> dict[str, Any
 
     The second number is the ceiling a model without concepts reaches on the same images.
     """
+    check_out(out)  # a file in the way fails now, not after the encoding
     t0 = time.perf_counter()
     prep = prepare(config)
     acc, head = probe_accuracy(prep)

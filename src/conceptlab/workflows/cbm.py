@@ -30,8 +30,10 @@ from conceptlab.bottleneck.intervention import (
 from conceptlab.bottleneck.model import ConceptBottleneckModel
 from conceptlab.bottleneck.objectives import objective_names
 from conceptlab.bottleneck.options import split_options
+from conceptlab.data.base import DataError
 from conceptlab.data.folder import open_image
 from conceptlab.encoders.base import Encoder, build_encoder
+from conceptlab.errors import InputError
 from conceptlab.faithfulness import intervention_gain
 from conceptlab.metrics import accuracy, per_class_accuracy
 from conceptlab.report.html import Figure, Section, Table, write_report
@@ -40,7 +42,7 @@ from conceptlab.report.plots import (
     plot_intervention_curve,
     plot_weight_heatmap,
 )
-from conceptlab.utils.io import read_json, write_json_atomic
+from conceptlab.utils.io import atomic_run_dir, check_output_dir, read_json, write_json_atomic
 from conceptlab.workflows.baselines import backbone_features, probe_accuracy, run_probe
 from conceptlab.workflows.concepts import (
     ConceptSource,
@@ -48,7 +50,7 @@ from conceptlab.workflows.concepts import (
     concept_source,
     describe_source,
 )
-from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.prepare import Prepared, RunConfig, check_out, finish, prepare
 from conceptlab.workflows.variants import ALL_VARIANTS, Variant
 
 
@@ -177,37 +179,39 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     split_options(method, dict(hparams or {}))  # bad settings too
     if nec is not None:
         HeadConfig(nec=nec)
-    t0 = time.perf_counter()
-    prep = prepare(config)
-    src = concept_source(prep, concepts)
-    model, row = fit_cbm(prep, src, method, nec, hparams)
-    figures, _ = explanation_figures(model, prep, out)
-    heat = weight_heatmap(model, prep, out)
-    metrics = {"command": "fit", **row, **prep.base_metrics(), "concepts": describe_source(src),
-               "hyper_parameters": model.hyper_parameters(), "model_dir": str(out / "model"),
-               "seconds": round(time.perf_counter() - t0, 3)}
-    faith = row["faithfulness"]
-    sections = [
-        Section("Result", text=" ".join(faith.get("warnings", [])),
-                table=Table(["metric", "value"], [
-                    [k, metrics[k]] for k in ("accuracy", "method", "nec", "n_concepts",
-                                              "mean_active_concepts", "fit_seconds", "n_train",
-                                              "n_test") if k in metrics])),
-        Section("Faithfulness (test split): do the units mean their names?",
-                table=Table(["measure", "value"], [[k, v] for k, v in faith.items()
-                                                   if k != "warnings"])),
-        Section("Class x concept weights", figures=[Figure(heat, "final-layer weights")]),
-        Section("Concepts behind single decisions", figures=figures),
-    ]
-    if "intervention_curve" in row:
-        curve = plot_intervention_curve({method: row["intervention_curve"]},
-                                        out / "intervention.png")
-        sections.append(Section("Test-time intervention", figures=[Figure(curve, "")]))
-    write_report(out / "report.html", f"conceptlab fit: {method} on {config.data}", sections)
-    # the model, its encoder record and metrics.json last and together: a failure above leaves
-    # an earlier run's model and metrics.json in OUT as they were, and consistent
-    save_fitted(model, prep, out)
-    return finish(out, metrics)
+    final = out
+    # the whole run is built in a staging folder and swapped in at once: a failure or a kill
+    # anywhere leaves the earlier run in OUT as it was, complete
+    with atomic_run_dir(final) as out:
+        t0 = time.perf_counter()
+        prep = prepare(config)
+        src = concept_source(prep, concepts)
+        model, row = fit_cbm(prep, src, method, nec, hparams)
+        figures, _ = explanation_figures(model, prep, out)
+        heat = weight_heatmap(model, prep, out)
+        metrics = {"command": "fit", **row, **prep.base_metrics(),
+                   "concepts": describe_source(src), "hyper_parameters": model.hyper_parameters(),
+                   "model_dir": str(final / "model"), "seconds": round(time.perf_counter() - t0, 3)}
+        faith = row["faithfulness"]
+        sections = [
+            Section("Result", text=" ".join(faith.get("warnings", [])),
+                    table=Table(["metric", "value"], [
+                        [k, metrics[k]] for k in ("accuracy", "method", "nec", "n_concepts",
+                                                  "mean_active_concepts", "fit_seconds",
+                                                  "n_train", "n_test") if k in metrics])),
+            Section("Faithfulness (test split): do the units mean their names?",
+                    table=Table(["measure", "value"], [[k, v] for k, v in faith.items()
+                                                       if k != "warnings"])),
+            Section("Class x concept weights", figures=[Figure(heat, "final-layer weights")]),
+            Section("Concepts behind single decisions", figures=figures),
+        ]
+        if "intervention_curve" in row:
+            curve = plot_intervention_curve({method: row["intervention_curve"]},
+                                            out / "intervention.png")
+            sections.append(Section("Test-time intervention", figures=[Figure(curve, "")]))
+        write_report(out / "report.html", f"conceptlab fit: {method} on {config.data}", sections)
+        save_fitted(model, prep, out)
+        return finish(out, metrics)
 
 
 def cms_rows(prep: Prepared, src: ConceptSource, templates: str = "plain") -> list[dict[str, Any]]:
@@ -240,6 +244,7 @@ def run_cms(config: RunConfig, out: str | Path | None = None, *, concepts: str =
             templates: str = "plain") -> dict[str, Any]:
     """Concept Matrix Search (both rules) beside zero-shot; no training data is encoded."""
     check_concepts(concepts)
+    check_out(out)
     t0 = time.perf_counter()
     prep = prepare(config, splits_needed=("test",))
     src = concept_source(prep, concepts)
@@ -280,37 +285,83 @@ def load_saved(model_dir: str | Path) -> tuple[ConceptBottleneckModel, Encoder]:
     return model, encoder
 
 
-def read_inputs(encoder: Encoder, inputs: Sequence[str], texts: Sequence[str] = ()) -> np.ndarray:
-    """Embeddings of image files (image encoders) and/or literal texts (text encoders)."""
-    if texts:
-        return encoder.encode_texts(list(texts))
-    if not inputs:
-        raise ValueError("give at least one --input PATH (or --text for text models)")
-    if "image" not in encoder.modalities:
-        lines = []
+#: how image files start (PNG, JPEG, GIF, BMP, WebP/RIFF, TIFF): named when given to a text model
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
+
+
+def read_text_file(path: str | Path, spec: str) -> list[tuple[str, str]]:
+    """``(label "file:line", text)`` of each non-blank line of a UTF-8 text file; an
+    InputError names the file when it is missing, an image, not UTF-8, or has no text."""
+    p = Path(path)
+    takes = (f"the model's encoder {spec!r} takes texts: UTF-8 text files with one text per "
+             "line (--input), or --text")
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such file") from None
+    except OSError as err:
+        raise InputError(f"{p}: cannot read ({err.strerror or err})") from err
+    if data.startswith(_IMAGE_MAGIC):
+        raise InputError(f"{p}: an image file; {takes}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{p}: not UTF-8 text (byte {err.start}); {takes}") from None
+    if "\x00" in text:
+        raise InputError(f"{p}: a binary file (NUL bytes); {takes}")
+    rows = [(f"{p}:{n}", line) for n, line in enumerate(text.splitlines(), start=1)
+            if line.strip()]
+    if not rows:
+        raise InputError(f"{p}: no text in the file (empty, or blank lines only)")
+    return rows
+
+
+def read_inputs(encoder: Encoder, inputs: Sequence[str], texts: Sequence[str] = ()
+                ) -> tuple[np.ndarray, list[str]]:
+    """Embeddings and a label per row: ``--input`` files first (an image file is one row
+    labelled by its path; a text file one row per non-blank line, labelled ``file:line``),
+    then each ``--text`` (labelled by the text). Every input is checked, and the whole
+    batch read, before anything is encoded."""
+    if not inputs and not texts:
+        raise InputError("give at least one --input PATH (or --text for text models)")
+    takes = sorted(encoder.modalities)
+    if texts and "text" not in encoder.modalities:
+        raise InputError(f"--text: the model's encoder {encoder.spec!r} takes "
+                         f"{' and '.join(takes)}s, not texts; give files with --input")
+    for i, t in enumerate(texts, start=1):
+        if not str(t).strip():
+            raise InputError(f"--text number {i} is empty")
+    labels: list[str] = []
+    parts: list[np.ndarray] = []
+    if inputs and "image" in encoder.modalities:
+        images = []
         for p in inputs:
             path = Path(p)
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: no such file")
-            lines += [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-        return encoder.encode_texts(lines)
-    images = []
-    for p in inputs:
-        path = Path(p)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file")
-        images.append(open_image(path))  # a DataError naming the file for any decode failure
-    return encoder.encode_images(images)
+                raise InputError(f"{path}: no such file")
+            try:
+                images.append(open_image(path))
+            except DataError as err:
+                raise InputError(f"{err}; the model's encoder {encoder.spec!r} takes image "
+                                 "files") from err
+            labels.append(str(p))
+        parts.append(encoder.encode_images(images))
+    elif inputs:
+        rows = [row for p in inputs for row in read_text_file(p, encoder.spec)]
+        labels += [label for label, _ in rows]
+        parts.append(encoder.encode_texts([t for _, t in rows]))
+    if texts:
+        labels += [str(t) for t in texts]
+        parts.append(encoder.encode_texts(list(texts)))
+    return np.concatenate(parts), labels
 
 
 def _saved_batch(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str]
-                 ) -> tuple[ConceptBottleneckModel, np.ndarray, list[Any]]:
-    """A saved model, the embeddings of the inputs, and a label per row (the input's name,
-    or the row number where one text file gave several rows)."""
+                 ) -> tuple[ConceptBottleneckModel, np.ndarray, list[str]]:
+    """A saved model, the embeddings of the inputs, and a label per row (see read_inputs)."""
     model, encoder = load_saved(model_dir)
-    X = read_inputs(encoder, inputs, texts)
-    names = list(inputs) or list(texts)
-    return model, X, [names[i] if i < len(names) else i for i in range(len(X))]
+    X, labels = read_inputs(encoder, inputs, texts)
+    return model, X, labels
 
 
 def predict_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str] = ()
@@ -325,6 +376,8 @@ def predict_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[
 def explain_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str] = (),
                   top: int = 32, png_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """The concepts behind each input's decision (and PNG bar charts when ``png_dir``)."""
+    if png_dir is not None:  # before anything is loaded or encoded
+        png_dir = check_output_dir(png_dir, "--png")
     model, X, labels = _saved_batch(model_dir, inputs, texts)
     out = model.explain(X, top=top)
     for i, (label, exp) in enumerate(zip(labels, out, strict=True)):

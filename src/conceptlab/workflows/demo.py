@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conceptlab.report.html import Figure, Section, Table, write_report
+from conceptlab.utils.io import atomic_run_dir
 from conceptlab.workflows.cbm import (
     comparison_rows,
     explanation_figures,
@@ -45,47 +46,50 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
     config = RunConfig(data="fashion-mnist", encoder="conse", n_train=n_train, n_val=n_val,
                        n_test=n_test, seed=seed, cache_dir=cache_dir,
                        encoder_options={"image_size": image_size})
-    prep = prepare(config)
-    src = concept_source(prep, "auto")
-    models: dict[tuple[str, float | None], Any] = {}
-    rows = comparison_rows(prep, src, variants=DEMO_VARIANTS, progress_label="demo:",
-                           models=models)
-    shown = (SHOWN_MODEL, 5.0)
-    model = models[shown]
-    best = next(r for r in rows if (r["method"], r.get("nec_requested")) == shown)
-    heat = weight_heatmap(model, prep, out,
-                          title="Sparse-CBM (gumbel, NEC=5): class x concept weights "
-                                "(standardised)")
-    figures, _ = explanation_figures(model, prep, out, n_examples=None, top=8)
-    def faith(r: dict[str, Any], key: str) -> Any:
-        return r.get("faithfulness", {}).get(key, "-")
+    # the whole run is built in a staging folder and swapped in at once, as in `fit`
+    with atomic_run_dir(out) as out:
+        prep = prepare(config)
+        src = concept_source(prep, "auto")
+        models: dict[tuple[str, float | None], Any] = {}
+        rows = comparison_rows(prep, src, variants=DEMO_VARIANTS, progress_label="demo:",
+                               models=models)
+        shown = (SHOWN_MODEL, 5.0)
+        model = models[shown]
+        best = next(r for r in rows if (r["method"], r.get("nec_requested")) == shown)
+        heat = weight_heatmap(model, prep, out,
+                              title="Sparse-CBM (gumbel, NEC=5): class x concept weights "
+                                    "(standardised)")
+        figures, _ = explanation_figures(model, prep, out, n_examples=None, top=8)
+        def faith(r: dict[str, Any], key: str) -> Any:
+            return r.get("faithfulness", {}).get(key, "-")
 
-    table_rows = [[r["method"], r.get("kind", "baseline"),
-                   "-" if "nec_requested" not in r else
-                   ("dense" if r["nec_requested"] is None else r["nec_requested"]),
-                   r["accuracy"], faith(r, "unit_fidelity_median"), faith(r, "name_match_rate"),
-                   faith(r, "random_bank_gap"), faith(r, "random_bank_agreement"),
-                   r.get("mean_active_concepts", "-")]
-                  for r in rows]
-    metrics = {"command": "demo", "accuracy": best["accuracy"],
-               "method": SHOWN_MODEL,
-               "nec": best["nec"], "mean_active_concepts": best["mean_active_concepts"],
-               "rows": rows, **prep.base_metrics(), "concepts": describe_source(src),
-               "seconds": round(time.perf_counter() - t0, 3)}
-    write_report(out / "report.html", "conceptlab: Sparse-CBM on Fashion-MNIST (offline ConSE)", [
-        Section("Every method on the same cached embeddings",
-                text=f"{len(prep.y['train'])} train / {len(prep.y['val'])} val (from train) / "
-                     f"{len(prep.y['test'])} test images, seed {seed}, "
-                     f"{len(src.bank)} concepts ({src.origin}).",
-                table=Table(["method", "kind", "NEC", "test accuracy", "unit fidelity",
-                             "name match", "random-bank gap", "random-bank agreement",
-                             "mean active concepts"], table_rows)),
-        Section("Class x concept weights of the Sparse-CBM", figures=[Figure(heat, "")]),
-        Section("Concepts behind single decisions", figures=figures),
-        Section("Run record", data={k: metrics[k] for k in ("splits", "encoding", "config")}),
-    ], subtitle="Every CBM here is grounded: its units track their concepts' scores (unit "
-                "fidelity). But the offline ConSE space reads concept texts little better "
-                "than random directions (see the random-bank gap): use it for plumbing and "
-                "relative comparisons, not for what its concepts mean.")
-    save_fitted(model, prep, out)  # last, beside metrics.json, as in `fit`
-    return finish(out, metrics)
+        table_rows = [[r["method"], r.get("kind", "baseline"),
+                       "-" if "nec_requested" not in r else
+                       ("dense" if r["nec_requested"] is None else r["nec_requested"]),
+                       r["accuracy"], faith(r, "unit_fidelity_median"), faith(r, "name_match_rate"),
+                       faith(r, "random_bank_gap"), faith(r, "random_bank_agreement"),
+                       r.get("mean_active_concepts", "-")]
+                      for r in rows]
+        metrics = {"command": "demo", "accuracy": best["accuracy"],
+                   "method": SHOWN_MODEL,
+                   "nec": best["nec"], "mean_active_concepts": best["mean_active_concepts"],
+                   "rows": rows, **prep.base_metrics(), "concepts": describe_source(src),
+                   "seconds": round(time.perf_counter() - t0, 3)}
+        title = "conceptlab: Sparse-CBM on Fashion-MNIST (offline ConSE)"
+        write_report(out / "report.html", title, [
+            Section("Every method on the same cached embeddings",
+                    text=f"{len(prep.y['train'])} train / {len(prep.y['val'])} val (from train) / "
+                         f"{len(prep.y['test'])} test images, seed {seed}, "
+                         f"{len(src.bank)} concepts ({src.origin}).",
+                    table=Table(["method", "kind", "NEC", "test accuracy", "unit fidelity",
+                                 "name match", "random-bank gap", "random-bank agreement",
+                                 "mean active concepts"], table_rows)),
+            Section("Class x concept weights of the Sparse-CBM", figures=[Figure(heat, "")]),
+            Section("Concepts behind single decisions", figures=figures),
+            Section("Run record", data={k: metrics[k] for k in ("splits", "encoding", "config")}),
+        ], subtitle="Every CBM here is grounded: its units track their concepts' scores (unit "
+                    "fidelity). But the offline ConSE space reads concept texts little better "
+                    "than random directions (see the random-bank gap): use it for plumbing and "
+                    "relative comparisons, not for what its concepts mean.")
+        save_fitted(model, prep, out)
+        return finish(out, metrics)

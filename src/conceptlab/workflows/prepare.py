@@ -11,14 +11,15 @@ from typing import Any
 import numpy as np
 
 from conceptlab.cache import ActivationCache
-from conceptlab.data.base import Dataset, build_dataset
+from conceptlab.data.base import Dataset, DataSplit, build_dataset
 from conceptlab.data.splits import SplitSet, make_splits
 from conceptlab.encoders.base import Encoder, Views, build_encoder
 from conceptlab.pipeline import (
     EncodeStats,
     encode_split_views,
+    split_cache_key,
 )
-from conceptlab.utils.io import write_json_atomic
+from conceptlab.utils.io import check_output_dir, write_json_atomic
 from conceptlab.utils.seed import seed_everything
 
 DEFAULT_ENCODER = {"image": "conse", "text": "minilm"}
@@ -87,6 +88,8 @@ def prepare(config: RunConfig, splits_needed: tuple[str, ...] = ("train", "val",
     """Build data and encoder, make the recorded splits, encode the needed splits (cached)."""
     dataset, encoder, splits = build_parts(config)
     cache = ActivationCache(config.cache_dir)
+    check_cache_for(cache, encoder, [s for n, s in splits.as_dict().items()
+                                     if n in splits_needed])
     views: dict[str, Views] = {}
     X: dict[str, np.ndarray] = {}
     y: dict[str, np.ndarray] = {}
@@ -101,6 +104,20 @@ def prepare(config: RunConfig, splits_needed: tuple[str, ...] = ("train", "val",
         X[name] = np.asarray(encoder.finalize(views[name], split.modality), dtype=np.float32)
         stats_out[name] = stats.record()
     return Prepared(config, dataset, splits, encoder, views, X, y, stats_out)
+
+
+def check_cache_for(cache: ActivationCache, encoder: Encoder, splits: list[DataSplit]) -> None:
+    """Before any encoding: if some split is not cached yet, the cache must be writable
+    (a read-only cache that already holds every entry is fine)."""
+    if not all(cache.has(split_cache_key(encoder, s)) for s in splits):
+        cache.check_writable()
+
+
+def check_out(out: str | Path | None) -> None:
+    """Before any encoding: ``out`` must be able to hold ``metrics.json`` (no file in the way,
+    writable); an OutputError naming it otherwise."""
+    if out is not None:
+        check_output_dir(out)
 
 
 def finish(out: str | Path | None, metrics: dict[str, Any]) -> dict[str, Any]:
