@@ -579,7 +579,7 @@ def test_robot_texts_use_the_one_cache_variable(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setenv("CONCEPTLAB_CACHE", str(tmp_path))
     monkeypatch.setenv("CONCEPTLAB_CACHE_DIR", str(tmp_path / "elsewhere"))
-    assert robots.default_cache_dir() == tmp_path / "robots-text"
+    assert robots.default_cache_dir() == tmp_path / "datasets" / "robots-text"
 
 
 def test_the_readme_lists_only_commands_that_exist() -> None:
