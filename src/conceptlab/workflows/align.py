@@ -37,6 +37,7 @@ from conceptlab.data.captions import split_captions
 from conceptlab.data.splits import SplitSet, make_splits
 from conceptlab.encoders.base import Encoder, build_encoder
 from conceptlab.encoders.linear import LinearMap, encoder_record, save_map
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.metrics import accuracy
 from conceptlab.pipeline import EncodeStats, encode_split
 from conceptlab.utils.hashing import hash_json
@@ -91,7 +92,7 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     out = tuple(dict.fromkeys(str(m) for m in methods))
     bad = [m for m in out if m not in METHODS]
     if not out or bad:
-        raise ValueError(f"unknown align method(s) {bad or '(none)'}; choose from "
+        raise ConceptlabValueError(f"unknown align method(s) {bad or '(none)'}; choose from "
                          f"{', '.join(METHODS)}")
     return out
 
