@@ -163,7 +163,7 @@ def fit_contrastive_one(train: AlignData, val: AlignData, *, lr: float = 1e-3,
                         weight_decay: float = 0.0, epochs: int = 60, batch_size: int = 256,
                         patience: int = 10, init_temperature: float = 0.07,
                         learn_temperature: bool = True, seed: int = 0,
-                        show_progress: bool = False) -> Candidate:
+                        show_progress: bool | None = None) -> Candidate:
     """One contrastive map (symmetric InfoNCE; see the module docstring), best epoch on ``val``."""
     t0 = time.perf_counter()
     mu, sigma = standardizer(train)
@@ -190,7 +190,7 @@ def fit_contrastive_one(train: AlignData, val: AlignData, *, lr: float = 1e-3,
     history: list[dict[str, float]] = []
     stale = 0
     for epoch in progress(range(epochs), total=epochs, desc="fit contrastive map",
-                          disable=None if show_progress else True):
+                          disable=None if show_progress is None else not show_progress):
         rng = np.random.default_rng([int(seed), epoch])
         pick = torch.tensor([int(o[rng.integers(len(o))]) for o in train.owners])
         order = torch.randperm(len(Z), generator=gen)
