@@ -204,6 +204,10 @@ def test_align_command_end_to_end(sprites, tmp_path):
     # the map was fitted on captions, so held-out images find their captions far above chance
     chance_r5 = 5 / test["n_gallery_texts"]
     assert test["R@5"] > 3 * chance_r5
+    auroc = test["concept_auroc"]
+    assert list(auroc) == sprites.concept_names and (out / "concept_auroc.png").is_file()
+    colours = [auroc[n] for n in sprites.concept_names[:6]]
+    assert np.mean(colours) > 0.75, auroc  # colour words are in every caption
     bad = CliRunner().invoke(app, ["align", "--data", "idsprites", "--method", "lasso",
                                    "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown align method" in bad.output
