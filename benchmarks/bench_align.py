@@ -65,8 +65,9 @@ GROUPS = {"colour": range(0, 6), "size": range(6, 8), "position": range(8, 12),
 
 def cbm_accuracy(bank: ConceptBank, prep: AlignPrepared, X: dict[str, np.ndarray],
                  nec: float | None, seed: int) -> float:
-    model = ConceptBottleneckModel(bank, prep.dataset.class_names, method="l1", nec=nec,
-                                   seed=seed, show_progress=False)
+    model = ConceptBottleneckModel.from_options(bank, prep.dataset.class_names, method="l1",
+                                                nec=nec, seed=seed,
+                                                options={"show_progress": False})
     y = {k: s.labels for k, s in prep.splits.as_dict().items()}
     model.fit(X["train"], y["train"], X["val"], y["val"])
     return accuracy(y["test"], model.predict(X["test"]))
@@ -75,7 +76,8 @@ def cbm_accuracy(bank: ConceptBank, prep: AlignPrepared, X: dict[str, np.ndarray
 def one_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     cfg = AlignConfig(data="idsprites", seed=seed,
-                      data_options={"seed": seed, "n_train": args.n_train, "n_test": args.n_test},
+                      data_options={"seed": seed, "n_train": args.n_train, "n_test": args.n_test,
+                                    "classes": args.classes},
                       image_options={"image_size": args.image_size},
                       contrastive_epochs=args.epochs)
     prep = prepare_align(cfg)
@@ -111,26 +113,34 @@ def one_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         row["auroc"] = {n: float(a) for n, a in zip(names, auc, strict=True)}
         row["auroc_groups"] = {g: float(np.nanmean(auc[list(ix)])) for g, ix in GROUPS.items()}
         for vocab, bank in banks.items():
-            for nec in (5.0, None):
-                key = f"cbm_{vocab}_{'nec5' if nec else 'dense'}"
-                row[key] = cbm_accuracy(bank, prep, X[space], nec, seed)
+            for nec in [*args.necs, None]:
+                row[_cbm_key(vocab, nec)] = cbm_accuracy(bank, prep, X[space], nec, seed)
         row["seconds"] = round(time.perf_counter() - t1, 2)
         rows[space] = row
         print(f"seed {seed} {space}: R@5 {row['R@5']:.3f} zs {row['zero_shot_accuracy']:.3f} "
-              f"auroc {row['auroc_groups']} cbm real/nonsense nec5 "
-              f"{row['cbm_real_nec5']:.3f}/{row['cbm_nonsense_nec5']:.3f}", flush=True)
+              f"auroc {row['auroc_groups']} cbm real/nonsense "
+              f"{[(row[_cbm_key('real', n)], row[_cbm_key('nonsense', n)]) for n in args.necs]}",
+              flush=True)
     return {"seed": seed, "rows": rows, "encode_seconds": round(t_enc, 1),
             "encoding": prep.encode_stats, "splits": prep.splits.record,
             "candidates": [c.summary() for c in cands], "nonsense_texts": nonsense,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-METRICS = [("R@1", "recall@1"), ("R@5", "recall@5"), ("zero_shot_accuracy", "zero-shot acc"),
+def _cbm_key(vocab: str, nec: float | None) -> str:
+    return f"cbm_{vocab}_{'dense' if nec is None else f'nec{nec:g}'}"
+
+
+def metrics_list(necs: list[float]) -> list[tuple[str, str]]:
+    out = [("R@1", "recall@1"), ("R@5", "recall@5"), ("zero_shot_accuracy", "zero-shot acc"),
            ("auroc:colour", "AUROC colour"), ("auroc:size", "AUROC size"),
            ("auroc:position", "AUROC position"), ("auroc:shape", "AUROC shape"),
-           ("auroc:tilt", "AUROC tilt"), ("cbm_real_nec5", "CBM real NEC=5"),
-           ("cbm_nonsense_nec5", "CBM nonsense NEC=5"), ("cbm_real_dense", "CBM real dense"),
-           ("cbm_nonsense_dense", "CBM nonsense dense")]
+           ("auroc:tilt", "AUROC tilt")]
+    for nec in [*necs, None]:
+        head = "dense" if nec is None else f"NEC={nec:g}"
+        out += [(_cbm_key("real", nec), f"CBM real, {head}"),
+                (_cbm_key("nonsense", nec), f"CBM nonsense, {head}")]
+    return out
 
 
 def _value(row: dict[str, Any], key: str) -> float:
@@ -139,25 +149,28 @@ def _value(row: dict[str, Any], key: str) -> float:
     return float(row[key])
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(runs: list[dict[str, Any]], necs: list[float]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for space in SPACES:
         out[space] = {}
-        for key, _ in METRICS:
+        for key, _ in metrics_list(necs):
             vals = [_value(r["rows"][space], key) for r in runs]
             mean, half = mean_interval(vals)
             out[space][key] = {"mean": mean, "ci95": half, "values": vals}
-        gap = [r["rows"][space]["cbm_real_nec5"] - r["rows"][space]["cbm_nonsense_nec5"]
-               for r in runs]
-        mean, half = mean_interval(gap)
-        out[space]["real_minus_nonsense_nec5"] = {"mean": mean, "ci95": half, "values": gap}
+        for nec in [*necs, None]:
+            gap = [r["rows"][space][_cbm_key("real", nec)]
+                   - r["rows"][space][_cbm_key("nonsense", nec)] for r in runs]
+            mean, half = mean_interval(gap)
+            out[space][_cbm_key("gap", nec)] = {"mean": mean, "ci95": half, "values": gap}
     return out
 
 
-def markdown(summary: dict[str, Any], n_seeds: int) -> str:
+def markdown(summary: dict[str, Any], n_seeds: int, necs: list[float]) -> str:
     head = "| measure | " + " | ".join(SPACES) + " |"
     lines = [head, "|---|" + "---|" * len(SPACES)]
-    for key, label in [*METRICS, ("real_minus_nonsense_nec5", "real - nonsense, NEC=5")]:
+    gaps = [(_cbm_key("gap", n), f"real - nonsense, {'dense' if n is None else f'NEC={n:g}'}")
+            for n in [*necs, None]]
+    for key, label in [*metrics_list(necs), *gaps]:
         cells = [f"{summary[s][key]['mean']:.3f} ± {summary[s][key]['ci95']:.3f}"
                  for s in SPACES]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -198,22 +211,26 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=500)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--classes", default="color+size", help="idsprites class rule")
+    parser.add_argument("--necs", type=float, nargs="+", default=[5.0])
+    parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     t0 = time.perf_counter()
     runs = [one_seed(s, args) for s in args.seeds]
-    summary = summarise(runs)
-    table = markdown(summary, len(runs))
+    summary = summarise(runs, args.necs)
+    table = markdown(summary, len(runs), args.necs)
+    stem = "bench_align" + (f"_{args.tag}" if args.tag else "")
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {"summary": summary, "runs": runs, "args": {**vars(args), "out": str(args.out)},
               "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "platform": platform.platform()},
               "seconds": round(time.perf_counter() - t0, 1)}
-    write_json_atomic(args.out / "bench_align.json", result)
-    write_text_atomic(args.out / "bench_align.md", table + "\n")
-    plot_auroc(runs, args.out / "bench_align_auroc.png")
-    print(f"wrote {args.out / 'bench_align.json'} in {result['seconds']} s")
+    write_json_atomic(args.out / f"{stem}.json", result)
+    write_text_atomic(args.out / f"{stem}.md", table + "\n")
+    plot_auroc(runs, args.out / f"{stem}_auroc.png")
+    print(f"wrote {args.out / f'{stem}.json'} in {result['seconds']} s")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,17 @@ import numpy as np
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
+from conceptlab.errors import ConceptlabValueError
+
 
 def concept_scores(image_emb: np.ndarray, concept_emb: np.ndarray) -> np.ndarray:
     """Cosine of every image with every concept text (N x K)."""
     a = np.asarray(image_emb, dtype=np.float64)
     b = np.asarray(concept_emb, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"image embeddings {a.shape} and concept embeddings {b.shape} are not "
-                         "in one space")
+        raise ConceptlabValueError(
+            f"image embeddings {a.shape} and concept embeddings {b.shape} are not "
+            "in one space")
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
     return a @ b.T
@@ -31,7 +34,8 @@ def concept_auroc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """AUROC per concept column (NaN where a column holds one class only)."""
     s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels)
     if s.shape != y.shape or s.ndim != 2:
-        raise ValueError(f"scores {s.shape} and labels {y.shape} must be the same N x K shape")
+        raise ConceptlabValueError(
+            f"scores {s.shape} and labels {y.shape} must be the same N x K shape")
     out = np.full(s.shape[1], np.nan)
     for k in range(s.shape[1]):
         if 0 < y[:, k].sum() < len(y):
@@ -55,7 +59,7 @@ def mean_interval(values: list[float] | np.ndarray, level: float = 0.95) -> tupl
     """(mean, half-width of the ``level`` Student-t interval); half-width 0 for one value."""
     v = np.asarray(values, dtype=np.float64)
     if len(v) == 0:
-        raise ValueError("no values")
+        raise ConceptlabValueError("no values")
     if len(v) == 1:
         return float(v[0]), 0.0
     half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))

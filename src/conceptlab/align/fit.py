@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from conceptlab.align.retrieval import caption_gallery, mean_own_cosine, recall_at_k
 from conceptlab.encoders.linear import LinearMap
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.utils.progress import progress
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 2, 11))
@@ -58,14 +59,17 @@ class AlignData:
         self.features = np.asarray(self.features, dtype=np.float32)
         self.text_emb = np.asarray(self.text_emb, dtype=np.float32)
         if self.features.ndim != 2 or len(self.features) != len(self.owners):
-            raise ValueError(f"{len(self.owners)} caption lists for image features of shape "
-                             f"{self.features.shape}")
+            raise ConceptlabValueError(
+                f"{len(self.owners)} caption lists for image features of shape "
+                f"{self.features.shape}")
         if self.text_emb.shape[0] != len(self.texts):
-            raise ValueError(f"{len(self.texts)} texts but {len(self.text_emb)} text embeddings")
+            raise ConceptlabValueError(
+                f"{len(self.texts)} texts but {len(self.text_emb)} text embeddings")
         empty = [i for i, o in enumerate(self.owners) if len(o) == 0]
         if empty:
-            raise ValueError(f"{len(empty)} image(s) have no caption (e.g. item {empty[0]}); "
-                             "drop uncaptioned images first")
+            raise ConceptlabValueError(
+                f"{len(empty)} image(s) have no caption (e.g. item {empty[0]}); "
+                "drop uncaptioned images first")
 
     @classmethod
     def build(cls, features: np.ndarray, captions: Sequence[Sequence[str]],
@@ -159,7 +163,7 @@ def fit_contrastive_one(train: AlignData, val: AlignData, *, lr: float = 1e-3,
                         weight_decay: float = 0.0, epochs: int = 60, batch_size: int = 256,
                         patience: int = 10, init_temperature: float = 0.07,
                         learn_temperature: bool = True, seed: int = 0,
-                        show_progress: bool = False) -> Candidate:
+                        show_progress: bool | None = None) -> Candidate:
     """One contrastive map (symmetric InfoNCE; see the module docstring), best epoch on ``val``."""
     t0 = time.perf_counter()
     mu, sigma = standardizer(train)
@@ -186,7 +190,7 @@ def fit_contrastive_one(train: AlignData, val: AlignData, *, lr: float = 1e-3,
     history: list[dict[str, float]] = []
     stale = 0
     for epoch in progress(range(epochs), total=epochs, desc="fit contrastive map",
-                          disable=None if show_progress else True):
+                          disable=None if show_progress is None else not show_progress):
         rng = np.random.default_rng([int(seed), epoch])
         pick = torch.tensor([int(o[rng.integers(len(o))]) for o in train.owners])
         order = torch.randperm(len(Z), generator=gen)
@@ -238,5 +242,5 @@ def fit_contrastive(train: AlignData, val: AlignData,
 def select_candidate(candidates: Sequence[Candidate]) -> Candidate:
     """The candidate with the best validation recall@5 (ties: recall@1, own cosine)."""
     if not candidates:
-        raise ValueError("no candidate maps to choose from")
+        raise ConceptlabValueError("no candidate maps to choose from")
     return max(candidates, key=lambda c: c.key())

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
+
 
 def caption_gallery(captions: Sequence[Sequence[str]]) -> tuple[list[str], list[np.ndarray]]:
     """(distinct texts in order of first use, the text ids of each item's captions)."""
@@ -36,15 +38,15 @@ def caption_ranks(image_emb: np.ndarray, text_emb: np.ndarray,
                   positives: Sequence[np.ndarray]) -> np.ndarray:
     """0-based rank of each image's best own caption among all gallery texts (cosine)."""
     if len(image_emb) != len(positives):
-        raise ValueError(f"{len(image_emb)} images but {len(positives)} caption lists")
+        raise ConceptlabValueError(f"{len(image_emb)} images but {len(positives)} caption lists")
     if image_emb.ndim != 2 or text_emb.ndim != 2 or image_emb.shape[1] != text_emb.shape[1]:
-        raise ValueError(f"image embeddings {image_emb.shape} and text embeddings "
+        raise ConceptlabValueError(f"image embeddings {image_emb.shape} and text embeddings "
                          f"{text_emb.shape} are not in one space")
     sims = _unit(image_emb) @ _unit(text_emb).T
     ranks = np.empty(len(positives), dtype=np.int64)
     for i, pos in enumerate(positives):
         if len(pos) == 0:
-            raise ValueError(f"image {i} has no caption")
+            raise ConceptlabValueError(f"image {i} has no caption")
         best = sims[i, pos].max()
         others = np.ones(sims.shape[1], dtype=bool)
         others[pos] = False

@@ -7,7 +7,8 @@ with the text encoder, both through the activation cache; fit every candidate ma
 each ``alpha``, contrastive for each configuration; ``conceptlab.align.fit``), choose on
 validation captions, save the winner to ``OUT`` (``map.safetensors`` + ``map.json``, usable as
 ``--encoder linear:OUT``), and report held-out image-to-caption recall and, where the data has
-classes, zero-shot accuracy with the class names as prompts.
+classes, zero-shot accuracy with the class names as prompts, and where it has ground-truth
+concepts, each concept text's AUROC (also drawn in ``OUT/concept_auroc.png``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.align.evaluate import concept_auroc, concept_scores
 from conceptlab.align.fit import (
     DEFAULT_ALPHAS,
     DEFAULT_CONTRASTIVE,
@@ -37,8 +39,10 @@ from conceptlab.data.captions import split_captions
 from conceptlab.data.splits import SplitSet, make_splits
 from conceptlab.encoders.base import Encoder, build_encoder
 from conceptlab.encoders.linear import LinearMap, encoder_record, save_map
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.metrics import accuracy
 from conceptlab.pipeline import EncodeStats, encode_split
+from conceptlab.report.align_plots import plot_concept_auroc
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.seed import seed_everything
 
@@ -91,7 +95,7 @@ def check_methods(methods: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     out = tuple(dict.fromkeys(str(m) for m in methods))
     bad = [m for m in out if m not in METHODS]
     if not out or bad:
-        raise ValueError(f"unknown align method(s) {bad or '(none)'}; choose from "
+        raise ConceptlabValueError(f"unknown align method(s) {bad or '(none)'}; choose from "
                          f"{', '.join(METHODS)}")
     return out
 
@@ -200,6 +204,19 @@ def evaluate_map(prep: AlignPrepared, linear_map: LinearMap, split: str = "test"
     return out
 
 
+def concept_auroc_of(prep: AlignPrepared, linear_map: LinearMap, split: str = "test"
+                     ) -> dict[str, float] | None:
+    """Per ground-truth concept, the AUROC of its text's cosine with the mapped images of
+    ``split`` (``None`` when the data has no concept labels)."""
+    data_split = prep.splits.as_dict()[split]
+    names, labels = data_split.concept_names, data_split.concept_labels
+    if not names or labels is None or not len(data_split):
+        return None
+    scores = concept_scores(linear_map(prep.features[split]), prep.embed_texts(list(names)))
+    auc = concept_auroc(scores, np.asarray(labels))
+    return {n: float(a) for n, a in zip(names, auc, strict=True)}
+
+
 def run_align(config: AlignConfig, out: str | Path) -> dict[str, Any]:
     """Fit, choose, save ``OUT`` (a ``linear:OUT`` encoder) and its metrics.json."""
     t0 = time.perf_counter()
@@ -211,6 +228,10 @@ def run_align(config: AlignConfig, out: str | Path) -> dict[str, Any]:
                   for m in dict.fromkeys(c.method for c in candidates)}
     fit_seconds = time.perf_counter() - t_fit
     test = {m: evaluate_map(prep, c.linear_map) for m, c in per_method.items()}
+    auroc = {m: concept_auroc_of(prep, c.linear_map) for m, c in per_method.items()}
+    for m, a in auroc.items():
+        if a is not None:
+            test[m]["concept_auroc"] = a
     best.linear_map.info = {**best.linear_map.info, "chosen_on": "validation R@5",
                             "val": best.val, "params": best.params}
     metrics: dict[str, Any] = {
@@ -230,4 +251,8 @@ def run_align(config: AlignConfig, out: str | Path) -> dict[str, Any]:
     metrics["encoder_spec"] = f"linear:{out}"
     metrics["seconds"] = round(time.perf_counter() - t0, 3)
     save_map(out, best.linear_map, image_rec, text_rec, extra_files={"metrics.json": metrics})
+    concept_aurocs = {m: a for m, a in auroc.items() if a is not None}
+    if concept_aurocs:
+        plot_concept_auroc(concept_aurocs, Path(out) / "concept_auroc.png",
+                           title=f"{config.data}: concept text score vs ground truth (test)")
     return metrics

@@ -53,8 +53,8 @@ def test_ridge_recovers_a_planted_linear_function():
 
 def test_contrastive_map_learns_planted_pairs_and_is_seeded():
     _, _, train, val = _planted(noise=0.1)
-    a = fit_contrastive_one(train, val, lr=1e-2, epochs=20, batch_size=64, seed=1)
-    b = fit_contrastive_one(train, val, lr=1e-2, epochs=20, batch_size=64, seed=1)
+    a = fit_contrastive_one(train, val, lr=1e-2, epochs=12, batch_size=64, seed=1)
+    b = fit_contrastive_one(train, val, lr=1e-2, epochs=12, batch_size=64, seed=1)
     np.testing.assert_array_equal(a.linear_map.W, b.linear_map.W)
     rng = np.random.default_rng(99)  # not seed 0: that one drew the planted A
     random_map = LinearMap(rng.normal(size=a.linear_map.W.shape), np.zeros(12),
@@ -136,7 +136,7 @@ def test_linear_encoder_round_trips_through_save_load_and_cache(map_dir, sprites
     enc = build_encoder(f"linear:{folder}")
     assert isinstance(enc, LinearMapEncoder) and enc.dim == 384
     np.testing.assert_array_equal(enc.map.W, lm.W)
-    split = sprites.official_split("test")
+    split = sprites.official_split("test").subset(np.arange(8))
     imgs = [split[i] for i in range(len(split))]
     direct = enc.encode_images(imgs)
     np.testing.assert_allclose(direct, lm(image.encode_images(imgs)), atol=1e-6)
@@ -204,6 +204,10 @@ def test_align_command_end_to_end(sprites, tmp_path):
     # the map was fitted on captions, so held-out images find their captions far above chance
     chance_r5 = 5 / test["n_gallery_texts"]
     assert test["R@5"] > 3 * chance_r5
+    auroc = test["concept_auroc"]
+    assert list(auroc) == sprites.concept_names and (out / "concept_auroc.png").is_file()
+    colours = [auroc[n] for n in sprites.concept_names[:6]]
+    assert np.mean(colours) > 0.75, auroc  # colour words are in every caption
     bad = CliRunner().invoke(app, ["align", "--data", "idsprites", "--method", "lasso",
                                    "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown align method" in bad.output
