@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from conceptlab import cli_report
 from conceptlab import workflows as runs
 from conceptlab.workflows import cbm
 from conceptlab.workflows import demo as demo_mod
@@ -267,6 +268,9 @@ def demo(out: OutOpt = Path("runs/demo"),
                       "-" if mac is None else f"{mac:.1f}", f"{r.get('fit_seconds', 0):.1f}")
     Console().print(table)
     console.print(f"report: {escape(str(Path(out) / 'report.html'))}", soft_wrap=True)
+
+
+cli_report.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)
