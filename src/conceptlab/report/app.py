@@ -123,7 +123,8 @@ class Explorer:
         self.encode = encode
         self.names: list[str] = list(model.concept_names)
         self.index = {n: k for k, n in enumerate(self.names)}
-        self.w, self.b = (np.asarray(a, dtype=np.float64) for a in model.effective_head())
+        # float32 as in the model's own ``contributions``: the numbers shown are the API's
+        self.w, self.b = (np.asarray(a, dtype=np.float32) for a in model.effective_head())
         used = np.flatnonzero(np.abs(self.w).sum(0) > 0)
         self.used = used if len(used) else np.arange(len(self.names))
         self.used_set = set(self.used.tolist())
@@ -263,8 +264,8 @@ class Explorer:
     def decide(self, U: np.ndarray) -> dict[str, Any]:
         """Prediction, class probabilities and contributions for unit values ``U`` (1 x K)."""
         m = self.model
-        H = np.asarray(m.activations_from_units(U), dtype=np.float64)
-        proba = np.asarray(m.predict_proba_from_activations(H.astype(np.float32)))[0]
+        H = np.asarray(m.activations_from_units(U), dtype=np.float32)
+        proba = np.asarray(m.predict_proba_from_activations(H))[0]
         c = int(proba.argmax())
         contrib = self.w[c] * H[0]
         order = sorted(range(len(self.names)), key=lambda k: -abs(contrib[k]))
@@ -274,7 +275,7 @@ class Explorer:
                     for k in order if contrib[k] != 0 or k in self.used_set]
         top = np.argsort(-proba, kind="stable")[:5]
         return {"prediction": m.class_names[c], "class_index": c,
-                "probability": float(proba[c]), "logit": float(self.b[c] + contrib.sum()),
+                "probability": float(proba[c]), "logit": float(self.b[c]) + float(contrib.astype(np.float64).sum()),
                 "intercept": float(self.b[c]),
                 "probabilities": [{"class": m.class_names[int(j)], "p": float(proba[j])}
                                   for j in top],
