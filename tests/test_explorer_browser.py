@@ -24,10 +24,10 @@ if chromium_path() is None:  # scripts/setup.sh --test installs it; say so rathe
     pytest.skip("Debian chromium is not installed (run scripts/setup.sh --test)",
                 allow_module_level=True)
 
-import uvicorn  # noqa: E402
+import uvicorn
 
-from conceptlab.report.app import create_app  # noqa: E402
-from conceptlab.report.browser import launch_chromium  # noqa: E402
+from conceptlab.report.app import create_app
+from conceptlab.report.browser import launch_chromium
 
 TIMEOUT_MS = 20_000
 

@@ -42,8 +42,11 @@ def serve(run_dir: Annotated[Path, typer.Argument(help="run folder written by `f
               "--host", help="interface to bind (default: this machine only)")] = "127.0.0.1"
           ) -> None:
     """Explore a saved model in the browser: explain, intervene, compare, find neighbours."""
-    from conceptlab.workflows.serve import serve as run_server
-
+    try:
+        from conceptlab.workflows.serve import serve as run_server
+    except ImportError as err:
+        _fail(RuntimeError(f"the explorer needs the 'serve' extra (pip install "
+                           f"'conceptlab[serve]'): {err}"))
     if not 0 < port < 65536:
         _fail(ValueError(f"--port must be in 1..65535, got {port}"))
     try:

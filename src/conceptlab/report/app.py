@@ -275,7 +275,8 @@ class Explorer:
                     for k in order if contrib[k] != 0 or k in self.used_set]
         top = np.argsort(-proba, kind="stable")[:5]
         return {"prediction": m.class_names[c], "class_index": c,
-                "probability": float(proba[c]), "logit": float(self.b[c]) + float(contrib.astype(np.float64).sum()),
+                "probability": float(proba[c]),
+                "logit": float(self.b[c]) + float(contrib.astype(np.float64).sum()),
                 "intercept": float(self.b[c]),
                 "probabilities": [{"class": m.class_names[int(j)], "p": float(proba[j])}
                                   for j in top],
