@@ -147,6 +147,7 @@ def test_untrusted_models_carry_a_visible_warning(tmp_path: Path, data_root: Pat
     banner = html[html.index('class="banner"'):html.index("<h2>")]  # above the first section
     for w in words:
         assert w in banner
+    assert 'class="card bad"' in html  # the failed check is also marked among the headlines
     assert len(trust_warnings({"faithfulness": faith})) == len(words)
 
 

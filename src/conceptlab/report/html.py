@@ -130,8 +130,17 @@ def check_self_contained(html: str) -> None:
         raise ValueError(f"report refers to {len(refs)} thing(s) outside itself, e.g. {refs[0]!r}")
 
 
+@dataclass
+class Card:
+    """One headline number at the top of the page (``bad`` draws it as a failed check)."""
+
+    label: str
+    value: Any
+    bad: bool = False
+
+
 def render_report(title: str, sections: list[Section], subtitle: str = "",
-                  warnings: list[str] | None = None) -> str:
+                  warnings: list[str] | None = None, cards: list[Card] | None = None) -> str:
     """The page as a string (see :func:`write_report`)."""
     env = Environment(loader=PackageLoader("conceptlab.report", "templates"),
                       autoescape=select_autoescape(["html"]))
@@ -150,15 +159,19 @@ def render_report(title: str, sections: list[Section], subtitle: str = "",
                          "figures": figures, "examples": examples, "warnings": s.warnings,
                          "half": s.half,
                          "record": flatten_record(s.data) if s.data else []})
-    html = env.get_template("report.html").render(title=title, subtitle=subtitle,
-                                                  sections=rendered, warnings=warnings or [])
+    html = env.get_template("report.html").render(
+        title=title, subtitle=subtitle, sections=rendered, warnings=warnings or [],
+        cards=[{"label": c.label, "value": fmt_cell(c.value), "bad": c.bad}
+               for c in cards or []])
     check_self_contained(html)
     return html
 
 
 def write_report(path: str | os.PathLike[str], title: str, sections: list[Section],
-                 subtitle: str = "", warnings: list[str] | None = None) -> Path:
+                 subtitle: str = "", warnings: list[str] | None = None,
+                 cards: list[Card] | None = None) -> Path:
     """Render ``sections`` to one self-contained HTML file (figures embedded as data URIs),
-    written atomically; ``warnings`` become a banner at the top of the page."""
-    html = render_report(title, sections, subtitle, warnings)
+    written atomically; ``warnings`` become a banner and ``cards`` headline numbers at the
+    top of the page."""
+    html = render_report(title, sections, subtitle, warnings, cards)
     return write_text_atomic(Path(path), html)

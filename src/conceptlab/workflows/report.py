@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
-from conceptlab.report.html import Example, Figure, Section, Table, write_report
+from conceptlab.report.html import Card, Example, Figure, Section, Table, write_report
 from conceptlab.report.plots import (
     accuracy_nec_figure,
     explanation_figure,
@@ -52,10 +52,10 @@ FAITHFULNESS_FIELDS: dict[str, str] = {
 RESULT_FIELDS: dict[str, str] = {
     "accuracy": "test accuracy",
     "method": "method",
-    "nec": "effective concepts per class (NEC; - = dense head)",
+    "nec": "NEC (effective concepts per class; - = dense)",
     "n_concepts": "concepts in the bottleneck",
-    "mean_active_concepts": "concepts holding 90% of a decision (mean over test)",
-    "concept_accuracy": "concept prediction accuracy (ground truth)",
+    "mean_active_concepts": "concepts behind 90% of a decision",
+    "concept_accuracy": "concept accuracy (ground truth)",
     "accuracy_zero_shot": "zero-shot accuracy",
     "accuracy_top_concept": "CMS top-concept accuracy",
     "accuracy_backbone_features": "probe accuracy on backbone features",
@@ -190,6 +190,37 @@ def trust_warnings(metrics: Mapping[str, Any]) -> list[str]:
 
 def _nec(metrics: Mapping[str, Any]) -> Any:
     return metrics.get("nec")
+
+
+def headline_cards(run: SavedRun) -> list[Card]:
+    """The numbers a reader wants first: accuracy, sparsity, and the faithfulness checks."""
+    m, f = run.metrics, run.faithfulness
+    cards = []
+    if isinstance(m.get("accuracy"), int | float):
+        cards.append(Card("test accuracy", float(m["accuracy"])))
+    if m.get("command") in ("fit", "demo"):
+        cards.append(Card("NEC", "dense" if m.get("nec") is None else m["nec"]))
+    if isinstance(m.get("mean_active_concepts"), int | float):
+        cards.append(Card("concepts behind 90% of a decision", m["mean_active_concepts"]))
+    names = (run.model_meta or {}).get("concept_names") or []
+    if names:
+        used = "" if run.weights is None else \
+            f" ({int((np.abs(run.weights).sum(0) > 0).sum())} used)"
+        cards.append(Card(f"concepts{used}", len(names)))
+    if "trusted" in f:
+        cards.append(Card("faithfulness checks", "passed" if f["trusted"] else "FAILED",
+                          bad=not f["trusted"]))
+    fid = f.get("unit_fidelity_median")
+    if isinstance(fid, int | float):
+        cards.append(Card("unit fidelity (median)", float(fid), bad=fid < UNIT_FIDELITY_MIN))
+    agree = f.get("random_bank_agreement")
+    if isinstance(agree, int | float):
+        cards.append(Card("agreement with a random bank", float(agree),
+                          bad=agree > RANDOM_AGREEMENT_MAX))
+    gap = f.get("random_bank_gap")
+    if isinstance(gap, int | float):
+        cards.append(Card("accuracy lost with a random bank", float(gap)))
+    return cards
 
 
 def result_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
@@ -406,7 +437,8 @@ def build_report(folders: Sequence[str | Path], out: str | Path | None = None) -
         sub = (f"{r.path.resolve()} · seed {m.get('seed', '?')} · "
                f"{m.get('n_train', '?')} train / {m.get('n_val', '?')} val / "
                f"{m.get('n_test', '?')} test items")
-        return write_report(target, title, run_sections(r), subtitle=sub, warnings=warnings)
+        return write_report(target, title, run_sections(r), subtitle=sub, warnings=warnings,
+                            cards=headline_cards(r))
     sections = comparison_sections(runs)
     for r in runs:
         sections += run_sections(r, prefix=f"{r.name}: ")
