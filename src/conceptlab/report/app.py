@@ -12,9 +12,9 @@ replaces its CBL unit value, then the activation map and the head run again), ``
 ``concept_names``, ``unit_low_`` / ``unit_high_``. Nothing here writes to disk: the saved
 model is never changed; uploads live in a small in-memory store.
 
-Speed: every test and training item's unit values are computed once at start (one matrix
-product), so explaining a test item is one activation map and one C x K product; an upload
-costs one encoder forward pass.
+Speed: test and training embeddings are held in memory (and the training items' unit values,
+for neighbours), so explaining a test item is one small CBL product, one activation map and
+one C x K product; an upload costs one encoder forward pass.
 """
 
 from __future__ import annotations
@@ -228,15 +228,17 @@ class Explorer:
             if key not in self.uploads:
                 self.upload_item(key)
             return self.uploads[key][0].copy()
-        for name, U in (("item", self.U_test), ("train", self.U_train)):
+        for name, X in (("item", self.data.X_test), ("train", self.data.X_train)):
             if name in ref:
                 i = ref[name]
                 if isinstance(i, bool) or not isinstance(i, int):
                     raise InputError(f"{name} must be an integer index, got {i!r}")
-                if not 0 <= i < len(U):
+                if not 0 <= i < len(X):
                     raise InputError(f"no {'test' if name == 'item' else 'train'} item {i} "
-                                     f"(there are {len(U)})", 404)
-                return U[i:i + 1].copy()
+                                     f"(there are {len(X)})", 404)
+                # one row through the model, as the Python API does for one input (a batched
+                # product can differ in the last float32 bit)
+                return np.asarray(self.model.unit_values(X[i:i + 1]), dtype=np.float32)
         raise InputError("name an input: {\"item\": N}, {\"train\": N} or {\"upload\": ID}")
 
     def _apply_units(self, U: np.ndarray, units: Any) -> dict[str, float]:

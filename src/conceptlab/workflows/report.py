@@ -47,7 +47,13 @@ FAITHFULNESS_FIELDS: dict[str, str] = {
     "intercept_share": "share of a decision carried by the bias, not by concepts",
     "deletion_auc": "accuracy area as top concepts are deleted (low = they matter)",
     "insertion_auc": "accuracy area as top concepts are inserted (high = they suffice)",
+    "intervention_gain": "accuracy gained when every labelled concept is corrected",
+    "top_unit_unused_rate": "share of decisions whose most active concept has no weight",
+    "n_units_used": "units the head uses",
+    "n": "test items audited",
 }
+#: faithfulness fields not shown (bookkeeping)
+_FAITH_HIDDEN = {"warnings", "split"}
 #: result fields of a metrics.json shown in the first table, in this order
 RESULT_FIELDS: dict[str, str] = {
     "accuracy": "test accuracy",
@@ -232,7 +238,7 @@ def result_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
         rows += [[f"faithfulness: {label}", f[k]] for k, label in FAITHFULNESS_FIELDS.items()
                  if k in f]
         rows += [[f"faithfulness: {k}", v] for k, v in f.items()
-                 if k not in FAITHFULNESS_FIELDS and k != "warnings"
+                 if k not in FAITHFULNESS_FIELDS and k not in _FAITH_HIDDEN
                  and isinstance(v, int | float | str | bool)]
     return rows
 

@@ -64,6 +64,9 @@ def build_explorer(run_dir: str | Path, *, warm_up: bool = True) -> Any:
     from conceptlab.workflows.cbm import load_saved
 
     model, encoder = load_saved(run_dir)
+    if getattr(model, "cbl_input", None) == "features":
+        raise ValueError(f"{run_dir}: this model's CBL reads backbone features; the explorer "
+                         "serves models that read embeddings or concept scores")
     data = explorer_data(run_dir, encoder)
     encode = encoder.encode_images if data.modality == "image" else encoder.encode_texts
     if warm_up and data.test_items is not None and len(data.test_items):

@@ -20,7 +20,7 @@ from conceptlab.report.html import external_references, fmt_cell, render_report
 from conceptlab.report.plots import robust_limit, used_columns, weight_heatmap_figure
 from conceptlab.utils.io import write_json_atomic
 from conceptlab.workflows.report import build_report, pick_decisions, read_run, trust_warnings
-from tiny_explorer import CLASSES, fit_tiny, solid
+from tests.report.tiny_explorer import CLASSES, fit_tiny, solid
 
 runner = CliRunner()
 

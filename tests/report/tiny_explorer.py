@@ -17,11 +17,12 @@ from PIL import Image
 from conceptlab.bottleneck.model import ConceptBottleneckModel
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.report.app import ExplorerData
-from synthetic_data import C, K, class_concept_data
+from tests.planted import PLANTED
 
 CLASSES = ["cat", "dog", "car", "ship"]
 COLOURS = np.array([(220, 30, 30), (30, 180, 40), (30, 40, 210), (200, 200, 40)], float)
 FAST = {"max_epochs": 8, "patience": 3, "show_progress": False}
+C, K = PLANTED.C, PLANTED.K
 
 
 def solid(c: int, size: int = 24, jitter: int = 0) -> Image.Image:
@@ -38,14 +39,15 @@ def png(img: Image.Image) -> bytes:
 def fit_tiny(method: str = "l1", nec: float | None = 2.0, n_train: int = 400
              ) -> tuple[ConceptBottleneckModel, ExplorerData, Any]:
     """(model, explorer data, encode function); fits in about a second."""
-    Xt, yt, V, _, _ = class_concept_data(n_train, 1)
-    Xv, yv, _, _, _ = class_concept_data(150, 2)
-    Xs, ys, _, _, _ = class_concept_data(120, 3)
+    Xt, yt, V, _, _ = PLANTED.data(n_train, 1)
+    Xv, yv, _, _, _ = PLANTED.data(150, 2)
+    Xs, ys, _, _, _ = PLANTED.data(120, 3)
     names = [f"{CLASSES[k // (K // C)]} concept {k % (K // C)}" for k in range(K)]
     bank = ConceptBank(V, names, provenance={"encoder": "synthetic",
                                              "encoder_fingerprint": "fp-tiny"},
                        metadata={"classes": [CLASSES[k // (K // C)] for k in range(K)]})
-    model = ConceptBottleneckModel(bank, CLASSES, method=method, nec=nec, seed=0, **FAST)
+    model = ConceptBottleneckModel.from_options(bank, CLASSES, method=method, nec=nec,
+                                                options=FAST, seed=0)
     model.fit(Xt, yt, Xv, yv)
     centroids = np.stack([Xt[yt == c].mean(0) for c in range(C)]).astype(np.float32)
 
