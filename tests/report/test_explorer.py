@@ -177,3 +177,15 @@ def test_the_saved_model_is_never_changed(tiny: Any, tmp_path: Path) -> None:
              for p in (tmp_path / "model").iterdir()}
     assert after == before
     np.testing.assert_array_equal(loaded.predict(data.X_test), model.predict(data.X_test))
+
+
+def test_serve_command_refuses_bad_arguments(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from conceptlab.cli import app
+
+    runner = CliRunner()
+    bad_port = runner.invoke(app, ["serve", str(tmp_path), "--port", "70000"])
+    assert bad_port.exit_code == 2 and "--port" in bad_port.output
+    missing = runner.invoke(app, ["serve", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such folder" in missing.output
