@@ -124,7 +124,7 @@ def test_report_tables_are_readable(run: Path, tmp_path: Path) -> None:
     assert "5.0000" not in html and "0.0000" not in html
     assert "<td>2</td>" in html  # NEC 2.0 prints as 2
     assert "<td>1.99</td>" in html  # mean active concepts to 3 significant figures
-    assert "faithfulness: median correlation" in html and "<td>0.8123</td>" in html
+    assert "median correlation of each unit" in html and "<td>0.8123</td>" in html
     assert 'class="banner"' not in html  # trusted, fidelity fine: no warning
     assert "encoder fingerprint" in html and "fp-tiny" in html  # provenance as a table
     assert '"encoder_fingerprint"' not in html  # not a raw JSON dump

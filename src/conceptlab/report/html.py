@@ -35,6 +35,7 @@ class Figure:
 class Table:
     columns: list[str]
     rows: list[list[Any]]
+    css: str = ""  # "notes": the third column is explanatory text
 
 
 @dataclass
@@ -150,7 +151,7 @@ def render_report(title: str, sections: list[Section], subtitle: str = "",
                    if (src := _figure_src(f))]
         table = None
         if s.table is not None:
-            table = {"columns": s.table.columns,
+            table = {"columns": s.table.columns, "css": s.table.css,
                      "rows": [[fmt_cell(c) for c in row] for row in s.table.rows]}
         examples = [{"title": e.title, "correct": e.correct, "note": e.note, "text": e.text,
                      "thumb": data_uri(e.thumbnail) if e.thumbnail else "",

@@ -175,10 +175,12 @@ def weight_heatmap_figure(weights: np.ndarray, class_names: Sequence[str],
     ax.grid(which="minor", color="#e8e8e8", lw=0.5)
     ax.tick_params(which="minor", length=0)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, extend="both" if clipped else "neither",
-                 label=f"weight (scale ends at ±{fmt_number(vmax, 2)}"
-                       + (f", the {percentile:g}th percentile of |w|)" if clipped else ")"))
-    shown = f"{len(cols)} of {w.shape[1]} concepts (those with a non-zero weight)"
-    ax.set_title(f"{title}\n{shown}", fontsize=9)
+                 label="weight")
+    shown = f"{len(cols)} of {w.shape[1]} concepts (those with a non-zero weight); colour " \
+            f"scale ±{fmt_number(vmax, 2)}" + \
+            (f" (the {percentile:g}th percentile of |w|; cells print their value)"
+             if clipped else "")
+    ax.set_title(f"{title}\n{shown}", fontsize=8)
     return fig
 
 

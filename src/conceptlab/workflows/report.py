@@ -230,16 +230,21 @@ def headline_cards(run: SavedRun) -> list[Card]:
 
 
 def result_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
-    """``[label, value]`` rows: results, then every faithfulness field present."""
-    rows: list[list[Any]] = [[label, metrics[k]] for k, label in RESULT_FIELDS.items()
-                             if k in metrics and not isinstance(metrics[k], dict | list)]
+    """``[label, value]`` rows of the run's results."""
+    return [[label, metrics[k]] for k, label in RESULT_FIELDS.items()
+            if k in metrics and not isinstance(metrics[k], dict | list)]
+
+
+def faithfulness_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
+    """``[check, value, what it says]`` rows of every faithfulness field present."""
     f = metrics.get("faithfulness")
-    if isinstance(f, Mapping):
-        rows += [[f"faithfulness: {label}", f[k]] for k, label in FAITHFULNESS_FIELDS.items()
-                 if k in f]
-        rows += [[f"faithfulness: {k}", v] for k, v in f.items()
-                 if k not in FAITHFULNESS_FIELDS and k not in _FAITH_HIDDEN
-                 and isinstance(v, int | float | str | bool)]
+    if not isinstance(f, Mapping):
+        return []
+    rows: list[list[Any]] = [[k, f[k], label] for k, label in FAITHFULNESS_FIELDS.items()
+                             if k in f]
+    rows += [[k, v, ""] for k, v in f.items()
+             if k not in FAITHFULNESS_FIELDS and k not in _FAITH_HIDDEN
+             and isinstance(v, int | float | str | bool)]
     return rows
 
 
@@ -357,13 +362,17 @@ def provenance(run: SavedRun) -> dict[str, Any]:
 def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
     """The sections of one run's page (headings prefixed by ``prefix`` on a comparison page)."""
     m = run.metrics
-    sections = [Section(f"{prefix}Result",
-                        table=Table(["metric", "value"], result_rows(m)),
-                        text="" if "faithfulness" in m else
-                        "No faithfulness record in this run's metrics.json.", half=True)]
+    faith = faithfulness_rows(m)
+    sections = [Section(f"{prefix}Result", table=Table(["metric", "value"], result_rows(m)),
+                        half=True),
+                Section(f"{prefix}Faithfulness: do the concepts mean their names?",
+                        table=Table(["check", "value", "what it says"], faith, css="notes") if faith
+                        else None, half=True,
+                        text="" if faith else "No faithfulness record in this run's "
+                                              "metrics.json: the explanations are unchecked.")]
     if isinstance(m.get("rows"), list) and m["rows"]:
         sections.append(Section(f"{prefix}Every method on the same cached embeddings",
-                                table=_comparison_table(m["rows"]), half=True))
+                                table=_comparison_table(m["rows"])))
     meta = run.model_meta or {}
     if run.weights is not None and meta.get("class_names") and meta.get("concept_names"):
         nec = meta.get("hyper_parameters", {}).get("nec")
