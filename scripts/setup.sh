@@ -12,6 +12,8 @@ want_test=0
 need_apt=()
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
 [ -d /usr/share/wordnet ] || need_apt+=(wordnet-base)
+# Debian's chromium: the browser of the explorer's end-to-end tests (never `playwright install`)
+if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from conceptlab import cli_report
 from conceptlab import workflows as runs
 from conceptlab.cli_align import align as align_command
 from conceptlab.errors import ConceptlabError, OptionError
@@ -312,6 +313,8 @@ app.command("align")(align_command)
 from conceptlab.cli_lm import app as lm_app  # noqa: E402  (language-model commands)
 
 app.add_typer(lm_app, name="lm")
+
+cli_report.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)

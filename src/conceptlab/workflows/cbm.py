@@ -51,6 +51,7 @@ from conceptlab.workflows.concepts import (
     describe_source,
 )
 from conceptlab.workflows.prepare import Prepared, RunConfig, check_out, finish, prepare
+from conceptlab.workflows.report import pick_decisions
 from conceptlab.workflows.variants import ALL_VARIANTS, Variant
 
 
@@ -130,12 +131,13 @@ def fit_cbm(prep: Prepared, src: ConceptSource, method: str, nec: float | None,
 def explanation_figures(model: ConceptBottleneckModel, prep: Prepared, out: Path,
                         n_examples: int | None = 4, top: int = 10
                         ) -> tuple[list[Figure], list[dict[str, Any]]]:
-    """Explain the first test item of each of the first ``n_examples`` classes (all classes
-    when None): PNG bar charts plus ``OUT/explanations.json``."""
+    """Explain the first right decision of each of the first ``n_examples`` classes (all
+    classes when None) and the first wrong one of each true class (at most 6): PNG bar charts
+    plus ``OUT/explanations.json`` (what the report shows)."""
     figures: list[Figure] = []
     explanations: list[dict[str, Any]] = []
     y = prep.y["test"]
-    picks = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)[:n_examples]]
+    picks = pick_decisions(y, model.predict(prep.X["test"]), n_right=n_examples)
     for i, exp in zip(picks, model.explain(prep.X["test"][picks], top=32), strict=True):
         truth = prep.class_names[int(y[i])]
         exp = {"test_index": i, "true_class": truth, **exp}

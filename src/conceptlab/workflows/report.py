@@ -1,0 +1,479 @@
+"""``conceptlab report``: a readable, self-contained HTML page from saved run folders.
+
+A run folder is what ``fit`` or ``demo`` (or ``probe``, ``zeroshot``, ``cms``) wrote:
+``metrics.json`` always; for a concept bottleneck also ``model/`` (safetensors + JSON),
+``encoder.json`` and ``explanations.json``. Everything shown is read from these files; no model
+is refitted or re-run.
+
+The inputs behind the explained decisions are re-read from the dataset spec recorded in
+``metrics.json`` (``config`` + the split rule): the test split is rebuilt with the recorded
+seed and sizes, and used only if its fingerprint equals the one recorded at fit time
+(``splits.fingerprints.test``). If the data moved or changed, the page says so and shows the
+decision without its input, rather than a wrong input. Why not store the inputs at fit time:
+rebuilding costs no disk and no change to the fit, and the fingerprint makes it exact.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from conceptlab.report.html import Card, Example, Figure, Section, Table, write_report
+from conceptlab.report.plots import (
+    accuracy_nec_figure,
+    explanation_figure,
+    intervention_figure,
+    png_bytes,
+    thumbnail_png,
+    weight_heatmap_figure,
+)
+from conceptlab.utils.io import read_json
+
+#: faithfulness fields shown beside accuracy, in this order, with what each one says
+FAITHFULNESS_FIELDS: dict[str, str] = {
+    "trusted": "all faithfulness checks passed",
+    "unit_fidelity_median": "median correlation of each unit with its concept's encoder score",
+    "name_match_rate": "share of units whose best-matching concept is their own name",
+    "random_bank_accuracy": "accuracy with a random concept bank in place of the real one",
+    "random_bank_gap": "accuracy lost with the random bank (large = the concepts matter)",
+    "random_bank_agreement": "share of test predictions unchanged by the random bank",
+    "shuffled_names_accuracy": "accuracy with shuffled class-concept associations",
+    "intercept_share": "share of a decision carried by the bias, not by concepts",
+    "deletion_auc": "accuracy area as top concepts are deleted (low = they matter)",
+    "insertion_auc": "accuracy area as top concepts are inserted (high = they suffice)",
+    "intervention_gain": "accuracy gained when every labelled concept is corrected",
+    "top_unit_unused_rate": "share of decisions whose most active concept has no weight",
+    "n_units_used": "units the head uses",
+    "n": "test items audited",
+}
+#: faithfulness fields not shown (bookkeeping)
+_FAITH_HIDDEN = {"warnings", "split"}
+#: result fields of a metrics.json shown in the first table, in this order
+RESULT_FIELDS: dict[str, str] = {
+    "accuracy": "test accuracy",
+    "method": "method",
+    "nec": "NEC (effective concepts per class; - = dense)",
+    "n_concepts": "concepts in the bottleneck",
+    "mean_active_concepts": "concepts behind 90% of a decision",
+    "concept_accuracy": "concept accuracy (ground truth)",
+    "accuracy_zero_shot": "zero-shot accuracy",
+    "accuracy_top_concept": "CMS top-concept accuracy",
+    "accuracy_backbone_features": "probe accuracy on backbone features",
+    "n_train": "train items", "n_val": "validation items (from train)", "n_test": "test items",
+    "fit_seconds": "fit seconds", "seconds": "whole run seconds",
+}
+UNIT_FIDELITY_MIN = 0.5
+RANDOM_AGREEMENT_MAX = 0.99
+N_RIGHT, N_WRONG = 6, 6
+
+
+@dataclass
+class SavedRun:
+    """What one run folder holds, read from disk (nothing recomputed)."""
+
+    path: Path
+    metrics: dict[str, Any]
+    model_meta: dict[str, Any] | None = None
+    weights: np.ndarray | None = None  # C x K head weights per standardised activation
+    encoder: dict[str, Any] | None = None
+    explanations: list[dict[str, Any]] = field(default_factory=list)
+    inputs: dict[int, Any] = field(default_factory=dict)  # test position -> PIL image or text
+    input_note: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.name or str(self.path)
+
+    @property
+    def faithfulness(self) -> dict[str, Any]:
+        f = self.metrics.get("faithfulness")
+        return f if isinstance(f, dict) else {}
+
+
+# ------------------------------------------------------------------------------------------------
+# reading run folders
+# ------------------------------------------------------------------------------------------------
+
+
+def read_run(folder: str | Path, *, with_inputs: bool = True) -> SavedRun:
+    """Read a run folder; a clear error if it is not one."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such folder (give a folder written by `conceptlab "
+                                "fit` or `conceptlab demo`)")
+    if not (path / "metrics.json").is_file():
+        raise ValueError(f"{path}: not a run folder (no metrics.json)")
+    metrics = read_json(path / "metrics.json")
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path / 'metrics.json'}: expected a JSON object")
+    run = SavedRun(path=path, metrics=metrics)
+    model_dir = path / "model"
+    if (model_dir / "model.json").is_file():
+        run.model_meta = read_json(model_dir / "model.json")
+        weights_file = model_dir / "model.safetensors"
+        if weights_file.is_file():
+            t = load_file(str(weights_file))
+            if "head.weight" in t:
+                run.weights = np.asarray(t["head.weight"], dtype=np.float64)
+    if (path / "encoder.json").is_file():
+        run.encoder = read_json(path / "encoder.json")
+    if (path / "explanations.json").is_file():
+        exps = read_json(path / "explanations.json")
+        run.explanations = [e for e in exps if isinstance(e, dict)] if isinstance(exps, list) \
+            else []
+    if with_inputs and run.explanations:
+        wanted = [int(e["test_index"]) for e in run.explanations if "test_index" in e]
+        run.inputs, run.input_note = read_test_inputs(metrics, wanted)
+    return run
+
+
+def rebuild_test_split(metrics: Mapping[str, Any]) -> Any:
+    """The run's test split, rebuilt from the recorded spec and checked by fingerprint.
+
+    Raises ValueError (with the reason) when it cannot be rebuilt exactly.
+    """
+    from conceptlab.data.base import build_dataset
+    from conceptlab.data.splits import make_splits
+
+    config = metrics.get("config")
+    recorded = (metrics.get("splits") or {}).get("fingerprints", {}).get("test")
+    if not isinstance(config, dict) or not recorded:
+        raise ValueError("the run records no data config or test fingerprint")
+    dataset = build_dataset(config["data"], **(config.get("data_options") or {}))
+    splits = make_splits(dataset, val_fraction=config.get("val_fraction", 0.1),
+                         n_train=config.get("n_train"), n_val=config.get("n_val"),
+                         n_test=config.get("n_test"), seed=config.get("seed", 0))
+    if splits.test.fingerprint() != recorded:
+        raise ValueError(f"the data at {config['data']!r} changed since the run (test split "
+                         f"fingerprint {splits.test.fingerprint()} != recorded {recorded})")
+    return splits.test
+
+
+def read_test_inputs(metrics: Mapping[str, Any], positions: Sequence[int]
+                     ) -> tuple[dict[int, Any], str]:
+    """``{position: input}`` for the given test positions, and a note when not available."""
+    try:
+        test = rebuild_test_split(metrics)
+        return {i: test[i] for i in positions if 0 <= i < len(test)}, ""
+    except Exception as err:  # any failure: show decisions without inputs, say why
+        return {}, f"inputs not shown: {str(err).splitlines()[0] if str(err) else err!r}"
+
+
+# ------------------------------------------------------------------------------------------------
+# what the page says
+# ------------------------------------------------------------------------------------------------
+
+
+def trust_warnings(metrics: Mapping[str, Any]) -> list[str]:
+    """Warnings for the top of the page when the faithfulness record says the concepts may
+    not mean their names (``trusted`` false, low unit fidelity, a random bank that changes
+    nothing), plus the record's own warnings."""
+    f = metrics.get("faithfulness")
+    if not isinstance(f, Mapping):
+        return []
+    out: list[str] = []
+    if f.get("trusted") is False:
+        out.append("the faithfulness checks recorded for this model failed (trusted = no)")
+    fid = f.get("unit_fidelity_median")
+    if isinstance(fid, int | float) and fid < UNIT_FIDELITY_MIN:
+        out.append(f"median unit fidelity {fid:.2f} < {UNIT_FIDELITY_MIN}: the concept units "
+                   "do not track their concepts' encoder scores")
+    agree = f.get("random_bank_agreement")
+    if isinstance(agree, int | float) and agree > RANDOM_AGREEMENT_MAX:
+        out.append(f"a random concept bank leaves {agree:.1%} of test predictions unchanged: "
+                   "the model does not depend on what its concepts mean")
+    for w in f.get("warnings") or []:
+        if str(w) not in out:
+            out.append(str(w))
+    return out
+
+
+def _nec(metrics: Mapping[str, Any]) -> Any:
+    return metrics.get("nec")
+
+
+def headline_cards(run: SavedRun) -> list[Card]:
+    """The numbers a reader wants first: accuracy, sparsity, and the faithfulness checks."""
+    m, f = run.metrics, run.faithfulness
+    cards = []
+    if isinstance(m.get("accuracy"), int | float):
+        cards.append(Card("test accuracy", float(m["accuracy"])))
+    if m.get("command") in ("fit", "demo"):
+        cards.append(Card("NEC", "dense" if m.get("nec") is None else m["nec"]))
+    if isinstance(m.get("mean_active_concepts"), int | float):
+        cards.append(Card("concepts behind 90% of a decision", m["mean_active_concepts"]))
+    names = (run.model_meta or {}).get("concept_names") or []
+    if names:
+        used = "" if run.weights is None else \
+            f" ({int((np.abs(run.weights).sum(0) > 0).sum())} used)"
+        cards.append(Card(f"concepts{used}", len(names)))
+    if "trusted" in f:
+        cards.append(Card("faithfulness checks", "passed" if f["trusted"] else "FAILED",
+                          bad=not f["trusted"]))
+    fid = f.get("unit_fidelity_median")
+    if isinstance(fid, int | float):
+        cards.append(Card("unit fidelity (median)", float(fid), bad=fid < UNIT_FIDELITY_MIN))
+    agree = f.get("random_bank_agreement")
+    if isinstance(agree, int | float):
+        cards.append(Card("agreement with a random bank", float(agree),
+                          bad=agree > RANDOM_AGREEMENT_MAX))
+    gap = f.get("random_bank_gap")
+    if isinstance(gap, int | float):
+        cards.append(Card("accuracy lost with a random bank", float(gap)))
+    return cards
+
+
+def result_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
+    """``[label, value]`` rows of the run's results."""
+    return [[label, metrics[k]] for k, label in RESULT_FIELDS.items()
+            if k in metrics and not isinstance(metrics[k], dict | list)]
+
+
+def faithfulness_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
+    """``[check, value, what it says]`` rows of every faithfulness field present."""
+    f = metrics.get("faithfulness")
+    if not isinstance(f, Mapping):
+        return []
+    rows: list[list[Any]] = [[k, f[k], label] for k, label in FAITHFULNESS_FIELDS.items()
+                             if k in f]
+    rows += [[k, v, ""] for k, v in f.items()
+             if k not in FAITHFULNESS_FIELDS and k not in _FAITH_HIDDEN
+             and isinstance(v, int | float | str | bool)]
+    return rows
+
+
+def _comparison_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    faith = [k for k in FAITHFULNESS_FIELDS
+             if any(isinstance(r.get("faithfulness"), Mapping) and k in r["faithfulness"]
+                    for r in rows)]
+    table_rows = []
+    for r in rows:
+        nec: Any = "-"
+        if "nec_requested" in r:
+            nec = "dense" if r["nec_requested"] is None else r["nec_requested"]
+        f = r.get("faithfulness") if isinstance(r.get("faithfulness"), Mapping) else {}
+        table_rows.append([r.get("method", "?"), nec, r.get("accuracy"),
+                           r.get("mean_active_concepts"), r.get("fit_seconds"),
+                           *[f.get(k) for k in faith]])
+    return Table(["method", "NEC", "test accuracy", "active concepts", "fit seconds", *faith],
+                 table_rows)
+
+
+def _decision_examples(run: SavedRun, n_right: int = N_RIGHT, n_wrong: int = N_WRONG,
+                       top: int = 8) -> list[Example]:
+    right = [e for e in run.explanations if e.get("prediction") == e.get("true_class")]
+    wrong = [e for e in run.explanations if e.get("prediction") != e.get("true_class")]
+    out = []
+    for exp in wrong[:n_wrong] + right[:n_right]:
+        i = exp.get("test_index")
+        item = run.inputs.get(int(i)) if i is not None else None
+        thumb, text = None, None
+        if isinstance(item, str):
+            text = item if len(item) <= 600 else item[:599] + "…"
+        elif item is not None:
+            thumb = thumbnail_png(item)
+        correct = None if "true_class" not in exp else exp["prediction"] == exp["true_class"]
+        prob = exp.get("probability")
+        title = f"test #{i}: predicted {exp.get('prediction')}" + \
+            (f" (p = {prob:.2f})" if isinstance(prob, float) else "") + \
+            (f", true {exp['true_class']}" if "true_class" in exp else "")
+        fig = explanation_figure(exp, top=top, title=" ", width=5.2)
+        out.append(Example(title=title, correct=correct, thumbnail=thumb, text=text,
+                           chart=png_bytes(fig, dpi=90)))
+    return out
+
+
+def _vocabulary_sections(run: SavedRun) -> list[Section]:
+    meta = run.model_meta or {}
+    names = list(meta.get("concept_names") or [])
+    concepts = run.metrics.get("concepts") if isinstance(run.metrics.get("concepts"),
+                                                         Mapping) else {}
+    removed: list[list[Any]] = []
+    for d in meta.get("dropped_concepts") or []:
+        if "cos3_val" in d:
+            cutoff = (meta.get("hyper_parameters") or {}).get("objective", {}).get("cutoff")
+            why = f"validation cos^3 similarity {d['cos3_val']:.3f}" + \
+                (f" < cutoff {cutoff:g}" if isinstance(cutoff, int | float) else "")
+            removed.append([d.get("concept"), "cos3 (Label-free CBM, Sec. 3.3)", why])
+        else:
+            removed.append([d.get("concept"), d.get("filter", "?"), d.get("reason", "")])
+    filters = concepts.get("filters") if isinstance(concepts.get("filters"), Mapping) else None
+    for step in (filters or {}).get("steps", []):
+        for r in step.get("removed", []):
+            removed.append([r.get("concept"), r.get("filter", step.get("filter")),
+                            r.get("reason", "")])
+    if not names and not removed:
+        return []
+    used = set()
+    if run.weights is not None and run.weights.shape[1] == len(names):
+        used = {names[k] for k in np.flatnonzero(np.abs(run.weights).sum(0) > 0)}
+    classes = ((meta.get("bank") or {}).get("metadata") or {}).get("classes") or []
+    rows = []
+    for k, n in enumerate(names):
+        cls = classes[k] if k < len(classes) else None
+        cls_txt = cls if isinstance(cls, str) else ", ".join(cls or []) or "-"
+        rows.append([n, cls_txt, "yes" if n in used else "no"])
+    text = (f"{len(names)} concepts in the bottleneck ({concepts.get('origin', 'unknown origin')}"
+            f"), {len(used)} used by the head.")
+    warn = [str(w) for w in concepts.get("warnings") or []]
+    if removed:
+        text += f" {len(removed)} concept(s) were removed (next table)."
+    out = [Section("Vocabulary", text=text, warnings=warn,
+                   table=Table(["concept", "class association", "used by the head"], rows))]
+    if removed:
+        out.append(Section("Removed concepts", text="The filter each removed concept failed.",
+                           table=Table(["concept", "filter", "why"], removed)))
+    return out
+
+
+def provenance(run: SavedRun) -> dict[str, Any]:
+    """The run record a person needs to reproduce it, as a flat-ish mapping."""
+    m = run.metrics
+    splits = m.get("splits") or {}
+    meta = run.model_meta or {}
+    try:
+        version = importlib.metadata.version("conceptlab")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    rec: dict[str, Any] = {
+        "command": m.get("command"), "data": m.get("data"),
+        "dataset": splits.get("dataset"),
+        "encoder": m.get("encoder"), "encoder fingerprint": m.get("encoder_fingerprint"),
+        "encoder options": (m.get("config") or {}).get("encoder_options"),
+        "seed": m.get("seed"),
+        "split sizes": splits.get("sizes"), "validation": splits.get("val_source"),
+        "split fingerprints": splits.get("fingerprints"),
+        "encoding": m.get("encoding"),
+        "concepts": {k: v for k, v in (m.get("concepts") or {}).items() if k != "filters"},
+        "hyper-parameters": m.get("hyper_parameters") or meta.get("hyper_parameters"),
+        "conceptlab version": m.get("version") or f"{version} (of this report; not recorded)",
+        "torch version": meta.get("torch_version"),
+        "folder": str(run.path.resolve()),
+    }
+    return {k: v for k, v in rec.items() if v not in (None, {}, [])}
+
+
+def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
+    """The sections of one run's page (headings prefixed by ``prefix`` on a comparison page)."""
+    m = run.metrics
+    faith = faithfulness_rows(m)
+    sections = [Section(f"{prefix}Result", table=Table(["metric", "value"], result_rows(m)),
+                        half=True),
+                Section(f"{prefix}Faithfulness: do the concepts mean their names?",
+                        table=Table(["check", "value", "what it says"], faith, css="notes") if faith
+                        else None, half=True,
+                        text="" if faith else "No faithfulness record in this run's "
+                                              "metrics.json: the explanations are unchecked.")]
+    if isinstance(m.get("rows"), list) and m["rows"]:
+        sections.append(Section(f"{prefix}Every method on the same cached embeddings",
+                                table=_comparison_table(m["rows"])))
+    meta = run.model_meta or {}
+    if run.weights is not None and meta.get("class_names") and meta.get("concept_names"):
+        nec = meta.get("hyper_parameters", {}).get("nec")
+        title = f"{meta.get('method', '?')} CBM head" + \
+            (f", NEC {nec:g}" if isinstance(nec, int | float) else ", dense") + \
+            " (weights per standard deviation of each activation)"
+        fig = weight_heatmap_figure(run.weights, meta["class_names"], meta["concept_names"],
+                                    title=title)
+        sections.append(Section(f"{prefix}Class x concept weights",
+                                figures=[Figure(png=png_bytes(fig))]))
+    if run.explanations:
+        n_wrong = sum(e.get("prediction") != e.get("true_class") for e in run.explanations)
+        text = (f"{len(run.explanations)} explained test decisions saved with the run "
+                f"({n_wrong} wrong); wrong ones first. Bars: activation x weight for the "
+                f"predicted class (blue for, red against).")
+        if run.input_note:
+            text += " " + run.input_note
+        sections.append(Section(f"{prefix}Concepts behind single decisions", text=text,
+                                examples=_decision_examples(run)))
+    curve = m.get("intervention_curve")
+    if isinstance(curve, list) and curve:
+        fig = intervention_figure({str(m.get("method", "")): curve})
+        sections.append(Section(f"{prefix}Test-time intervention",
+                                text="Accuracy as the true value of more concepts is set "
+                                     "(ground-truth concepts).",
+                                figures=[Figure(png=png_bytes(fig))]))
+    for vocab in _vocabulary_sections(run):
+        vocab.heading = prefix + vocab.heading
+        sections.append(vocab)
+    sections.append(Section(f"{prefix}Provenance", data=provenance(run)))
+    return sections
+
+
+def comparison_sections(runs: Sequence[SavedRun]) -> list[Section]:
+    """Side-by-side table of several runs and an accuracy vs NEC plot."""
+    faith = [k for k in FAITHFULNESS_FIELDS if any(k in r.faithfulness for r in runs)]
+    rows = []
+    points = []
+    for r in runs:
+        m = r.metrics
+        nec = m.get("nec")
+        rows.append([r.name, m.get("command"), m.get("method"), m.get("data"),
+                     "dense" if nec is None and m.get("command") in ("fit", "demo") else nec,
+                     m.get("accuracy"), m.get("mean_active_concepts"), m.get("n_concepts"),
+                     *[r.faithfulness.get(k) for k in faith]])
+        if isinstance(m.get("accuracy"), int | float) and m.get("command") in ("fit", "demo"):
+            points.append({"label": r.name, "accuracy": m["accuracy"], "nec": nec,
+                           "n_concepts": m.get("n_concepts") or
+                           len((r.model_meta or {}).get("concept_names") or [])})
+    table = Table(["run", "command", "method", "data", "NEC", "test accuracy",
+                   "active concepts", "concepts", *faith], rows)
+    figures = [Figure(png=png_bytes(accuracy_nec_figure(points)))] if points else []
+    return [Section("Runs side by side", table=table, figures=figures)]
+
+
+def build_report(folders: Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Write one self-contained HTML report for one or several run folders.
+
+    ``out`` defaults to ``FOLDER/report.html`` for one folder and is required for several.
+    """
+    if not folders:
+        raise ValueError("give at least one run folder")
+    if out is None and len(folders) > 1:
+        raise ValueError("several run folders: give --out FILE for the comparison report")
+    runs = [read_run(f) for f in folders]
+    target = Path(out) if out is not None else runs[0].path / "report.html"
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"{target}: the report is an .html file")
+    warnings: list[str] = []
+    for r in runs:
+        warnings += [(f"{r.name}: {w}" if len(runs) > 1 else w) for w in trust_warnings(r.metrics)]
+    if len(runs) == 1:
+        r = runs[0]
+        m = r.metrics
+        title = f"conceptlab {m.get('command', 'run')}: {m.get('method', '')} on " \
+                f"{m.get('data', '?')}".replace(":  on", ": on")
+        sub = (f"{r.path.resolve()} · seed {m.get('seed', '?')} · "
+               f"{m.get('n_train', '?')} train / {m.get('n_val', '?')} val / "
+               f"{m.get('n_test', '?')} test items")
+        return write_report(target, title, run_sections(r), subtitle=sub, warnings=warnings,
+                            cards=headline_cards(r))
+    sections = comparison_sections(runs)
+    for r in runs:
+        sections += run_sections(r, prefix=f"{r.name}: ")
+    return write_report(target, f"conceptlab: {len(runs)} runs compared", sections,
+                        subtitle=", ".join(str(r.path) for r in runs), warnings=warnings)
+
+
+def pick_decisions(y_true: np.ndarray, y_pred: np.ndarray, n_right: int | None = None,
+                   n_wrong: int = N_WRONG) -> list[int]:
+    """Test positions to explain in a run: the first right decision of each class (at most
+    ``n_right``; None = every class) and the first wrong decision of each true class (at most
+    ``n_wrong``), so a report shows both. Deterministic (no random draw)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    right, wrong = [], []
+    for c in np.unique(y_true):
+        ok = np.flatnonzero((y_true == c) & (y_pred == c))
+        bad = np.flatnonzero((y_true == c) & (y_pred != c))
+        if len(ok):
+            right.append(int(ok[0]))
+        if len(bad):
+            wrong.append(int(bad[0]))
+    right = right if n_right is None else right[:n_right]
+    return sorted(right + wrong[:n_wrong])
