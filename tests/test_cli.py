@@ -564,7 +564,7 @@ def test_a_failing_fit_keeps_the_earlier_results(fit_l1: Path, text_data: dict[s
     def disk_full(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(cbm, "write_report", disk_full)
+    monkeypatch.setattr(cbm, "build_report", disk_full)
     assert "disk full" in invoke_fails(*base, "--method", "gumbel")
     assert all(path.read_bytes() == content for path, content in kept.items())
     assert invoke_json("predict", out, "--text", NEW_TEXTS["cooking"]) == before

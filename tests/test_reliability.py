@@ -215,7 +215,7 @@ def test_a_killed_fit_leaves_the_old_run_and_the_next_run_clears_its_leftovers(
         from conceptlab.workflows import cbm
         def killed(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
-        cbm.write_report = killed
+        cbm.build_report = killed
         app(sys.argv[1:], prog_name="conceptlab")
     """)
     args = [str(a) for a in fit_args(data, out, "--nec", "1", "--set", "max_epochs=5")]

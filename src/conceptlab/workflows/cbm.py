@@ -36,10 +36,9 @@ from conceptlab.encoders.base import Encoder, build_encoder
 from conceptlab.errors import InputError
 from conceptlab.faithfulness import intervention_gain
 from conceptlab.metrics import accuracy, per_class_accuracy
-from conceptlab.report.html import Figure, Section, Table, write_report
+from conceptlab.report.html import Figure
 from conceptlab.report.plots import (
     plot_explanation,
-    plot_intervention_curve,
     plot_weight_heatmap,
 )
 from conceptlab.utils.io import atomic_run_dir, check_output_dir, read_json, write_json_atomic
@@ -51,7 +50,7 @@ from conceptlab.workflows.concepts import (
     describe_source,
 )
 from conceptlab.workflows.prepare import Prepared, RunConfig, check_out, finish, prepare
-from conceptlab.workflows.report import pick_decisions
+from conceptlab.workflows.report import build_report, pick_decisions
 from conceptlab.workflows.variants import ALL_VARIANTS, Variant
 
 
@@ -189,31 +188,14 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
         prep = prepare(config)
         src = concept_source(prep, concepts)
         model, row = fit_cbm(prep, src, method, nec, hparams)
-        figures, _ = explanation_figures(model, prep, out)
-        heat = weight_heatmap(model, prep, out)
+        explanation_figures(model, prep, out)  # explanations.json and bar-chart PNGs
         metrics = {"command": "fit", **row, **prep.base_metrics(),
                    "concepts": describe_source(src), "hyper_parameters": model.hyper_parameters(),
                    "model_dir": str(final / "model"), "seconds": round(time.perf_counter() - t0, 3)}
-        faith = row["faithfulness"]
-        sections = [
-            Section("Result", text=" ".join(faith.get("warnings", [])),
-                    table=Table(["metric", "value"], [
-                        [k, metrics[k]] for k in ("accuracy", "method", "nec", "n_concepts",
-                                                  "mean_active_concepts", "fit_seconds",
-                                                  "n_train", "n_test") if k in metrics])),
-            Section("Faithfulness (test split): do the units mean their names?",
-                    table=Table(["measure", "value"], [[k, v] for k, v in faith.items()
-                                                       if k != "warnings"])),
-            Section("Class x concept weights", figures=[Figure(heat, "final-layer weights")]),
-            Section("Concepts behind single decisions", figures=figures),
-        ]
-        if "intervention_curve" in row:
-            curve = plot_intervention_curve({method: row["intervention_curve"]},
-                                            out / "intervention.png")
-            sections.append(Section("Test-time intervention", figures=[Figure(curve, "")]))
-        write_report(out / "report.html", f"conceptlab fit: {method} on {config.data}", sections)
         save_fitted(model, prep, out)
-        return finish(out, metrics)
+        metrics = finish(out, metrics)
+        build_report([out])  # report.html: one self-contained page, read from the saved run
+        return metrics
 
 
 def cms_rows(prep: Prepared, src: ConceptSource, templates: str = "plain") -> list[dict[str, Any]]:

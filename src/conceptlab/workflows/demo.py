@@ -12,17 +12,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conceptlab.report.html import Figure, Section, Table, write_report
 from conceptlab.utils.io import atomic_run_dir
 from conceptlab.workflows.cbm import (
     comparison_rows,
     explanation_figures,
     save_fitted,
-    weight_heatmap,
 )
 from conceptlab.workflows.concepts import concept_source, describe_source
-from conceptlab.workflows.demo_sprites import run_sprites
+from conceptlab.workflows.demo_sprites import as_record, run_sprites
 from conceptlab.workflows.prepare import RunConfig, finish, prepare
+from conceptlab.workflows.report import build_report
 from conceptlab.workflows.variants import variant
 
 DEMO_N_TRAIN = 2000
@@ -34,6 +33,11 @@ DEMO_IMAGE_SIZE = 224
 DEMO_VARIANTS = (variant("LF-CBM (reference)"), variant("Sparse-CBM l1 (reference)"),
                  variant("l1, scores CBL, grounded"),
                  variant("contrastive, embedding CBL, grounded"))
+NOTE = ("Every CBM here is grounded: its units track their concepts' scores (unit fidelity). "
+        "On Fashion-MNIST the offline ConSE space reads concept texts little better than random "
+        "directions (see the random-bank gap and the nonsense-vocabulary control in "
+        "docs/benchmarks.md): use it for plumbing and relative comparisons. The shapes section "
+        "uses a joint space fitted on captions, where the concept names are read.")
 #: the Sparse-CBM the demo saves and explains: grounded, at NEC = 5 (chosen on validation)
 SHOWN_MODEL = "contrastive, embedding CBL, grounded"
 
@@ -58,47 +62,18 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
         shown = (SHOWN_MODEL, 5.0)
         model = models[shown]
         best = next(r for r in rows if (r["method"], r.get("nec_requested")) == shown)
-        heat = weight_heatmap(model, prep, out,
-                              title=f"Sparse-CBM ({SHOWN_MODEL}, NEC=5): class x concept "
-                                    f"weights (standardised)")
-        figures, _ = explanation_figures(model, prep, out, n_examples=None, top=8)
-        def faith(r: dict[str, Any], key: str) -> Any:
-            return r.get("faithfulness", {}).get(key, "-")
-
-        table_rows = [[r["method"], r.get("kind", "baseline"),
-                       "-" if "nec_requested" not in r else
-                       ("dense" if r["nec_requested"] is None else r["nec_requested"]),
-                       r["accuracy"], faith(r, "unit_fidelity_median"), faith(r, "name_match_rate"),
-                       faith(r, "random_bank_gap"), faith(r, "random_bank_agreement"),
-                       r.get("mean_active_concepts", "-")]
-                      for r in rows]
+        explanation_figures(model, prep, out, n_examples=None, top=8)  # explanations.json
         metrics = {"command": "demo", "accuracy": best["accuracy"],
                    "method": SHOWN_MODEL,
                    "nec": best["nec"], "mean_active_concepts": best["mean_active_concepts"],
+                   "faithfulness": best["faithfulness"],
                    "rows": rows, **prep.base_metrics(), "concepts": describe_source(src),
-                   "seconds": round(time.perf_counter() - t0, 3)}
-        title = "conceptlab: Sparse-CBM on Fashion-MNIST (offline ConSE)"
-        sections = [
-            Section("Every method on the same cached embeddings",
-                    text=f"{len(prep.y['train'])} train / {len(prep.y['val'])} val (from train) / "
-                         f"{len(prep.y['test'])} test images, seed {seed}, "
-                         f"{len(src.bank)} concepts ({src.origin}).",
-                    table=Table(["method", "kind", "NEC", "test accuracy", "unit fidelity",
-                                 "name match", "random-bank gap", "random-bank agreement",
-                                 "mean active concepts"], table_rows)),
-            Section("Class x concept weights of the Sparse-CBM", figures=[Figure(heat, "")]),
-            Section("Concepts behind single decisions", figures=figures),
-            Section("Run record", data={k: metrics[k] for k in ("splits", "encoding", "config")}),
-        ]
-        subtitle = ("Every CBM here is grounded: its units track their concepts' scores (unit "
-                    "fidelity). On Fashion-MNIST the offline ConSE space reads concept texts "
-                    "little better than random directions (see the random-bank gap): use it for "
-                    "plumbing and relative comparisons. The shapes section uses a joint space "
-                    "fitted on captions, where the concept names are read.")
+                   "note": NOTE, "seconds": round(time.perf_counter() - t0, 3)}
         if with_sprites:
             sprite_rows, sprite_section = run_sprites(seed=seed, cache_dir=cache_dir)
             metrics["idsprites_rows"] = sprite_rows
-            sections.insert(1, sprite_section)
-        write_report(out / "report.html", title, sections, subtitle=subtitle)
+            metrics["extra_sections"] = [as_record(sprite_section)]
         save_fitted(model, prep, out)
-        return finish(out, metrics)
+        metrics = finish(out, metrics)
+        build_report([out])  # report.html: the self-contained report of this run
+        return metrics

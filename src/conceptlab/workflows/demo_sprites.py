@@ -73,5 +73,14 @@ def run_sprites(seed: int = 0, cache_dir: str | None = None, *, n_train: int = S
             f"to MiniLM was fitted on the shapes' captions (conceptlab align). Here the concept "
             f"texts are read: the real names beat random letter strings, and concept AUROC "
             f"measures each unit against the ground truth.")
-    return rows, Section("A CBM whose concepts mean their names: shapes through a "
-                         "caption-trained linear map", text=text, table=table)
+    section = Section("A CBM whose concepts mean their names: shapes through a "
+                      "caption-trained linear map", text=text, table=table)
+    return rows, section
+
+
+def as_record(section: Section) -> dict[str, Any]:
+    """A report section as JSON for metrics.json (``extra_sections``, rendered by the report)."""
+    table = section.table
+    return {"heading": section.heading, "text": section.text,
+            "columns": list(table.columns) if table else [],
+            "rows": [list(r) for r in table.rows] if table else []}

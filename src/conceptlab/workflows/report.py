@@ -370,9 +370,16 @@ def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
                         else None, half=True,
                         text="" if faith else "No faithfulness record in this run's "
                                               "metrics.json: the explanations are unchecked.")]
+    if m.get("note"):
+        sections.insert(0, Section(f"{prefix}About this run", text=str(m["note"])))
     if isinstance(m.get("rows"), list) and m["rows"]:
         sections.append(Section(f"{prefix}Every method on the same cached embeddings",
                                 table=_comparison_table(m["rows"])))
+    for extra in m.get("extra_sections") or []:  # tables a workflow adds (the demo's shapes)
+        if isinstance(extra, dict) and extra.get("columns") and extra.get("rows"):
+            sections.append(Section(f"{prefix}{extra.get('heading', '')}",
+                                    text=str(extra.get("text", "")),
+                                    table=Table(list(extra["columns"]), list(extra["rows"]))))
     meta = run.model_meta or {}
     if run.weights is not None and meta.get("class_names") and meta.get("concept_names"):
         nec = meta.get("hyper_parameters", {}).get("nec")
