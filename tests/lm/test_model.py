@@ -7,7 +7,7 @@ import torch
 
 from conceptlab.lm import edits
 from conceptlab.lm.model import FINAL, LMError, hooked
-from lm_tiny import tiny_family, tiny_lm
+from tests.lm.tiny import tiny_family, tiny_lm
 
 TEXTS = ["the cat is an animal", "a stone", "the very good film was happy and it was a day"]
 

@@ -14,7 +14,7 @@ from conceptlab.lm.datasets import PromptSet
 from conceptlab.lm.directions import directions_bank, mean_diff, pca_diff
 from conceptlab.lm.effects import Baseline, probe_after_edit, side_effects, split_indices
 from conceptlab.lm.probing import concept_depth, fit_probe, probe_layers
-from lm_tiny import tiny_lm
+from tests.lm.tiny import tiny_lm
 
 ANIMALS = ["cat", "dog", "horse", "cow", "bird", "fish", "lion", "tiger"]
 OBJECTS = ["table", "chair", "car", "house", "stone", "lamp", "film", "day"]

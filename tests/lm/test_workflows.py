@@ -12,7 +12,7 @@ from conceptlab.cli import app
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.lm.model import LMError
 from conceptlab.workflows import lm as runs
-from lm_tiny import tiny_lm
+from tests.lm.tiny import tiny_lm
 
 ANIMALS = ["cat", "dog", "horse", "cow", "bird", "fish", "lion", "tiger"]
 OBJECTS = ["table", "chair", "car", "house", "stone", "lamp", "film", "day"]

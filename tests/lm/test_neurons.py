@@ -17,7 +17,7 @@ from conceptlab.lm.neurons import (
     token_index,
     topk_rows,
 )
-from lm_tiny import tiny_lm
+from tests.lm.tiny import tiny_lm
 
 
 def test_blockwise_topk_is_exact() -> None:
