@@ -54,7 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--chunk", type=int, default=512)
+    ap.add_argument("--chunk", type=int, default=256)
     ap.add_argument("--model", default="smollm2")
     args = ap.parse_args()
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/lm_docs_tables.py [runs/lm]
 
-Reads OUT/<job>/metrics.json only (never a model) and prints the tables.
+Reads OUT/<job>/metrics.json only (never a model) and prints the tables; with --figures,
+redraws depth.png and observable.png into docs/lm/ from the same (relabelled) rows.
 """
 
 from __future__ import annotations
@@ -15,11 +16,38 @@ from typing import Any
 
 def _load(root: Path, job: str) -> dict[str, Any] | None:
     path = root / job / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return relabel(json.loads(path.read_text())) if path.is_file() else None
 
 
 def _f(x: float, nd: int = 3) -> str:
     return f"{x:.{nd}f}"
+
+
+def _layer(row: dict[str, Any]) -> int:
+    return int(str(row["point"]).split(".")[1])
+
+
+def relabel(m: dict[str, Any], tol: float = 0.02) -> dict[str, Any]:
+    """Rows ordered and labelled by their recorded hook point, depth recomputed (rule: first
+    layer within ``tol`` of the best). Runs made before the cache-order fix (commit "Fix:
+    cached LM activations come back in hook-point order") listed layers as blocks.0, 1, 10, 11,
+    ...; their rows still name their true point, so this recovers them; later runs are
+    unchanged by it."""
+    for c in m.get("concepts", []):
+        rows = sorted(c["layers"], key=_layer)
+        for r in rows:
+            r["layer"] = _layer(r)
+        acc = [r["accuracy"]["value"] for r in rows]
+        best = max(acc)
+        c["layers"] = rows
+        c["depth_index"] = next(i for i, a in enumerate(acc) if a >= best - tol)
+        c["depth"] = rows[c["depth_index"]]["layer"]
+        c["best_layer"] = rows[acc.index(best)]["layer"]
+    if m.get("command") == "lm observable":
+        m["rows"] = sorted(m["rows"], key=_layer)
+        for r in m["rows"]:
+            r["layer"] = _layer(r)
+    return m
 
 
 def probe(m: dict[str, Any]) -> list[str]:
@@ -121,7 +149,18 @@ def parametric(m: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/lm")
+    args = [a for a in sys.argv[1:] if a != "--figures"]
+    root = Path(args[0] if args else "runs/lm")
+    if "--figures" in sys.argv:
+        from conceptlab.report import lm_plots
+
+        docs = Path(__file__).resolve().parents[1] / "docs" / "lm"
+        pm, om = _load(root, "probe"), _load(root, "observable")
+        if pm is not None:
+            lm_plots.plot_depth([{**c, "depth": c["depth_index"]} for c in pm["concepts"]],
+                                docs / "depth.png")
+        if om is not None:
+            lm_plots.plot_observable(om["rows"], docs / "observable.png")
     jobs = [("probe", probe), ("neurons", neurons), ("ablate", ablate),
             ("ablate-onward", ablate), ("steer-sentiment", steer), ("steer-animals", steer),
             ("observable", observable), ("parametric-animals", parametric),

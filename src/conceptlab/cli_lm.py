@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from conceptlab.errors import ConceptlabError
 from conceptlab.workflows import lm as runs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -31,7 +32,7 @@ LayersOpt = Annotated[str | None, typer.Option(
     "--layers", help="comma-separated block indices (default: all, or the concept's depth)")]
 SeedOpt = Annotated[int, typer.Option("--seed")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="activation cache folder")]
-ERRORS = (ValueError, RuntimeError, FileNotFoundError, OSError)
+ERRORS = (ConceptlabError, ValueError, RuntimeError, FileNotFoundError, OSError)
 
 
 def _fail(err: Exception) -> None:

@@ -97,30 +97,36 @@ def split_indices(prompts: PromptSet, test_fraction: float = 0.3, seed: int = 0,
     return train, test
 
 
-def probe_after_edit(lm: CausalLM, prompts: PromptSet, point: str, edits: Edits,
-                     train: np.ndarray, test: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """A probe at ``point`` before and after an edit.
+def probe_after_edit(lm: CausalLM, prompts: PromptSet, points: Sequence[str], edits: Edits,
+                     train: np.ndarray, test: np.ndarray, seed: int = 0,
+                     base: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+    """Probes at ``points`` before and after an edit (one edited forward pass for all points).
 
     ``heldout_before`` / ``heldout_after``: the probe fitted on unedited train prompts, scored
     on held-out prompts without / with the edit (does the edit remove what the probe reads?).
-    ``refit_after``: the cross-validated accuracy of a fresh probe on edited activations of all
-    prompts (is the concept still linearly readable some other way? Ravfogel et al., 2020).
+    ``refit_before`` / ``refit_after``: the cross-validated accuracy of a fresh probe on
+    unedited / edited activations of all prompts (is the concept still linearly readable some
+    other way? Ravfogel et al., 2020). ``base`` passes cached unedited activations.
     """
     from sklearn.linear_model import LogisticRegression
 
     from conceptlab.lm.probing import fit_probe
 
-    base = lm.activations(prompts.texts, [point], desc="activations")[point]
-    edited = lm.activations(prompts.texts, [point], edits=edits, desc="edited activations")[point]
+    points = list(points)
+    if base is None:
+        base = lm.activations(prompts.texts, points, desc="activations")
+    edited = lm.activations(prompts.texts, points, edits=edits, desc="edited activations")
     y = prompts.labels
-    mu, sd = base[train].mean(0), base[train].std(0) + 1e-6
-
-    clf = LogisticRegression(solver="liblinear", max_iter=2000)
-    clf.fit((base[train] - mu) / sd, y[train])
-    before = float((clf.predict((base[test] - mu) / sd) == y[test]).mean())
-    after = float((clf.predict((edited[test] - mu) / sd) == y[test]).mean())
-    refit = fit_probe(edited, y, prompts.groups, seed=seed)
-    refit_base = fit_probe(base, y, prompts.groups, seed=seed)
-    return {"heldout_before": before, "heldout_after": after,
-            "refit_before": float(((refit_base.scores > 0) == y).mean()),
-            "refit_after": float(((refit.scores > 0) == y).mean())}
+    out = {}
+    for p in points:
+        B, A = base[p], edited[p]
+        mu, sd = B[train].mean(0), B[train].std(0) + 1e-6
+        clf = LogisticRegression(solver="liblinear", max_iter=2000, random_state=seed)
+        clf.fit((B[train] - mu) / sd, y[train])
+        refit = fit_probe(A, y, prompts.groups, seed=seed)
+        refit_base = fit_probe(B, y, prompts.groups, seed=seed)
+        out[p] = {"heldout_before": float((clf.predict((B[test] - mu) / sd) == y[test]).mean()),
+                  "heldout_after": float((clf.predict((A[test] - mu) / sd) == y[test]).mean()),
+                  "refit_before": float(((refit_base.scores > 0) == y).mean()),
+                  "refit_after": float(((refit.scores > 0) == y).mean())}
+    return out

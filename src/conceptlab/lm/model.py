@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from conceptlab.errors import ConceptlabError
 from conceptlab.hooks import HookError, get_module, primary_tensor
 from conceptlab.hooks import _replace_primary as replace_primary
 from conceptlab.utils.hashing import hash_json, hash_module
@@ -54,7 +55,7 @@ _NAME = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_attn_out|hook_mlp_out|
                    r"hook_resid_post|mlp\.hook_post)$")
 
 
-class LMError(ValueError):
+class LMError(ConceptlabError, ValueError):
     """Raised for an unknown hook point, an unsupported architecture or bad LM input."""
 
 

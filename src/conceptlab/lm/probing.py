@@ -54,9 +54,10 @@ def cached_activations(lm: CausalLM, prompts: PromptSet, points: Sequence[str],
         return lm.activations(prompts.texts[start:stop], points, reduce=reduce,  # type: ignore[arg-type]
                               batch_size=batch_size, desc=f"{prompts.name} activations")
 
-    return cache.get_or_compute(key, len(prompts), compute,
-                                info={"model": lm.name, "prompts": prompts.name,
-                                      "points": points, "reduce": reduce})
+    views = cache.get_or_compute(key, len(prompts), compute,
+                                 info={"model": lm.name, "prompts": prompts.name,
+                                       "points": points, "reduce": reduce})
+    return {p: views[p] for p in points}  # the cache stores views sorted by name: keep order
 
 
 def _auc_rows(y: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -122,10 +123,10 @@ def fit_probe(X: np.ndarray, y: np.ndarray, groups: Sequence[str] | None = None,
         split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(Z, y)
     scores = np.zeros(len(y))
     for train, test in split:
-        clf = LogisticRegression(C=C, solver="liblinear", max_iter=2000)
+        clf = LogisticRegression(C=C, solver="liblinear", max_iter=2000, random_state=seed)
         clf.fit(Z[train], y[train])
         scores[test] = clf.decision_function(Z[test])
-    clf = LogisticRegression(C=C, solver="liblinear", max_iter=2000).fit(Z, y)
+    clf = LogisticRegression(C=C, solver="liblinear", max_iter=2000, random_state=seed).fit(Z, y)
     w = clf.coef_[0] / sd
     norm = float(np.linalg.norm(w))
     if norm < 1e-12:  # nothing separates the classes (e.g. after an ablation)

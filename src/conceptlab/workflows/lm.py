@@ -195,9 +195,11 @@ def run_lm_ablate(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None
             targets = [layer] if scope == "layer" else list(range(layer, lm.n_layers))
             edit = [E.project_out(f"blocks.{t}.hook_resid_post", v) for t in targets]
             read_at = [layer, lm.n_layers - 1] if layer != lm.n_layers - 1 else [layer]
-            probes = {f"layer_{r}": probe_after_edit(lm, ps, f"blocks.{r}.hook_resid_post",
-                                                     edit, train, test, seed)
-                      for r in read_at}
+            pts = [f"blocks.{r}.hook_resid_post" for r in read_at]
+            base_acts = cached_activations(lm, ps, layer_points(lm), cache=_cache(cache_dir))
+            res = probe_after_edit(lm, ps, pts, edit, train, test, seed,
+                                   base={p: base_acts[p] for p in pts})
+            probes = {f"layer_{r}": res[p] for r, p in zip(read_at, pts, strict=True)}
             rows.append({"concept": ps.name, "layer": layer, "method": method, "scope": scope,
                          "class_gap": gap, "resid_norm": norm, "probes": probes,
                          "side_effects": side_effects(lm, base, edit),

@@ -77,13 +77,14 @@ def test_ablating_the_planted_direction_drives_the_probe_to_chance() -> None:
     direction = mean_diff(X, ps.labels)
     train, test = split_indices(ps, seed=0)
     later = "blocks.2.hook_resid_post"
-    res = probe_after_edit(lm, ps, later, [edits.project_out(EMB, direction)], train, test)
+    res = probe_after_edit(lm, ps, [later], [edits.project_out(EMB, direction)], train,
+                           test)[later]
     assert res["heldout_before"] >= 0.9 and res["refit_before"] >= 0.9
     assert res["heldout_after"] <= 0.6 and res["refit_after"] <= 0.6  # chance
     g = torch.Generator().manual_seed(9)
     rand = torch.randn(lm.d_model, generator=g)
     rand -= (rand @ u) * u  # a random direction orthogonal to the planted one
-    ctrl = probe_after_edit(lm, ps, later, [edits.project_out(EMB, rand)], train, test)
+    ctrl = probe_after_edit(lm, ps, [later], [edits.project_out(EMB, rand)], train, test)[later]
     assert ctrl["refit_after"] >= 0.9
 
 
@@ -100,3 +101,23 @@ def test_side_effects_are_zero_without_an_edit_and_grow_with_steering() -> None:
 def test_probe_needs_enough_items_per_class() -> None:
     with pytest.raises(ValueError, match="at least 5 items"):
         fit_probe(np.zeros((6, 3)), np.array([0, 0, 0, 1, 1, 1]))
+
+
+def test_cached_activations_keep_layer_order(tmp_path: Path) -> None:
+    """The cache stores views sorted by name (blocks.10 before blocks.2): reads keep order."""
+    from conceptlab.cache import ActivationCache
+    from conceptlab.lm.probing import cached_activations, layer_points
+    from tests.lm.tiny import tiny_lm
+
+    lm = tiny_lm(layers=12)
+    ps = PromptSet("p", ["the cat", "a dog", "the table", "a chair"], np.array([1, 1, 0, 0]),
+                   ["object", "animal"])
+    points = layer_points(lm)
+    cache = ActivationCache(tmp_path)
+    first = cached_activations(lm, ps, points, cache=cache)
+    again = cached_activations(lm, ps, points, cache=cache)  # read back from disk
+    direct = lm.activations(ps.texts, points)
+    for acts in (first, again):
+        assert list(acts) == points
+        for p in points:
+            assert np.array_equal(acts[p], direct[p])
