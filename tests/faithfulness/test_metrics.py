@@ -96,3 +96,12 @@ def test_verdict_gates_on_fidelity_and_agreement() -> None:
     assert not same.trusted and "random concept bank" in same.warnings[0]
     share = fm.verdict({"intercept_share": 0.7})
     assert share.trusted and "bias" in share.warnings[0]
+
+
+def test_verdict_for_label_trained_units_uses_concept_auroc() -> None:
+    # a random bank changing nothing is expected when units are trained on labels
+    ok = fm.verdict({"grounded_by": "labels", "random_bank_agreement": 1.0,
+                     "concept_auroc_mean": 0.95})
+    assert ok.trusted and not ok.warnings
+    bad = fm.verdict({"grounded_by": "labels", "concept_auroc_mean": 0.55})
+    assert not bad.trusted and "AUROC" in bad.warnings[0]

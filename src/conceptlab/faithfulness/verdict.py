@@ -12,6 +12,8 @@ FIDELITY_MIN = 0.5
 AGREEMENT_MAX = 0.99
 #: above this median share of |logit| carried by the bias, decisions are mostly not concepts
 INTERCEPT_SHARE_MAX = 0.5
+#: for units trained on ground-truth concept labels: below this mean AUROC they do not track them
+AUROC_MIN = 0.7
 
 
 @dataclass
@@ -32,7 +34,23 @@ def _finite(x: Any) -> float | None:
 
 def verdict(faithfulness: dict[str, Any]) -> Verdict:
     """``trusted`` is False when the median unit fidelity is below ``FIDELITY_MIN`` or the
-    random-bank agreement above ``AGREEMENT_MAX``; a large intercept share only warns."""
+    random-bank agreement above ``AGREEMENT_MAX``; a large intercept share only warns.
+
+    Units trained on ground-truth concept labels (``grounded_by == "labels"``, Koh et al.'s
+    joint CBM) mean their names through the labels, not through the bank's directions, so for
+    them a random bank changing nothing is expected: they are judged by their mean concept
+    AUROC against held-out labels instead (``AUROC_MIN``).
+    """
+    if faithfulness.get("grounded_by") == "labels":
+        auroc = _finite(faithfulness.get("concept_auroc_mean"))
+        if auroc is None:
+            return Verdict(True, ["units are trained on concept labels; without held-out "
+                                  "labels their meaning was not measured"])
+        if auroc < AUROC_MIN:
+            return Verdict(False, [f"units do not separate their labelled concepts (mean "
+                                   f"AUROC {auroc:.2f} < {AUROC_MIN}): the concept names of "
+                                   f"this model are not to be trusted"])
+        return Verdict(True, [])
     warnings: list[str] = []
     trusted = True
     fid = _finite(faithfulness.get("unit_fidelity_median"))
