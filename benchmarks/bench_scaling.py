@@ -19,6 +19,7 @@ Encode memory: ``ensure_encoded`` of N synthetic texts through a fast stand-in e
 (item keys, shard buffers), which must stay flat as N grows.
 
 Usage: python benchmarks/bench_scaling.py [--sizes 10000 100000 1000000] [--concepts 66 500]
+       [--methods dense nec l1 ...] [--append] [--timeout S]
 Writes benchmarks/results/bench_scaling.json, benchmarks/results/bench_scaling.png.
 """
 
@@ -219,12 +220,18 @@ def main() -> None:
     ap.add_argument("--cbl-epochs", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--no-encode", action="store_true")
+    ap.add_argument("--append", action="store_true",
+                    help="add to the rows of an earlier run's JSON (other sizes or methods)")
     ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         child(args)
         return
     rows: list[dict[str, Any]] = []
+    commands = ["python benchmarks/bench_scaling.py " + " ".join(sys.argv[1:])]
+    if args.append and (RESULTS / "bench_scaling.json").is_file():
+        old = json.loads((RESULTS / "bench_scaling.json").read_text())
+        rows, commands = old["rows"], [*old["commands"], *commands]
     for n in args.sizes:
         if not args.no_encode:
             rows.append(run_child(n, 0, "encode", None, args.timeout))
@@ -243,8 +250,7 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json_atomic(RESULTS / "bench_scaling.json", {
-        "rows": rows, "dim": D, "classes": C,
-        "command": "python benchmarks/bench_scaling.py " + " ".join(sys.argv[1:])})
+        "rows": rows, "dim": D, "classes": C, "commands": commands})
     plot(rows, RESULTS / "bench_scaling.png")
     print(f"wrote {RESULTS / 'bench_scaling.json'} and bench_scaling.png")
 

@@ -2,8 +2,8 @@
 
 ONNX Runtime runs the same network from a graph exported once by ``torch.onnx.export``
 (TorchScript exporter, ``dynamo=False``, opset 17) and fuses BatchNorm, activations and
-padding into its convolution kernels; on the project's 2-core CPU it runs EfficientNet-Lite0
-about 2.5-3x faster than eager torch (``benchmarks/bench_backends.py``).
+padding into its convolution kernels; ``benchmarks/bench_backends.py`` compares the two on
+the same batch and threads (docs/benchmarks.md).
 
 * :func:`resolve_backend` turns ``backend=auto|onnx|torch`` into the backend that will run:
   ``auto`` (the default) is ``$CONCEPTLAB_BACKEND`` if set, else the fastest one installed; a
