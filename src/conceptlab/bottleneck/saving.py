@@ -9,6 +9,7 @@ a ``ModelFormatError`` naming the folder and the problem, never a traceback from
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,7 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
     return model
 
 
-def read_saved_weights(folder: str | Path) -> dict[str, Any]:
+def read_saved_weights(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """Effective head weights of a saved model without rebuilding it (for reports).
 
     Returns ``{"weights": C x K array (W'), "class_names", "concept_names", "method", "nec"}``.

@@ -133,7 +133,7 @@ class SpriteFactors:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpriteFactors:
         return cls(color=d["color"], size=d["size"], shape=d["shape"], hpos=d["hpos"],
-                   vpos=d["vpos"], tilt=d["tilt"], rgb=tuple(d["rgb"]),  # type: ignore[arg-type]
+                   vpos=d["vpos"], tilt=d["tilt"], rgb=tuple(d["rgb"]),
                    scale=float(d["scale"]), orientation_deg=float(d["orientation_deg"]),
                    x=float(d["x"]), y=float(d["y"]))
 

@@ -159,10 +159,10 @@ class ActivationEncoder(Encoder):
                 self.model(batch)
         views: Views = {}
         for hook in self.hooks:
-            value = acts[hook]
-            value = value.reshape(value.shape[0], -1).float().cpu().numpy().astype(np.float32)
-            self._dims[hook] = value.shape[1]
-            views[hook] = value
+            tensor = acts[hook]
+            array = tensor.reshape(tensor.shape[0], -1).float().cpu().numpy().astype(np.float32)
+            self._dims[hook] = array.shape[1]
+            views[hook] = array
         return views
 
     def finalize(self, views: Views, modality: Modality) -> np.ndarray:

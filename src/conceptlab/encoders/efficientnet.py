@@ -49,7 +49,7 @@ from conceptlab.utils.images import to_rgb
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, EfficientNet-B0.
 _STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
            (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
-_BN = {"eps": 1e-3, "momentum": 0.01}
+_BN: dict[str, Any] = {"eps": 1e-3, "momentum": 0.01}
 
 
 def same_padding(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int]
@@ -167,7 +167,7 @@ def fold_batchnorm(model: EfficientNetLite0) -> EfficientNetLite0:
             conv.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1))
             conv.bias = nn.Parameter(bias)
             setattr(owner, bn_name, nn.Identity())
-    return fused.to(memory_format=torch.channels_last)
+    return fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 class _FeaturesAndLogits(nn.Module):
@@ -200,7 +200,7 @@ def load_efficientnet_lite0(weights: str | Path | None = None) -> EfficientNetLi
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = EfficientNetLite0(num_classes=state["_fc.weight"].shape[0])
     model.load_state_dict(state, strict=True)
-    return model.eval().to(memory_format=torch.channels_last)
+    return model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}

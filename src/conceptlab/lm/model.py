@@ -118,18 +118,18 @@ class CausalLM:
 
     def __init__(self, model: nn.Module, tokenizer: Any, name: str = "model",
                  record: Mapping[str, Any] | None = None) -> None:
-        self.model = model.eval()
+        self.model: Any = model.eval()  # a transformers model: attributes vary by family
         self.tokenizer = tokenizer
         self.name = name
         self.record = dict(record or {})
         self.arch = architecture_of(model)
-        self.blocks = get_module(model, self.arch.blocks)
+        self.blocks: Any = get_module(model, self.arch.blocks)
         if not isinstance(self.blocks, nn.ModuleList):
             raise LMError(f"{self.arch.blocks} is not a ModuleList of blocks")
-        cfg = model.config
+        cfg: Any = self.model.config
         self.n_layers = len(self.blocks)
         self.d_model = int(cfg.hidden_size)
-        down = get_module(self.blocks[0], self.arch.down)
+        down: Any = get_module(self.blocks[0], self.arch.down)
         w = down.weight
         self.d_mlp = int(w.shape[0] if self.arch.down_transposed else w.shape[1])
         self.vocab_size = int(self.unembed_weight().shape[0])
@@ -196,19 +196,21 @@ class CausalLM:
     # ----------------------------------------------------------------------------- weights
     def unembed_weight(self) -> torch.Tensor:
         """The unembedding ``W_U`` as ``(vocab, d_model)``."""
-        return get_module(self.model, self.arch.unembed).weight.detach()
+        unembed: Any = get_module(self.model, self.arch.unembed)
+        return unembed.weight.detach()
 
     def final_norm_module(self) -> nn.Module:
         return get_module(self.model, self.arch.final_norm)
 
     def final_norm_gain(self) -> torch.Tensor:
         """The final norm's per-dimension gain (``d_model``), Gemma's ``1 + w`` included."""
-        norm = get_module(self.model, self.arch.final_norm)
+        norm: Any = get_module(self.model, self.arch.final_norm)
         return norm.weight.detach() + self.arch.norm_offset
 
     def down_columns(self, layer: int) -> torch.Tensor:
         """Output weight of every MLP neuron of block ``layer`` as ``(d_mlp, d_model)`` rows."""
-        w = get_module(self.blocks[layer], self.arch.down).weight.detach()
+        down: Any = get_module(self.blocks[layer], self.arch.down)
+        w = down.weight.detach()
         return w if self.arch.down_transposed else w.T
 
     # ----------------------------------------------------------------------------- batching
@@ -261,7 +263,7 @@ class CausalLM:
         return param.device if param is not None else torch.device("cpu")
 
     # ----------------------------------------------------------------------------- running
-    def run(self, texts: Sequence[str], record: Sequence[str] = (),
+    def run(self, texts: Sequence[str] | Sequence[Sequence[int]], record: Sequence[str] = (),
             edits: Edits = None, side: Side = "right",
             ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Batch]:
         """One forward pass: ``(logits, recorded activations (N, T, dim), batch)``."""

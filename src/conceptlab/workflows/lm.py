@@ -263,7 +263,7 @@ def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
     # sample generations at the setting with the best intended effect per unit of KL
     ok = [r for r in rows if r["kl"] < 1.0] or rows
     best = max(ok, key=lambda r: r["intended"])
-    v, gap, _ = _direction(lm, ps, best["layer"], method, all_idx, cache_dir)
+    v, gap, _ = _direction(lm, ps, int(best["layer"]), method, all_idx, cache_dir)
     for sign in (0.0, 1.0, -1.0):
         edit = [E.add(f"blocks.{best['layer']}.hook_resid_post", v, sign * best["coef"] * gap)]
         samples.append({"coef": sign * best["coef"], "layer": best["layer"],

@@ -257,7 +257,8 @@ def _comparison_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         nec: Any = "-"
         if "nec_requested" in r:
             nec = "dense" if r["nec_requested"] is None else r["nec_requested"]
-        f = r.get("faithfulness") if isinstance(r.get("faithfulness"), Mapping) else {}
+        raw = r.get("faithfulness")
+        f: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         table_rows.append([r.get("method", "?"), nec, r.get("accuracy"),
                            r.get("mean_active_concepts"), r.get("fit_seconds"),
                            *[f.get(k) for k in faith]])
@@ -292,8 +293,8 @@ def _decision_examples(run: SavedRun, n_right: int = N_RIGHT, n_wrong: int = N_W
 def _vocabulary_sections(run: SavedRun) -> list[Section]:
     meta = run.model_meta or {}
     names = list(meta.get("concept_names") or [])
-    concepts = run.metrics.get("concepts") if isinstance(run.metrics.get("concepts"),
-                                                         Mapping) else {}
+    raw_concepts = run.metrics.get("concepts")
+    concepts: Mapping[str, Any] = raw_concepts if isinstance(raw_concepts, Mapping) else {}
     removed: list[list[Any]] = []
     for d in meta.get("dropped_concepts") or []:
         if "cos3_val" in d:
@@ -303,7 +304,9 @@ def _vocabulary_sections(run: SavedRun) -> list[Section]:
             removed.append([d.get("concept"), "cos3 (Label-free CBM, Sec. 3.3)", why])
         else:
             removed.append([d.get("concept"), d.get("filter", "?"), d.get("reason", "")])
-    filters = concepts.get("filters") if isinstance(concepts.get("filters"), Mapping) else None
+    raw_filters = concepts.get("filters")
+    filters: Mapping[str, Any] | None = raw_filters if isinstance(raw_filters, Mapping) \
+        else None
     for step in (filters or {}).get("steps", []):
         for r in step.get("removed", []):
             removed.append([r.get("concept"), r.get("filter", step.get("filter")),
