@@ -1,0 +1,1 @@
+"""Faithfulness: whether concepts mean their names and explanations hold (pure functions)."""
