@@ -28,9 +28,19 @@ from conceptlab.utils.progress import progress
 Estimator = Callable[..., np.ndarray]
 
 
+def _salib() -> Any:
+    try:
+        import SALib.analyze.sobol as analyze
+        import SALib.sample.sobol as sample
+    except ImportError as err:  # pragma: no cover - an extra
+        raise ImportError("Sobol importance needs SALib: pip install 'conceptlab[discover]'"
+                          ) from err
+    return sample, analyze
+
+
 def sobol_masks(n_concepts: int, n_design: int = 32, seed: int = 0) -> np.ndarray:
     """Saltelli's layout of a scrambled Sobol design in [0, 1]^K: ``n_design * (K + 2)`` rows."""
-    from SALib.sample import sobol as sobol_sample
+    sobol_sample, _ = _salib()
 
     problem = _problem(n_concepts)
     return sobol_sample.sample(problem, n_design, calc_second_order=False, scramble=True,
@@ -44,8 +54,7 @@ def _problem(k: int) -> dict[str, Any]:
 def sobol_total_from_outputs(Y: np.ndarray, n_concepts: int, seed: int = 0) -> np.ndarray:
     """Total indices from outputs on ``sobol_masks`` (SALib's Jansen estimator); a constant
     output explains nothing and gives zeros."""
-    from SALib.analyze import sobol as sobol_analyze
-
+    _, sobol_analyze = _salib()
     Y = np.asarray(Y, np.float64)
     if np.ptp(Y) < 1e-12:
         return np.zeros(n_concepts)
