@@ -155,3 +155,20 @@ def test_refinement_reads_a_concepts_crops_at_an_earlier_layer() -> None:
     n_dom = int(((U.argmax(1) == k) & (U[:, k] > 0)).sum())
     assert U_sub.shape == (n_dom, 2) and sub.dictionary.dim == 8
     assert sub.provenance["parent_concept"] == k and sub.provenance["layer"] == "conv1"
+
+
+@pytest.mark.slow
+def test_efficientnet_heads_match_the_network() -> None:
+    """The direct heads from `features` and from `_blocks.15` reproduce the packaged network's
+    own logits (real weights, 3 images at 64 px)."""
+    from conceptlab.discover.sources import build_tapped
+
+    ims = images(3)
+    for layer in ("features", "_blocks.15"):
+        t = build_tapped("efficientnet", layer, image_size=64)
+        x = t.preprocess(ims)
+        with torch.no_grad():
+            want = t.model(x)
+            got = t.head(t.latent(x))
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-4)
+    assert build_tapped("efficientnet", "_bn1", image_size=64).head is None

@@ -17,6 +17,7 @@ evaluations).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -53,11 +54,21 @@ class EfficientNetTaps(nn.Module):
         x = self.features(torch.nn.functional.relu6(self._bn1(self._conv_head(x))))
         return self._fc(self._avg_pooling(x).flatten(1))
 
-    def pooled_head(self, latent: torch.Tensor) -> torch.Tensor:
-        """Latent at ``features`` (N, 1280, h, w) or (N, 1280) -> ImageNet logits."""
-        if latent.dim() == 4:
-            latent = latent.mean(dim=(2, 3))
-        return self._fc(latent)
+    def rest_from(self, layer: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The network from ``layer``'s output to the pooled 1280-d features, for ``features``
+        and ``_blocks.N``; None for other hook points (use ``hooks.edit`` re-runs there)."""
+        if layer == "features":
+            return lambda z: z.mean(dim=(2, 3)) if z.dim() == 4 else z
+        m = re.fullmatch(r"_blocks\.(\d+)", layer)
+        if m is None:
+            return None
+        rest = self._blocks[int(m.group(1)) + 1:]
+
+        def run(z: torch.Tensor) -> torch.Tensor:
+            z = torch.nn.functional.relu6(self._bn1(self._conv_head(rest(z))))
+            return z.mean(dim=(2, 3))
+
+        return run
 
 
 @dataclass
@@ -72,6 +83,9 @@ class TappedModel:
     class_names: list[str] | None = None
     head: Callable[[torch.Tensor], torch.Tensor] | None = None
     spec: str = ""
+    #: latent -> the pooled features the output head reads (when known): lets a probe fitted on
+    #: those features serve as the decision explained
+    pooled: Callable[[torch.Tensor], torch.Tensor] | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -133,10 +147,16 @@ def build_tapped(spec: str = "efficientnet", layer: str | None = None, **options
     enc = EfficientNetEncoder(image_size=int(options.get("image_size", 224)))
     net = EfficientNetTaps(enc.model)
     layer = layer or "features"
+    pooled = net.rest_from(layer)
+
+    def head(z: torch.Tensor) -> torch.Tensor:
+        assert pooled is not None
+        return net._fc(pooled(z))
+
     return TappedModel(net, layer, enc.preprocess, f"efficientnet-lite0@{enc.image_size}",
                        enc.preprocess_config(), imagenet_class_names(),
-                       head=net.pooled_head if layer == "features" else None,
-                       spec=spec, options={"image_size": enc.image_size})
+                       head=head if pooled is not None else None, spec=spec,
+                       options={"image_size": enc.image_size}, pooled=pooled)
 
 
 @dataclass

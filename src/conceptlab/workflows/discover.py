@@ -148,7 +148,10 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     train = per_class_subset(dataset.official_split("train"), n_per_class, wanted)
     cache = ActivationCache(cache_dir)
     crops = cached_extract(cache, tapped, train, "crops", n_crops=n_crops, seed=DATA_SEED)
-    whole = cached_extract(cache, tapped, train, "embeddings")
+    # the probe reads the pooled features the model's own head reads (the `features` layer)
+    feat = tapped if tapped.layer == "features" or tapped.pooled is None else \
+        build_tapped(model, "features", image_size=image_size)
+    whole = cached_extract(cache, feat, train, "embeddings")
     out = Path(out)
     images = train.items(0, len(train))
     per_class: dict[str, Any] = {}
@@ -213,11 +216,14 @@ def _decision_head(run: dict[str, Any], folder: Path, tapped: TappedModel
     if probe.is_file():
         p = load_file(str(probe))
         W, b = torch.from_numpy(p["weight"]), torch.from_numpy(p["bias"])
+        pooled = tapped.pooled
+        if pooled is None:
+            raise SourceError(f"the decision probe reads pooled features, which are not known "
+                              f"from {tapped.layer!r}")
 
         def head(latent: torch.Tensor) -> torch.Tensor:
-            if latent.dim() == 4:
-                latent = latent.mean(dim=(2, 3))
-            return latent @ W.T + b
+            assert pooled is not None
+            return pooled(latent) @ W.T + b
 
         return head, True
     if tapped.head is None:
