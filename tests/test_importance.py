@@ -87,3 +87,18 @@ def test_attribution_maps() -> None:
     assert maps[0, :4, 4:].mean() > maps[0, 4:, :4].mean()
     crop = crop_attribution(np.array([[1.0], [3.0]]), np.array([[0, 0, 2], [1, 1, 2]]), (3, 3))
     np.testing.assert_allclose(crop[0], [[1, 1, 0], [1, 2, 3], [0, 3, 3]])
+
+
+def test_unit_maps_by_crops_find_where_a_unit_fires() -> None:
+    from PIL import Image
+
+    from conceptlab.importance.attribution import unit_maps_by_crops
+
+    img = np.zeros((20, 20, 3), np.uint8)
+    img[:8, 12:] = 255  # a bright patch top-right: the "unit" is the crop's mean brightness
+    maps = unit_maps_by_crops(
+        Image.fromarray(img), lambda crops: np.stack([np.asarray(c, float).mean() for c in crops]
+                                                     )[:, None],
+        lambda emb: emb, n_crops=64, seed=0)
+    assert maps.shape == (1, 20, 20)
+    assert maps[0, :8, 12:].mean() > 2 * maps[0, 12:, :8].mean()
