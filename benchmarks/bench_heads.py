@@ -117,7 +117,7 @@ def main() -> None:
     warm = make_data(8)
     start = time.perf_counter()
     fit_dense_head(warm["Zt"][:300], warm["yt"][:300], warm["Zv"][:100], warm["yv"][:100],
-                   n_classes=N_CLASSES, max_epochs=2)
+                   n_classes=N_CLASSES, max_iter=2)
     warmup_seconds = time.perf_counter() - start
     print(f"{'(warm-up, one-time)':<22} {'':>5} {warmup_seconds:>8.2f}")
     for k in args.dims:

@@ -546,7 +546,7 @@ def test_a_failing_fit_keeps_the_earlier_results(fit_l1: Path, text_data: dict[s
     before = invoke_json("predict", out, "--text", NEW_TEXTS["cooking"])
     base = ["fit", *text_args(text_data, cache), "--out", out, "--concepts", text_data["vocab"]]
     failures = {
-        "unknown hyper-parameter": ["--set", "bogus=1"],  # after encoding, before fitting
+        "unknown setting": ["--set", "bogus=1"],  # refused before encoding
         "nec must be": ["--nec", "-1"],
         "concept_labels": ["--method", "supervised"],  # fails inside model.fit
         "unknown method": ["--method", "nope"],

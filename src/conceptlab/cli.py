@@ -81,6 +81,11 @@ def _report(metrics: dict[str, Any], keys: list[str], out: Path | None) -> None:
         console.print(f"wrote {escape(str(out / 'metrics.json'))}", soft_wrap=True)
 
 
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
+
+
 def _fail(err: Exception) -> None:
     # escape: a message holds paths and names, never markup ('[/x]' in a path would raise);
     # soft_wrap: no line breaks inside a long path
@@ -139,13 +144,14 @@ def probe(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
 ConceptsOpt = Annotated[str, typer.Option(
     "--concepts", help="auto | a vocabulary file | a built-in name (fashion-mnist, cifar10, ...)")]
 MethodOpt = Annotated[str, typer.Option(
-    "--method", help="gumbel | l1 | contrastive | cos3 | supervised | probe")]
+    "--method", help=" | ".join(cbm.methods()))]
 NecOpt = Annotated[float | None, typer.Option(
     "--nec", help="effective concepts per class of the final layer (default: dense)")]
 InputOpt = Annotated[list[str] | None, typer.Option("--input", help="image file (or text file)")]
 TextOpt = Annotated[list[str] | None, typer.Option("--text", help="a text to classify")]
 HparamOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="model hyper-parameter KEY=VALUE (e.g. tau_min=0.3, max_epochs=30)")]
+    "--set", help="model setting KEY=VALUE: an objective, cbl., train. or head. field "
+    "(e.g. tau_min=0.3, max_epochs=30, cbl.input=embedding, head.refit=false)")]
 
 
 @app.command()
@@ -163,6 +169,11 @@ def fit(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None, out: OutOpt
         _fail(err)
     _report(metrics, ["accuracy", "method", "nec", "n_concepts", "mean_active_concepts",
                       "concept_accuracy", "fit_seconds", "n_train", "n_test"], out)
+    faith = metrics.get("faithfulness", {})
+    _report(faith, ["unit_fidelity_median", "name_match_rate", "random_bank_accuracy",
+                    "random_bank_gap", "random_bank_agreement", "shuffled_names_accuracy",
+                    "intercept_share", "deletion_auc", "random_deletion_auc"], None)
+    _warn(faith.get("warnings", []))
 
 
 @app.command("cms")
@@ -208,6 +219,8 @@ def explain(model_dir: Annotated[Path, typer.Argument(help="folder written by `f
         rows = cbm.explain_saved(model_dir, input or [], text or [], top=top, png_dir=png)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         _fail(err)
+    if rows and rows[0].get("warnings"):
+        _warn(rows[0]["warnings"])
     if as_json:
         _print_json(rows)
         return
@@ -256,15 +269,16 @@ def demo(out: OutOpt = Path("runs/demo"),
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         _fail(err)
     table = Table(title="Fashion-MNIST through the offline ConSE space")
-    for col in ("method", "nec", "accuracy", "mean active concepts", "fit s"):
+    for col in ("method", "nec", "accuracy", "unit fidelity", "random-bank gap"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in metrics["rows"]:
-        nec_txt = "dense" if r.get("nec_requested") is None else f"{r['nec_requested']:g}"
-        if r["method"] in ("zero-shot", "cms-cosine", "cms-top-concept"):
-            nec_txt = "-"
-        mac = r.get("mean_active_concepts")
-        table.add_row(r["method"], nec_txt, f"{r['accuracy']:.3f}",
-                      "-" if mac is None else f"{mac:.1f}", f"{r.get('fit_seconds', 0):.1f}")
+        nec_txt = "-" if "nec_requested" not in r else (
+            "dense" if r["nec_requested"] is None else f"{r['nec_requested']:g}")
+        f = r.get("faithfulness", {})
+        fid, gap = f.get("unit_fidelity_median"), f.get("random_bank_gap")
+        name = r["method"] if r.get("is_cbm", True) else f"{r['method']} [not a CBM]"
+        table.add_row(escape(name), nec_txt, f"{r['accuracy']:.3f}",
+                      "-" if fid is None else f"{fid:.2f}", "-" if gap is None else f"{gap:+.3f}")
     Console().print(table)
     console.print(f"report: {escape(str(Path(out) / 'report.html'))}", soft_wrap=True)
 

@@ -19,7 +19,7 @@ def fit_linear_probe(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray
                      y_val: np.ndarray, *, n_classes: int, seed: int = 0,
                      **kwargs: Any) -> LinearHead:
     """Fit a dense linear probe on embeddings; ``kwargs`` go to ``fit_dense_head``
-    (``weight_decays``, ``max_epochs``, ``device``). The validation split must be carved from
+    (``weight_decays``, ``max_iter``, ``device``). The validation split must be carved from
     the training split by the caller."""
     head = fit_dense_head(X_train, y_train, X_val, y_val, n_classes=n_classes, seed=seed,
                           **kwargs)

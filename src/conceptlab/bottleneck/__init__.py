@@ -1,14 +1,19 @@
-"""Concept bottleneck models on cached embeddings: objectives, CBL training, heads, CMS.
+"""Concept bottleneck models on cached embeddings: one job per module.
+
+* ``objectives/``: the CBL objectives, one file each, in a registry (``OBJECTIVES``);
+* ``layers``: the CBL in its two kinds (reads concept scores / reads a vector space) and
+  ``CBLConfig`` (input, grounding, cutoff);
+* ``training``: ``TrainConfig`` and the training loop;
+* ``heads/``: the final layer (``LinearHead``), its dense and sparse (exact-NEC) fits, the path
+  solvers and ``HeadConfig``;
+* ``model``: ``ConceptBottleneckModel`` (fit / predict / explain / intervene);
+* ``saving``: save and load, with every malformed folder refused clearly;
+* ``options``: flat command-line settings routed to the configs;
+* ``audit``: faithfulness of a fitted model (does unit k mean concept k?);
+* ``cms``: Concept Matrix Search; ``intervention``: test-time interventions.
 
 Submodules import lazily so that ``import conceptlab.bottleneck.heads`` does not pay for the
-rest (and so that no submodule import order matters):
-
-* ``objectives``: the CBL objectives registry (``l1``, ``contrastive``, ``gumbel``, ``cos3``,
-  ``supervised``);
-* ``cbl``: the CBL layer and its training loop;
-* ``heads``: dense and sparse (exact-NEC) final layers;
-* ``model``: ``ConceptBottleneckModel`` (fit / predict / explain / intervene / save / load);
-* ``intervention``: test-time interventions with ground-truth concepts.
+rest.
 """
 
 from __future__ import annotations
@@ -19,9 +24,16 @@ from typing import Any
 _LAZY = {
     "ConceptBottleneckModel": "conceptlab.bottleneck.model",
     "ModelFormatError": "conceptlab.bottleneck.model",
+    "NotFittedError": "conceptlab.bottleneck.model",
     "OBJECTIVES": "conceptlab.bottleneck.objectives",
     "get_objective": "conceptlab.bottleneck.objectives",
-    "TrainConfig": "conceptlab.bottleneck.cbl",
+    "objective_names": "conceptlab.bottleneck.objectives",
+    "register_objective": "conceptlab.bottleneck.objectives",
+    "Objective": "conceptlab.bottleneck.objectives",
+    "TrainConfig": "conceptlab.bottleneck.training",
+    "HeadConfig": "conceptlab.bottleneck.heads",
+    "CBLConfig": "conceptlab.bottleneck.layers",
+    "audit": "conceptlab.bottleneck.audit",
     "intervention_curve": "conceptlab.bottleneck.intervention",
 }
 

@@ -15,13 +15,15 @@ Two decision rules (the reference code calls them "similarity score" and "max sc
 * top-concept rule: ``y_i = argmax_c  T[c, argmax_k V[i, k]]``.
 
 The reference code (Andron00e/SparseCBM, ``additional_evaluations/cms_scores.ipynb``) divides
-each row of ``V`` and ``T`` by its sum before applying the rules and does *not* centre. Dividing
-a row by a positive number changes neither rule's result for ``V`` nor the cosine rule for
-``T``, so the defaults here (no centring, no normalisation) give the paper's predictions for the
-cosine rule. Optional variants, off by default: ``center="row"`` subtracts each row's mean before
-the cosine (a Pearson correlation; useful when every similarity carries the same large offset, as
-CLIP cosines do), and ``class_norm`` rescales class rows for the top-concept rule
-(``"sum"`` is the reference code's row-sum normalisation, ``"zscore"`` standardises each row) so
+each *column* of ``V`` by its sum over all test images and each column of ``T`` by its sum over
+all classes, then applies the rules, and reports the mean per-class accuracy. Normalising ``V``
+by statistics of the whole test set makes it transductive (one image's prediction depends on
+the others). ``cms_reference_predict`` reproduces that (marked transductive wherever reported);
+the rules below are the inductive form (no normalisation across images), which is what
+conceptlab uses by default. Optional variants, off by default: ``center="row"`` subtracts each
+row's mean before the cosine (a Pearson correlation; useful when every similarity carries the
+same large offset, as CLIP cosines do), and ``class_norm`` rescales class rows for the
+top-concept rule (``"sum"`` divides each row by its sum, ``"zscore"`` standardises each row) so
 that a class whose name is similar to everything does not win every concept.
 
 Both rules only read arrays; the caller computes the similarities (``class_concept_similarities``
@@ -147,3 +149,23 @@ def class_concept_similarities(class_embeddings: np.ndarray,
     if (na == 0).any() or (nb == 0).any():
         raise ValueError("zero-length class or concept vector")
     return ((A / na) @ (B / nb).T).astype(np.float32)
+
+
+def cms_reference_predict(image_concept_sims: np.ndarray, class_concept_sims: np.ndarray, *,
+                          rule: Literal["cosine", "top-concept"] = "cosine") -> np.ndarray:
+    """The reference notebook's CMS: column-normalised ``V`` and ``T``, then ``rule`` (N,).
+
+    ``V[:, k] /= sum_i V[i, k]`` (over every test image: **transductive**) and
+    ``T[:, k] /= sum_c T[c, k]`` (over classes). Columns with a non-positive sum are left as
+    they are (the reference would divide by it; a cosine column summing to <= 0 does not occur
+    with CLIP similarities but can with centred ones).
+    """
+    V, T = _check_pair(image_concept_sims, class_concept_sims)
+    vs, ts = V.sum(axis=0, keepdims=True), T.sum(axis=0, keepdims=True)
+    V = V / np.where(vs > 0, vs, 1.0)
+    T = T / np.where(ts > 0, ts, 1.0)
+    if rule == "cosine":
+        return cms_predict_cosine(V, T)
+    if rule == "top-concept":
+        return cms_predict_top_concept(V, T)
+    raise ValueError(f"rule must be 'cosine' or 'top-concept', got {rule!r}")

@@ -13,7 +13,7 @@ rows (renormalised after every step). The variants differ only in ``act`` and th
 * ``batchtopk-sae``: keep the ``k * B`` largest over a batch of ``B`` rows while training and a
   learned threshold at inference (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders"); the
   first 20% of steps use per-row TopK (a warm-up of ours: without it one planted atom in eight
-  was often left uncovered, see tests/test_discover_dictionaries.py).
+  was often left uncovered, see tests/discover/test_dictionaries.py).
 
 Units silent for a whole window early in training are restarted at the residuals of the
 worst-reconstructed rows (Bricken et al. 2023's resampling, simplified).

@@ -127,7 +127,7 @@ def plot_intervention_curve(curves: Sequence[Mapping[str, Any]] |
 
 def plot_saved_model_weights(folder: PathLike, path: PathLike, *, max_concepts: int = 40) -> Path:
     """Heatmap of a saved ``ConceptBottleneckModel``'s head (read from disk, no refit)."""
-    from conceptlab.bottleneck.model import read_saved_weights
+    from conceptlab.bottleneck.saving import read_saved_weights
 
     saved = read_saved_weights(folder)
     nec = saved.get("nec")

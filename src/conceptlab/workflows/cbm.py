@@ -14,20 +14,26 @@ from typing import Any
 import numpy as np
 
 from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates, zero_shot_predict
+from conceptlab.bottleneck.audit import FitArrays, audit
 from conceptlab.bottleneck.cms import (
     class_concept_similarities,
     cms_predict_cosine,
     cms_predict_top_concept,
+    cms_reference_predict,
 )
+from conceptlab.bottleneck.heads import HeadConfig
 from conceptlab.bottleneck.intervention import (
     concept_accuracy,
     fit_concept_thresholds,
     intervention_curve,
 )
 from conceptlab.bottleneck.model import ConceptBottleneckModel
+from conceptlab.bottleneck.objectives import objective_names
+from conceptlab.bottleneck.options import split_options
 from conceptlab.data.folder import open_image
 from conceptlab.encoders.base import Encoder, build_encoder
-from conceptlab.metrics import accuracy
+from conceptlab.faithfulness import intervention_gain
+from conceptlab.metrics import accuracy, per_class_accuracy
 from conceptlab.report.html import Figure, Section, Table, write_report
 from conceptlab.report.plots import (
     plot_explanation,
@@ -35,7 +41,7 @@ from conceptlab.report.plots import (
     plot_weight_heatmap,
 )
 from conceptlab.utils.io import read_json, write_json_atomic
-from conceptlab.workflows.baselines import probe_accuracy, run_probe
+from conceptlab.workflows.baselines import backbone_features, probe_accuracy, run_probe
 from conceptlab.workflows.concepts import (
     ConceptSource,
     check_concepts,
@@ -43,32 +49,65 @@ from conceptlab.workflows.concepts import (
     describe_source,
 )
 from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.variants import ALL_VARIANTS, Variant
 
-METHODS = ("l1", "contrastive", "gumbel", "cos3", "supervised")
+
+def methods() -> list[str]:
+    """Every ``--method`` the fit command takes: the registered objectives, then ``probe``."""
+    return [*objective_names(), "probe"]
+
+
+def _features_for(prep: Prepared, options: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    if options.get("cbl.input", options.get("input")) != "features":
+        return None
+    F = backbone_features(prep)
+    if F is None:
+        raise ValueError(f"a CBL on backbone features needs an encoder that caches them "
+                         f"(conse does); {prep.config.encoder!r} does not")
+    return F
 
 
 def fit_cbm(prep: Prepared, src: ConceptSource, method: str, nec: float | None,
-            **hparams: Any) -> tuple[ConceptBottleneckModel, dict[str, Any]]:
-    """Fit one CBM on the prepared train/val embeddings and score it on test."""
-    model = ConceptBottleneckModel(
-        src.bank, prep.class_names, method=method, nec=nec,
-        association=src.association(prep.class_names), seed=prep.config.seed,
-        encoder_spec=prep.config.encoder or "", encoder_fingerprint=prep.encoder.fingerprint(),
-        **hparams)
+            options: dict[str, Any] | None = None, *, seed: int | None = None,
+            controls: bool = True) -> tuple[ConceptBottleneckModel, dict[str, Any]]:
+    """Fit one CBM on the prepared train/val embeddings, score and audit it on test.
+
+    ``options`` are flat settings (``bottleneck.options``); ``seed`` (default: the run's)
+    seeds the model, independently of the data split. ``controls`` adds the random-bank and
+    shuffled-names refits to the faithfulness audit.
+    """
+    options = dict(options or {})
+    seed = prep.config.seed if seed is None else int(seed)
+    model = ConceptBottleneckModel.from_options(
+        src.bank, prep.class_names, method=method, nec=nec, options=options,
+        association=src.association(prep.class_names), seed=seed,
+        encoder_spec=prep.config.encoder or "", encoder_fingerprint=prep.encoder.fingerprint())
+    F = _features_for(prep, options)
+    Ft = None if F is None else F["train"]
+    Fv = None if F is None else F["val"]
+    Fs = None if F is None else F["test"]
     t0 = time.perf_counter()
     labels = src.concept_labels["train"] if src.concept_labels is not None else None
     model.fit(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
-              concept_labels=labels)
+              concept_labels=labels, F_train=Ft, F_val=Fv)
     fit_seconds = time.perf_counter() - t0
     row: dict[str, Any] = {
-        "method": method, "accuracy": accuracy(prep.y["test"], model.predict(prep.X["test"])),
+        "method": method, "seed": seed,
+        "accuracy": accuracy(prep.y["test"], model.predict(prep.X["test"], Fs)),
+        "val_accuracy": model.metrics_["val_accuracy"],
         "nec": model.head_.nec if model.head_ is not None else None,
         "nec_requested": nec, "n_concepts": model.n_concepts,
-        "mean_active_concepts": model.mean_active_concepts(prep.X["test"]),
+        "mean_active_concepts": model.mean_active_concepts(prep.X["test"], F=Fs),
         "fit_seconds": round(fit_seconds, 3),
     }
-    if src.concept_labels is not None:
-        names = list(src.bank.names)
+    refit = (FitArrays(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
+                       concept_labels=labels, F_train=Ft, F_val=Fv) if controls else None)
+    names = list(src.bank.names)
+    faith = audit(model, prep.X["test"], prep.y["test"], refit=refit, F_test=Fs,
+                  concept_labels_test=(src.concept_labels["test"]
+                                       if src.concept_labels is not None else None),
+                  concept_label_names=names if src.concept_labels is not None else None)
+    if src.concept_labels is not None and Fs is None:
         kept = [n for n in names if n in model.concept_names]
         cols = [names.index(n) for n in kept]
         th = fit_concept_thresholds(model, prep.X["train"], src.concept_labels["train"][:, cols],
@@ -77,7 +116,11 @@ def fit_cbm(prep: Prepared, src: ConceptSource, method: str, nec: float | None,
             model, prep.X["test"], src.concept_labels["test"][:, cols], kept, th)["mean"]
         row["intervention_curve"] = intervention_curve(
             model, prep.X["test"], prep.y["test"], src.concept_labels["test"][:, cols], kept,
-            seed=prep.config.seed)
+            seed=seed)
+        faith["intervention_gain"] = intervention_gain(row["intervention_curve"])
+    row["faithfulness"] = {k: v for k, v in faith.items()
+                           if not isinstance(v, dict | list) or k == "warnings"}
+    row["trusted"] = faith["trusted"]
     model.metrics_.update({k: v for k, v in row.items() if k != "intervention_curve"})
     return model, row
 
@@ -123,27 +166,36 @@ def save_fitted(model: ConceptBottleneckModel, prep: Prepared, out: Path) -> Non
 def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
             method: str = "gumbel", nec: float | None = None,
             hparams: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Fit a concept bottleneck model (or a linear probe: ``method='probe'``) and save it."""
+    """Fit a concept bottleneck model (or a linear probe: ``method='probe'``), audit and save
+    it."""
     out = Path(out)
     if method == "probe":
         return run_probe(config, out)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}, probe")
+    if method not in objective_names():
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods())}")
     check_concepts(concepts)  # before encoding: a typo must not cost an encoding pass
+    split_options(method, dict(hparams or {}))  # bad settings too
+    if nec is not None:
+        HeadConfig(nec=nec)
     t0 = time.perf_counter()
     prep = prepare(config)
     src = concept_source(prep, concepts)
-    model, row = fit_cbm(prep, src, method, nec, **(hparams or {}))
+    model, row = fit_cbm(prep, src, method, nec, hparams)
     figures, _ = explanation_figures(model, prep, out)
     heat = weight_heatmap(model, prep, out)
     metrics = {"command": "fit", **row, **prep.base_metrics(), "concepts": describe_source(src),
                "hyper_parameters": model.hyper_parameters(), "model_dir": str(out / "model"),
                "seconds": round(time.perf_counter() - t0, 3)}
+    faith = row["faithfulness"]
     sections = [
-        Section("Result", table=Table(["metric", "value"], [
-            [k, metrics[k]] for k in ("accuracy", "method", "nec", "n_concepts",
-                                      "mean_active_concepts", "fit_seconds", "n_train", "n_test")
-            if k in metrics])),
+        Section("Result", text=" ".join(faith.get("warnings", [])) or None,
+                table=Table(["metric", "value"], [
+                    [k, metrics[k]] for k in ("accuracy", "method", "nec", "n_concepts",
+                                              "mean_active_concepts", "fit_seconds", "n_train",
+                                              "n_test") if k in metrics])),
+        Section("Faithfulness (test split): do the units mean their names?",
+                table=Table(["measure", "value"], [[k, v] for k, v in faith.items()
+                                                   if k != "warnings"])),
         Section("Class x concept weights", figures=[Figure(heat, "final-layer weights")]),
         Section("Concepts behind single decisions", figures=figures),
     ]
@@ -172,6 +224,12 @@ def cms_rows(prep: Prepared, src: ConceptSource, templates: str = "plain") -> li
          "accuracy": accuracy(prep.y["test"],
                               cms_predict_top_concept(image_concept, class_concept))},
     ]
+    ref = cms_reference_predict(image_concept, class_concept)
+    rows.append({"method": "cms (reference, column-normalised, transductive)",
+                 "accuracy": accuracy(prep.y["test"], ref),
+                 "mean_per_class_accuracy": float(np.nanmean(per_class_accuracy(
+                     prep.y["test"], ref, len(prep.class_names)))),
+                 "transductive": True})
     for r in rows:
         r.update({"n_concepts": len(src.bank) if r["method"] != "zero-shot" else 0,
                   "fit_seconds": 0.0})
@@ -301,51 +359,36 @@ def intervene_saved(model_dir: str | Path, inputs: Sequence[str], settings: dict
             for label, b, a in zip(labels, before, after, strict=True)]
 
 
-Variant = str | tuple[str, str, dict[str, Any]]
-
-#: The four objectives as specified (the CBL reads the K concept scores), then the same
-#: objectives with a CBL that reads the embedding (D -> K, as in Label-free CBM): with few
-#: concepts the scores span only a K-dimensional slice of the embedding and cap accuracy.
-#: The embedding variants' learning rate (3e-3) and sparse fine-tuning budget (30 epochs,
-#: patience 6) were chosen by accuracy on the validation split (carved from train) of
-#: Fashion-MNIST (docs/benchmarks.md lists the candidates).
-CBL_ON_EMBEDDING: dict[str, Any] = {"cbl_input": "embedding", "lr": 3e-3,
-                                    "finetune_epochs": 30, "patience": 6}
-COMPARISON_VARIANTS: tuple[Variant, ...] = (
-    "cos3", "l1", "contrastive", "gumbel",
-    ("l1 (CBL on embedding)", "l1", CBL_ON_EMBEDDING),
-    ("contrastive (CBL on embedding)", "contrastive", CBL_ON_EMBEDDING),
-    ("gumbel (CBL on embedding)", "gumbel", CBL_ON_EMBEDDING),
-)
-
-
 def comparison_rows(prep: Prepared, src: ConceptSource, *,
-                    methods: Sequence[Variant] = COMPARISON_VARIANTS,
+                    variants: Sequence[Variant] = ALL_VARIANTS,
                     necs: Sequence[float | None] = (None, 5.0), templates: str = "plain",
-                    progress_label: str = "",
+                    progress_label: str = "", seed: int | None = None, controls: bool = True,
                     models: dict[tuple[str, float | None], ConceptBottleneckModel] | None = None
                     ) -> list[dict[str, Any]]:
-    """Every method on the same cached embeddings: zero-shot, CMS (both rules), the dense
-    linear probe, and each CBM variant with each head (dense / NEC).
+    """Every method on the same cached embeddings: zero-shot, CMS (inductive rules and the
+    transductive reference), the dense linear probe, and each variant with each head.
 
-    A variant is an objective name or ``(label, objective, hyper-parameters)``. Pass a dict
-    as ``models`` to keep the fitted models, keyed by ``(label, nec)``.
+    Pass a dict as ``models`` to keep the fitted models, keyed by ``(label, nec)``.
     """
     rows = cms_rows(prep, src, templates)
     t0 = time.perf_counter()
     acc, _ = probe_accuracy(prep)
-    rows.append({"method": "linear-probe", "nec_requested": None, "n_concepts": 0,
-                 "accuracy": acc, "fit_seconds": round(time.perf_counter() - t0, 3)})
-    for variant in methods:
-        label, method, hp = (variant, variant, {}) if isinstance(variant, str) else variant
+    rows.append({"method": "linear-probe", "kind": "baseline", "nec_requested": None,
+                 "n_concepts": 0, "accuracy": acc,
+                 "fit_seconds": round(time.perf_counter() - t0, 3)})
+    for v in variants:
         for nec in necs:
-            model, row = fit_cbm(prep, src, method, nec, **hp)
+            model, row = fit_cbm(prep, src, v.objective, nec, v.options, seed=seed,
+                                 controls=controls)
             if models is not None:
-                models[(label, nec)] = model
-            row = {**row, "method": label, "objective": method, "hyper_parameters": hp}
+                models[(v.label, nec)] = model
+            row = {**row, "method": v.label, "objective": v.objective, "kind": v.kind,
+                   "is_cbm": v.is_cbm, "reproduces": v.reproduces, "options": v.options}
             rows.append(row)
             if progress_label:
-                print(f"{progress_label} {label} nec={nec}: acc={row['accuracy']:.4f} "
-                      f"active={row['mean_active_concepts']:.2f} fit={row['fit_seconds']:.1f}s",
-                      flush=True)
+                f = row["faithfulness"]
+                print(f"{progress_label} {v.label} nec={nec}: acc={row['accuracy']:.4f} "
+                      f"fidelity={f['unit_fidelity_median']:.2f} "
+                      f"agree={f.get('random_bank_agreement', float('nan')):.3f} "
+                      f"fit={row['fit_seconds']:.1f}s", flush=True)
     return rows

@@ -31,7 +31,7 @@ def test_sobol_sees_interactions() -> None:
     assert st[0] == pytest.approx(st[1], abs=0.05) and st[0] > 0.5 and abs(st[2]) < 1e-6
 
 
-def planted(spatial: bool) -> tuple[ConceptModel, torch.Tensor, np.ndarray]:
+def planted_model(spatial: bool) -> tuple[ConceptModel, torch.Tensor, np.ndarray]:
     """5 concepts, 3 classes; class 0's logit rests on concept 3 (weight 5 vs <= 0.5)."""
     g = torch.Generator().manual_seed(0)
     K, D, C = 5, 12, 3
@@ -53,7 +53,7 @@ def planted(spatial: bool) -> tuple[ConceptModel, torch.Tensor, np.ndarray]:
 @pytest.mark.parametrize("spatial", [False, True])
 @pytest.mark.parametrize("method", sorted(IMPORTANCE))
 def test_each_estimator_ranks_the_planted_concept_first(method: str, spatial: bool) -> None:
-    model, U, target = planted(spatial)
+    model, U, target = planted_model(spatial)
     local = local_importance(method, model, U, target, **({"n_design": 32}
                                                            if method == "sobol" else {}))
     assert local.shape == (20, 5)
@@ -63,14 +63,14 @@ def test_each_estimator_ranks_the_planted_concept_first(method: str, spatial: bo
 
 
 def test_gradient_input_is_exact_for_a_linear_head() -> None:
-    model, U, target = planted(False)
+    model, U, target = planted_model(False)
     gi = local_importance("gradient_input", model, U, target)
     occ = local_importance("occlusion", model, U, target)
     np.testing.assert_allclose(gi, occ, rtol=1e-4, atol=1e-5)  # linear: both = u_k * w_k
 
 
 def test_bad_inputs() -> None:
-    model, U, target = planted(False)
+    model, U, target = planted_model(False)
     with pytest.raises(ImportanceError, match="unknown importance method"):
         local_importance("shap", model, U, target)
     with pytest.raises(ImportanceError, match="targets"):

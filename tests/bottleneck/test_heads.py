@@ -185,9 +185,9 @@ def test_input_errors_name_the_problem(fit: str) -> None:
         kw.setdefault("nec", 2)
         return fit_sparse_head(Z_train, y_train, Z_val, y_val, n_classes=n_classes, **kw)
 
-    with pytest.raises(ValueError, match="train labels have shape"):
+    with pytest.raises(ValueError, match="train labels must be 1-D with 600 entries"):
         call(y_train=yt[:-1])
-    with pytest.raises(ValueError, match="validation inputs have 39 features"):
+    with pytest.raises(ValueError, match="validation inputs: 39 columns, expected 40"):
         call(Z_val=Zv[:, :-1])
     with pytest.raises(ValueError, match="2-D"):
         call(Z_train=Zt[:, 0])
@@ -195,15 +195,15 @@ def test_input_errors_name_the_problem(fit: str) -> None:
     bad[3, 4] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         call(Z_train=bad)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+    with pytest.raises(ValueError, match=r"train labels: labels in \[1, 4\] but there are 4"):
         call(y_train=np.where(yt == 0, C, yt))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
+    with pytest.raises(ValueError, match=r"validation labels: labels in \[-1, 2\]"):
         call(y_val=yv - 1)
     with pytest.raises(ValueError, match="at least 2 classes"):
         call(n_classes=1, y_train=np.zeros_like(yt), y_val=np.zeros_like(yv))
     with pytest.raises(ValueError, match="fewer than 2 distinct classes"):
         call(y_train=np.zeros_like(yt))
-    with pytest.raises(ValueError, match="labels must be integers"):
+    with pytest.raises(ValueError, match="must hold integer class indices"):
         call(y_train=yt + 0.5)
 
 

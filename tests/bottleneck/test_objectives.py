@@ -7,13 +7,7 @@ import pytest
 import torch
 
 from conceptlab import metrics
-from conceptlab.bottleneck.cbl import (
-    ConceptBottleneckLayer,
-    TrainConfig,
-    apply_cbl,
-    cos3_validation_similarity,
-    train_cbl,
-)
+from conceptlab.bottleneck.layers import FeaturesCBL, Grounding, ScoresCBL
 from conceptlab.bottleneck.objectives import (
     OBJECTIVES,
     GumbelObjective,
@@ -25,7 +19,18 @@ from conceptlab.bottleneck.objectives import (
     gumbel_softmax,
     mass_class_similarity,
 )
-from synthetic_data import C, K, class_concept_data
+from conceptlab.bottleneck.training import (
+    TrainConfig,
+    TrainData,
+    activations_from_units,
+    train_cbl,
+    unit_values,
+)
+from conceptlab.faithfulness import column_correlations
+from tests.planted import PLANTED
+
+C, K = PLANTED.C, PLANTED.K
+class_concept_data = PLANTED.data
 
 FAST = TrainConfig(max_epochs=12, patience=4, show_progress=False)
 
@@ -135,7 +140,7 @@ def test_reference_gumbel_loss_pushes_towards_uniform_but_ours_does_not():
     def ours(pre):
         acts = obj.activations(pre, training=False)
         batch = LossInputs(pre=pre, acts=acts, y=y, cbl_weight=torch.eye(4),
-                           logits=head(acts), association=A)
+                           target_scores=pre, logits=head(acts), association=A)
         return float(obj.loss(batch)[1]["contrastive"])
 
     assert ours(peaked) < ours(flat)
@@ -144,38 +149,32 @@ def test_reference_gumbel_loss_pushes_towards_uniform_but_ours_does_not():
 # ------------------------------------------------------------------------------ training loop
 
 
-@pytest.mark.parametrize(("name", "params"), [
-    ("l1", {}), ("contrastive", {}), ("gumbel", {}), ("gumbel", {"hard": True}),
-    ("supervised", {}), ("cos3", {})])
-def test_every_trainable_parameter_moves(data, name, params):
-    St, yt, Sv, yv, A = data
-    labels = (St > np.median(St, axis=0)).astype(np.float32)
-    fit = train_cbl(get_objective(name, **params), St, yt, Sv, yv, n_classes=C, association=A,
-                    concept_labels=labels, targets_train=St, targets_val=Sv,
-                    config=TrainConfig(max_epochs=2, patience=2, show_progress=False), seed=0)
-    expected = {"cbl.linear.weight"}
-    if get_objective(name).cbl_bias:
-        expected.add("cbl.linear.bias")
-    if get_objective(name).joint_head:
-        expected |= {"head.weight", "head.bias"}
-    assert set(fit.moved) == expected
-    assert all(fit.moved.values()), fit.moved
+def fit_on_scores(obj, St, yt, Sv, yv, A=None, labels=None, config=FAST, seed=0,
+                  kind="scores", inputs=None, grounding=0.0):
+    """``train_cbl`` on concept scores (or on ``inputs`` = (train, val) for other kinds)."""
+    it, iv = inputs if inputs is not None else (St, Sv)
+    data = TrainData(it, yt, St, iv, yv, Sv, association=A, concept_labels=labels)
+    return train_cbl(obj, data, kind=kind, n_classes=C, grounding=Grounding(grounding, None),
+                     config=config, seed=seed)
 
 
 def test_scores_cbl_starts_as_identity_on_standardised_scores(data):
     St = data[0]
-    layer = ConceptBottleneckLayer(K, K, in_mean=St.mean(0), in_std=St.std(0))
+    layer = ScoresCBL(K, K, in_mean=St.mean(0), in_std=St.std(0))
     out = layer(torch.from_numpy(St)).detach().numpy()
     np.testing.assert_allclose(out, (St - St.mean(0)) / St.std(0), atol=1e-5)
+
+
+def test_scores_cbl_refuses_a_non_square_shape():
+    with pytest.raises(ValueError, match="square"):
+        ScoresCBL(K, K + 1)
 
 
 def test_training_is_reproducible_with_a_seed(data):
     St, yt, Sv, yv, A = data
     cfg = TrainConfig(max_epochs=3, patience=3, show_progress=False)
-    a = train_cbl(get_objective("gumbel"), St, yt, Sv, yv, n_classes=C, association=A,
-                  config=cfg, seed=7)
-    b = train_cbl(get_objective("gumbel"), St, yt, Sv, yv, n_classes=C, association=A,
-                  config=cfg, seed=7)
+    a = fit_on_scores(get_objective("gumbel"), St, yt, Sv, yv, A, config=cfg, seed=7)
+    b = fit_on_scores(get_objective("gumbel"), St, yt, Sv, yv, A, config=cfg, seed=7)
     assert torch.equal(a.cbl.linear.weight, b.cbl.linear.weight)
 
 
@@ -185,8 +184,8 @@ def test_gumbel_activations_are_sparser_than_l1_and_contrastive(data):
     results = {}
     for name in ("l1", "contrastive", "gumbel"):
         obj = get_objective(name)
-        fit = train_cbl(obj, St, yt, Sv, yv, n_classes=C, association=A, config=FAST, seed=0)
-        H = apply_cbl(fit.cbl, obj, Sv)
+        fit = fit_on_scores(obj, St, yt, Sv, yv, A)
+        H = activations_from_units(obj, unit_values(fit.cbl, Sv))
         results[name] = (fit.best_score, float(metrics.effective_count(H).mean()))
     (acc_g, eff_g) = results["gumbel"]
     for other in ("l1", "contrastive"):
@@ -196,7 +195,7 @@ def test_gumbel_activations_are_sparser_than_l1_and_contrastive(data):
     assert eff_g <= 3.0, results  # few concepts per example, not just fewer
 
 
-def test_cos3_similarity_rises_and_filter_drops_an_unmatchable_concept():
+def test_cos3_similarity_rises_and_selection_drops_an_unmatchable_concept():
     """LF-CBM's setting: the CBL reads features, targets are similarities from another space.
     The last target column is noise independent of the features: no unit can match it on
     validation data, so the 0.45 cutoff drops it."""
@@ -207,28 +206,42 @@ def test_cos3_similarity_rises_and_filter_drops_an_unmatchable_concept():
     P[:, -1] = rng.normal(size=n)
     tr, va = slice(0, 2400), slice(2400, None)
     obj = get_objective("cos3")
-    layer0 = ConceptBottleneckLayer(d, k, bias=False, init="random",
-                                    generator=torch.Generator().manual_seed(0),
-                                    in_mean=F[tr].mean(0), in_std=F[tr].std(0))
-    before = cos3_validation_similarity(layer0, F[va], P[va]).mean()
-    fit = train_cbl(obj, F[tr], np.zeros(2400, int), F[va], np.zeros(600, int), n_classes=2,
-                    targets_train=P[tr], targets_val=P[va], n_concepts=k,
-                    config=TrainConfig(max_epochs=15, patience=5, show_progress=False),
-                    seed=0)
-    sims = cos3_validation_similarity(fit.cbl, F[va], P[va])
-    assert sims.mean() > before + 0.2
+    layer0 = FeaturesCBL(d, k, bias=False, generator=torch.Generator().manual_seed(0),
+                         in_mean=F[tr].mean(0), in_std=F[tr].std(0))
+    before = cos3_similarity(torch.from_numpy(unit_values(layer0, F[va])),
+                             torch.from_numpy(P[va])).mean()
+    data = TrainData(F[tr], np.zeros(2400, int), P[tr], F[va], np.zeros(600, int), P[va])
+    fit = train_cbl(obj, data, kind="features", n_classes=2, grounding=Grounding(0.0, None),
+                    config=TrainConfig(max_epochs=15, patience=5, show_progress=False), seed=0)
+    keep, record = obj.select_units(unit_values(fit.cbl, F[va]), P[va])
+    sims = np.asarray(record["scores"])
+    assert sims.mean() > float(before) + 0.2
     assert fit.history[-1]["val_score"] > fit.history[0]["val_score"]
-    keep = sims >= obj.cutoff
-    assert keep[:-1].all() and not keep[-1], sims
+    assert list(keep) == list(range(k - 1)), sims
+
+
+def test_grounding_ties_embedding_units_to_their_concepts(data):
+    """An embedding CBL trained for the class alone has units unrelated to their concepts; the
+    grounding term makes unit k track concept k's score on validation data."""
+    X, yt, _, A, St = PLANTED.data(1500, 1)
+    Xv, yv, _, _, Sv = PLANTED.data(500, 2)
+    inputs = (X / np.linalg.norm(X, axis=1, keepdims=True),
+              Xv / np.linalg.norm(Xv, axis=1, keepdims=True))
+    corr = {}
+    for weight in (0.0, 1.0):
+        fit = fit_on_scores(get_objective("l1"), St, yt, Sv, yv, kind="embedding",
+                            inputs=inputs, grounding=weight)
+        corr[weight] = float(np.median(column_correlations(unit_values(fit.cbl, inputs[1]), Sv)))
+    assert corr[0.0] < 0.5 < 0.8 < corr[1.0], corr
 
 
 def test_missing_inputs_for_objectives_are_clear(data):
     St, yt, Sv, yv, _ = data
     with pytest.raises(ValueError, match="association"):
-        train_cbl(get_objective("contrastive"), St, yt, Sv, yv, n_classes=C, config=FAST)
+        fit_on_scores(get_objective("contrastive"), St, yt, Sv, yv)
     with pytest.raises(ValueError, match="concept labels"):
-        train_cbl(get_objective("supervised"), St, yt, Sv, yv, n_classes=C, config=FAST)
-    with pytest.raises(ValueError, match="target scores"):
-        train_cbl(get_objective("cos3"), St, yt, Sv, yv, n_classes=C, config=FAST)
+        fit_on_scores(get_objective("supervised"), St, yt, Sv, yv)
+    with pytest.raises(ValueError, match="cannot train a CBL that reads 'scores'"):
+        fit_on_scores(get_objective("cos3"), St, yt, Sv, yv)
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conceptlab import metrics
+from conceptlab.bottleneck.audit import audit
 from conceptlab.bottleneck.intervention import (
     concept_accuracy,
     fit_concept_thresholds,
@@ -29,11 +30,24 @@ from conceptlab.report.plots import (
     plot_intervention_curve,
     plot_saved_model_weights,
 )
-from synthetic_data import C, D, K, class_concept_data
+from tests.planted import PLANTED
+
+C, D, K = PLANTED.C, PLANTED.D, PLANTED.K
+class_concept_data = PLANTED.data
 
 CLASSES = ["cat", "dog", "car", "ship"]
 FP = "fp-synthetic-0"
 FAST = {"max_epochs": 10, "patience": 3, "show_progress": False}
+_MODEL_ARGS = {"seed", "association", "encoder_spec", "encoder_fingerprint"}
+
+
+def make_model(bank, classes, method="gumbel", nec=None, **settings):
+    """A model from flat settings, as the command line builds one (``from_options``)."""
+    model_args = {k: settings.pop(k) for k in list(settings) if k in _MODEL_ARGS}
+    if "cbl_input" in settings:
+        settings["cbl.input"] = settings.pop("cbl_input")
+    return ConceptBottleneckModel.from_options(bank, classes, method=method, nec=nec,
+                                               options=settings, **model_args)
 
 
 def make_bank(vectors: np.ndarray, with_classes: bool = True) -> ConceptBank:
@@ -55,7 +69,7 @@ def data():
 def models(data):
     out = {}
     for method in ("l1", "contrastive", "gumbel"):
-        out[method] = ConceptBottleneckModel(data["bank"], CLASSES, method=method, seed=0,
+        out[method] = make_model(data["bank"], CLASSES, method=method, seed=0,
                                              **FAST).fit(*data["train"], *data["val"])
     return out
 
@@ -100,7 +114,7 @@ def test_explain_decomposes_the_logit_and_caps_at_32(data, models):
     # the default cap: a 40-concept bank never lists more than 32 concepts
     rng = np.random.default_rng(5)
     big = ConceptBank(rng.normal(size=(40, D)), [f"c{i}" for i in range(40)])
-    big_model = ConceptBottleneckModel(big, CLASSES, method="l1", max_epochs=1,
+    big_model = make_model(big, CLASSES, method="l1", max_epochs=1,
                                        show_progress=False).fit(*data["train"], *data["val"])
     assert DEFAULT_EXPLAIN_TOP == 32
     assert len(big_model.explain(Xs[0])[0]["concepts"]) == 32
@@ -112,7 +126,7 @@ def test_class_weights_and_sparse_head(data, models):
     assert [abs(w) for _, w in weights] == sorted((abs(w) for _, w in weights), reverse=True)
     with pytest.raises(ValueError, match=r"unknown class 'dgo'.*dog"):
         models["l1"].class_weights("dgo")
-    sparse = ConceptBottleneckModel(data["bank"], CLASSES, method="l1", nec=2,
+    sparse = make_model(data["bank"], CLASSES, method="l1", nec=2,
                                     **FAST).fit(*data["train"], *data["val"])
     assert int((sparse.head_.weight != 0).sum()) == 2 * C
     assert sum(len(sparse.class_weights(c)) for c in CLASSES) == 2 * C
@@ -122,9 +136,9 @@ def test_class_weights_and_sparse_head(data, models):
 @pytest.mark.parametrize("method", ["contrastive", "gumbel"])
 def test_sparse_finetune_keeps_nec_exact_and_never_lowers_val_accuracy(data, method):
     kwargs = dict(method=method, nec=1, seed=0, **FAST)
-    tuned = ConceptBottleneckModel(data["bank"], CLASSES, **kwargs).fit(*data["train"],
+    tuned = make_model(data["bank"], CLASSES, **kwargs).fit(*data["train"],
                                                                         *data["val"])
-    plain = ConceptBottleneckModel(data["bank"], CLASSES, finetune_epochs=0,
+    plain = make_model(data["bank"], CLASSES, finetune_epochs=0,
                                    **kwargs).fit(*data["train"], *data["val"])
     report = tuned.training_["sparse_finetune"]
     assert plain.training_["sparse_finetune"] == {}
@@ -138,11 +152,14 @@ def test_sparse_finetune_keeps_nec_exact_and_never_lowers_val_accuracy(data, met
 
 @pytest.mark.parametrize("method", ["contrastive", "l1"])
 def test_cbl_can_read_the_embedding_instead_of_concept_scores(data, method):
-    model = ConceptBottleneckModel(data["bank"], CLASSES, method=method, cbl_input="embedding",
+    model = make_model(data["bank"], CLASSES, method=method, cbl_input="embedding",
                                    seed=0, **FAST).fit(*data["train"], *data["val"])
-    assert model.cbl_.linear.weight.shape == (K, data["train"][0].shape[1])
+    assert model.cbl_.linear.weight.shape == (model.n_concepts, data["train"][0].shape[1])
+    assert K - 4 <= model.n_concepts <= K  # the grounding cutoff may drop a few units
     Xs, ys = data["test"]
     assert float((model.predict(Xs) == ys).mean()) > 0.8
+    faith = audit(model, Xs, ys)
+    assert faith["unit_fidelity_median"] >= 0.8 and faith["name_match_rate"] >= 0.8, faith
 
 
 # ------------------------------------------------------------------------------ (c) save / load
@@ -258,7 +275,7 @@ def test_intervention_curve_rises_with_corrected_concepts(tmp_path):
     Xt, yt, ct, bank = ground_truth_concept_data(2000, 1)
     Xv, yv, _, _ = ground_truth_concept_data(500, 2)
     Xs, ys, cs, _ = ground_truth_concept_data(800, 3)
-    model = ConceptBottleneckModel(bank, ["a", "b", "c", "d"], method="supervised",
+    model = make_model(bank, ["a", "b", "c", "d"], method="supervised",
                                    **FAST).fit(Xt, yt, Xv, yv, concept_labels=ct)
     names = bank.names
     curve = intervention_curve(model, Xs, ys, cs, names, order="random", seed=0)
@@ -282,7 +299,7 @@ def test_intervention_curve_rises_with_corrected_concepts(tmp_path):
     with pytest.raises(ValueError, match="shape"):
         intervention_curve(model, Xs, ys, cs[:, :3], names)
     with pytest.raises(ValueError, match="needs concept_labels"):
-        ConceptBottleneckModel(bank, ["a", "b", "c", "d"], method="supervised",
+        make_model(bank, ["a", "b", "c", "d"], method="supervised",
                                **FAST).fit(Xt, yt, Xv, yv)
 
 
@@ -305,13 +322,13 @@ def test_cos3_model_drops_a_concept_the_embeddings_cannot_express(data):
     bank = data["bank"]
     vectors = np.vstack([bank.vectors, drop[None, :]])
     bank2 = ConceptBank(vectors, [*bank.names, "unmatchable"])
-    model = ConceptBottleneckModel(bank2, CLASSES, method="cos3", **FAST)
+    model = make_model(bank2, CLASSES, method="cos3", **FAST)
     model.fit(project(Xt), yt, project(Xv), yv)
     dropped = {d["concept"] for d in model.dropped_concepts_}
     assert "unmatchable" in dropped
     assert "unmatchable" not in model.concept_names
     assert model.n_concepts >= K - 4
-    sims = model.training_["cos3_val_similarity"]
+    sims = {d["concept"]: d["objective_score"] for d in model.dropped_concepts_}
     assert sims["unmatchable"] < 0.45
     hist = [h["val_score"] for h in model.training_["cbl"]["history"]]
     assert hist[-1] > hist[0]
@@ -320,7 +337,8 @@ def test_cos3_model_drops_a_concept_the_embeddings_cannot_express(data):
     # a second fit starts again from the full bank (not from the filtered one)
     model.fit(project(Xt), yt, project(Xv), yv)
     assert "unmatchable" in {d["concept"] for d in model.dropped_concepts_}
-    assert len(model.training_["cos3_val_similarity"]) == K + 1
+    selection = model.training_["unit_selection"]
+    assert selection["n_kept"] + selection["n_dropped"] == K + 1
 
 
 # ------------------------------------------------------------------------------ (f) errors
@@ -331,7 +349,7 @@ def test_malformed_inputs_raise_clear_errors(data, models):
     Xt, yt = data["train"]
     Xv, yv = data["val"]
     model = models["gumbel"]
-    with pytest.raises(ValueError, match=r"embedding dimension 31.*dimension 32"):
+    with pytest.raises(ValueError, match=r"X: 31 columns, expected 32"):
         model.predict(Xt[:5, :31])
     bad = Xt[:5].copy()
     bad[2, 3] = np.nan
@@ -341,7 +359,7 @@ def test_malformed_inputs_raise_clear_errors(data, models):
         model.predict(np.zeros((0, D), np.float32))
     with pytest.raises(ValueError, match="2-D"):
         model.predict(Xt[0])
-    fresh = ConceptBottleneckModel(bank, CLASSES, method="l1", **FAST)
+    fresh = make_model(bank, CLASSES, method="l1", **FAST)
     with pytest.raises(NotFittedError):
         fresh.predict(Xt[:2])
     with pytest.raises(ValueError, match=r"labels in \[0, 4\] but there are 4 classes"):
@@ -350,26 +368,26 @@ def test_malformed_inputs_raise_clear_errors(data, models):
         fresh.fit(Xt, yt, Xv, yv[:10])
     with pytest.raises(ValueError, match="integer class indices"):
         fresh.fit(Xt, yt + 0.5, Xv, yv)
-    with pytest.raises(ValueError, match="unknown method 'gumble'"):
-        ConceptBottleneckModel(bank, CLASSES, method="gumble")
-    with pytest.raises(ValueError, match=r"unknown hyper-parameter.*'lam'"):
-        ConceptBottleneckModel(bank, CLASSES, method="gumbel", lam=0.1)
+    with pytest.raises(ValueError, match="unknown objective 'gumble'"):
+        make_model(bank, CLASSES, method="gumble")
+    with pytest.raises(ValueError, match=r"unknown setting 'lam' for method 'gumbel'"):
+        make_model(bank, CLASSES, method="gumbel", lam=0.1)
     with pytest.raises(ValueError, match="at least 2 class names"):
-        ConceptBottleneckModel(bank, ["only"])
+        make_model(bank, ["only"])
     with pytest.raises(ValueError, match="nec"):
-        ConceptBottleneckModel(bank, CLASSES, nec=0)
+        make_model(bank, CLASSES, nec=0)
     with pytest.raises(ValueError, match=r"association must be C x K = \(4, 24\)"):
-        ConceptBottleneckModel(bank, CLASSES, method="contrastive",
+        make_model(bank, CLASSES, method="contrastive",
                                association=np.ones((3, K)), **FAST).fit(Xt, yt, Xv, yv)
     with pytest.raises(ValueError, match="unknown concept 'wings'"):
-        ConceptBottleneckModel(bank, CLASSES, method="contrastive",
+        make_model(bank, CLASSES, method="contrastive",
                                association={"cat": ["wings"]}, **FAST).fit(Xt, yt, Xv, yv)
 
 
 def test_association_falls_back_to_training_data(data):
     """Without vocabulary class links the contrastive objective estimates them on train."""
     bank = make_bank(data["bank"].vectors, with_classes=False)
-    model = ConceptBottleneckModel(bank, CLASSES, method="contrastive", max_epochs=2,
+    model = make_model(bank, CLASSES, method="contrastive", max_epochs=2,
                                    show_progress=False).fit(*data["train"], *data["val"])
     assert model.association_source_ == "data"
     assert (model.association_.sum(1) == K // C).all()

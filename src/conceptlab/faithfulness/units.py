@@ -1,0 +1,118 @@
+"""Does unit k mean concept k? Pure functions of unit values and concept scores or labels.
+
+``U`` (N x K) are a model's unit values on held-out inputs, ``S`` (N x K) the encoder's score of
+each named concept on the same inputs (cosine of the input with the concept's direction), both
+in bank order. A unit that means its name correlates with its own concept's score
+(``unit_fidelity``) and with no other concept's more (``name_match_rate``); where ground truth
+exists, it separates inputs with and without the concept (``concept_auroc``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def _pair(U: Any, S: Any) -> tuple[np.ndarray, np.ndarray]:
+    u, s = np.asarray(U, dtype=np.float64), np.asarray(S, dtype=np.float64)
+    if u.ndim != 2 or s.ndim != 2 or u.shape[0] != s.shape[0]:
+        raise ValueError(f"unit values {u.shape} and concept scores {s.shape} must be N x K "
+                         f"and N x K' over the same rows")
+    if u.shape[0] < 2:
+        raise ValueError("correlations need at least 2 rows")
+    return u, s
+
+
+def _centred_unit(x: np.ndarray) -> np.ndarray:
+    c = x - x.mean(axis=0, keepdims=True)
+    norm = np.linalg.norm(c, axis=0, keepdims=True)
+    return np.divide(c, norm, out=np.zeros_like(c), where=norm > 0)
+
+
+def column_correlations(U: Any, S: Any) -> np.ndarray:
+    """Pearson correlation of column k of ``U`` with column k of ``S`` (K,); 0 for a constant
+    column (a unit that never varies tracks nothing)."""
+    u, s = _pair(U, S)
+    if u.shape != s.shape:
+        raise ValueError(f"unit values {u.shape} and concept scores {s.shape} differ in shape")
+    return (_centred_unit(u) * _centred_unit(s)).sum(axis=0)
+
+
+def correlation_matrix(U: Any, S: Any) -> np.ndarray:
+    """Pearson correlation of every unit with every concept score (K_units x K_concepts)."""
+    u, s = _pair(U, S)
+    return _centred_unit(u).T @ _centred_unit(s)
+
+
+def _used(used: Any, k: int) -> np.ndarray:
+    if used is None:
+        return np.ones(k, dtype=bool)
+    mask = np.asarray(used, dtype=bool)
+    if mask.shape != (k,):
+        raise ValueError(f"used must be a boolean mask of {k} units, got shape {mask.shape}")
+    return mask
+
+
+def unit_fidelity(U: Any, S: Any, used: Any = None) -> dict[str, Any]:
+    """Correlation of each unit with its own concept's score, and the median over ``used``
+    units (a boolean mask; default all). An empty ``used`` gives a NaN median."""
+    r = column_correlations(U, S)
+    mask = _used(used, len(r))
+    median = float(np.median(r[mask])) if mask.any() else float("nan")
+    return {"per_unit": r, "median": median, "n_used": int(mask.sum())}
+
+
+def name_match_rate(U: Any, S: Any, used: Any = None) -> float:
+    """Share of ``used`` units whose most correlated concept among all K is their own name.
+
+    A unit whose correlation ties its own concept's counts as a match (ties are measure-zero
+    for real data, and a tie is not evidence against the name)."""
+    M = correlation_matrix(U, S)
+    if M.shape[0] != M.shape[1]:
+        raise ValueError(f"name matching needs one unit per concept, got {M.shape}")
+    mask = _used(used, M.shape[0])
+    if not mask.any():
+        return float("nan")
+    own = np.diag(M)
+    best = M.max(axis=1)
+    return float((own[mask] >= best[mask] - 1e-12).mean())
+
+
+def concept_auroc(U: Any, labels: Any) -> np.ndarray:
+    """Per concept, the area under the ROC curve of unit values against 0/1 labels (K,).
+
+    Mann-Whitney form with mid-ranks for ties: the probability that a random positive scores
+    above a random negative (ties count one half). NaN for a concept whose labels are all 0
+    or all 1 (its AUROC is undefined).
+    """
+    u = np.asarray(U, dtype=np.float64)
+    t = np.asarray(labels)
+    if u.shape != t.shape or u.ndim != 2:
+        raise ValueError(f"unit values {u.shape} and labels {t.shape} must both be N x K")
+    if not np.isin(t, (0, 1)).all():
+        raise ValueError("labels must hold only 0 and 1")
+    t = t.astype(bool)
+    out = np.full(u.shape[1], np.nan)
+    for k in range(u.shape[1]):
+        pos = int(t[:, k].sum())
+        neg = len(t) - pos
+        if pos == 0 or neg == 0:
+            continue
+        ranks = rankdata(u[:, k])
+        out[k] = (ranks[t[:, k]].sum() - pos * (pos + 1) / 2) / (pos * neg)
+    return out
+
+
+def intervention_gain(curve: Sequence[dict[str, Any]]) -> float:
+    """Accuracy with every labelled concept corrected minus accuracy with none corrected.
+
+    ``curve`` is ``[{"n_corrected": n, "accuracy": a}, ...]`` (``intervention_curve``). A model
+    whose units mean their concepts gains when an expert fixes them; one that leaks class
+    information around its names may lose."""
+    if not curve:
+        raise ValueError("empty intervention curve")
+    pts = sorted(curve, key=lambda p: p["n_corrected"])
+    return float(pts[-1]["accuracy"] - pts[0]["accuracy"])
