@@ -332,10 +332,15 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
     curves = plot_fidelity_curves(res["curves"], dest / "deletion.png",
                                   title=f"{names[c]}: concept deletion")
     with torch.no_grad():
-        probs = model(torch.from_numpy(U)).softmax(-1)[:, target].numpy()
+        recon = model(torch.from_numpy(U)).softmax(-1)
+        orig = head(torch.from_numpy(spatial.maps()).permute(0, 3, 1, 2)).softmax(-1)
+    probs = recon[:, target].numpy()
     result = {"command": "importance", "class": names[c], "n_images": len(test),
               "seed": seed, "n_design": n_design, "decision": "probe" if is_probe else "model",
               "mean_target_probability_reconstructed": float(probs.mean()),
+              "mean_target_probability_original": float(orig[:, target].mean()),
+              "recall_original": float((orig.argmax(1) == target).float().mean()),
+              "recall_reconstructed": float((recon.argmax(1) == target).float().mean()),
               "test_items": test.indices.tolist(),
               "global": {m: {cnames[k]: float(v[k]) for k in range(len(cnames))}
                          for m, v in glob.items()},
