@@ -8,6 +8,11 @@ moves the dictionary's initialisation, the Sobol design's scrambling, the random
 mu-fidelity's subsets; the images and crops stay fixed (so the cache serves every seed).
 
     flock /tmp/conceptlab-heavy.lock python benchmarks/bench_discover_fidelity.py
+    flock /tmp/conceptlab-heavy.lock python benchmarks/bench_discover_fidelity.py \
+        --layer _blocks.15 --source spatial --methods seminmf sae --tag blocks15
+
+The second run factorises a signed earlier layer (each map position a row) where the rest of
+the network after the concepts is nonlinear (conv_head, BN, ReLU6, pool, probe).
 
 Writes benchmarks/results/bench_discover_fidelity.{json,md}.
 """
@@ -36,6 +41,9 @@ def main() -> int:
     ap.add_argument("--n-per-class", type=int, default=100)
     ap.add_argument("--n-images", type=int, default=30)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--layer", default="features")
+    ap.add_argument("--source", default="crops", choices=["crops", "spatial"])
+    ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "discover-fidelity")
     args = ap.parse_args()
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
@@ -43,9 +51,10 @@ def main() -> int:
     per: dict[str, dict[str, dict[str, list[float]]]] = {}
     for method in args.methods:
         for seed in args.seeds:
-            out = args.runs / f"{method}-seed{seed}"
+            out = args.runs / f"{method}-{args.layer}-{args.source}-seed{seed}"
             m = run_discover("fashion-mnist", out, method=method, k=args.k, image_size=128,
-                             n_per_class=args.n_per_class, n_crops=8, seed=seed)
+                             n_per_class=args.n_per_class, n_crops=8, seed=seed,
+                             layer=args.layer, source=args.source)
             classes = list(m["per_class"])
             fids = [run_importance(out, c, n_images=args.n_images, seed=seed)["fidelity"]
                     for c in classes]
@@ -68,10 +77,12 @@ def main() -> int:
                 f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" for k in METRICS) + " |")
     RESULTS.mkdir(exist_ok=True)
     record = {"seeds": args.seeds, "n_per_class": args.n_per_class, "n_images": args.n_images,
-              "k": args.k, "image_size": 128, "layer": "features", "summary": summary,
+              "k": args.k, "image_size": 128, "layer": args.layer, "source": args.source,
+              "summary": summary,
               "seconds": round(time.perf_counter() - t0, 1)}
-    (RESULTS / "bench_discover_fidelity.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / "bench_discover_fidelity.md").write_text("\n".join(table) + "\n")
+    name = "bench_discover_fidelity" + (f"_{args.tag}" if args.tag else "")
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
     return 0
 

@@ -52,6 +52,8 @@ def discover(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("runs/discover"),
     n_per_class: Annotated[int, typer.Option("--n-per-class")] = 100,
     n_crops: Annotated[int, typer.Option("--n-crops", help="random crops per image")] = 8,
+    source: Annotated[str, typer.Option("--source", help="crops (CRAFT) | spatial (each "
+                                        "position of the map a row)")] = "crops",
     image_size: Annotated[int, typer.Option("--image-size")] = 128,
     classes: Annotated[list[str] | None, typer.Option("--class", help="only these classes")]
     = None,
@@ -61,13 +63,14 @@ def discover(
     method_option: Annotated[list[str] | None, typer.Option(
         "--set", help="method option KEY=VALUE (e.g. l1=0.05, k=4)")] = None,
 ) -> None:
-    """Discover concepts per class from random crops (CRAFT); banks, names, a gallery."""
+    """Discover concepts per class from random crops (CRAFT) or map positions; banks, names,
+    a gallery."""
     try:
         m = wf.run_discover(data, out, method=method, k=k, model=model, layer=layer,
                             image_size=image_size, n_per_class=n_per_class, n_crops=n_crops,
                             classes=classes, seed=seed, cache_dir=str(cache) if cache else None,
                             data_options=_options(data_option),
-                            method_options=_options(method_option))
+                            method_options=_options(method_option), source=source)
     except ERRORS as err:
         _fail(err)
     table = Table(title=escape(f"{method}, k={k} at {m['layer']}"))

@@ -67,3 +67,17 @@ def test_apply_and_bad_input(run_dir, tmp_path) -> None:
     assert bad.exit_code == 2 and "no concepts for class 'Sandal'" in bad.output
     bad = CliRunner().invoke(app, ["discover", "--method", "nfm", "--out", str(tmp_path / "o")])
     assert bad.exit_code == 2 and "did you mean nmf" in bad.output
+
+
+def test_spatial_source_at_an_earlier_signed_layer(tmp_path) -> None:
+    """Discovery on map positions at `_blocks.15` (signed activations: semi-NMF), and
+    importance through the rest of the network (a nonlinear head)."""
+    from conceptlab.workflows.discover import run_discover, run_importance
+
+    m = run_discover("fashion-mnist", tmp_path / "r", method="seminmf", k=3, layer="_blocks.15",
+                     image_size=64, n_per_class=4, classes=["Bag", "Sandal"], source="spatial",
+                     cache_dir=str(tmp_path / "c"))
+    assert m["source"] == "spatial" and m["layer"] == "_blocks.15"
+    r = run_importance(tmp_path / "r", "Bag", n_images=3, n_design=8,
+                       cache_dir=str(tmp_path / "c"))
+    assert r["fidelity"]["sobol"]["deletion_auc"] <= 1.0 and r["recall_original"] >= 0

@@ -65,6 +65,8 @@ class EfficientNetTaps(nn.Module):
         rest = self._blocks[int(m.group(1)) + 1:]
 
         def run(z: torch.Tensor) -> torch.Tensor:
+            if z.dim() == 2:  # one vector per item (a concept direction): a 1 x 1 map
+                z = z[:, :, None, None]
             z = torch.nn.functional.relu6(self._bn1(self._conv_head(rest(z))))
             return z.mean(dim=(2, 3))
 

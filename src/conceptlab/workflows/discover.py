@@ -100,6 +100,19 @@ def cached_extract(cache: ActivationCache, tapped: TappedModel, split: DataSplit
                        provenance=meta["info"]["provenance"])
 
 
+def position_boxes(acts: Activations, size: tuple[int, int]) -> np.ndarray:
+    """For spatial rows, a square box (left, top, side) twice the grid cell around each
+    position, as the exemplar shown for it."""
+    assert acts.grid is not None and acts.positions is not None
+    (h, w), (W, H) = acts.grid, size
+    side = max(1, round(2 * min(W / w, H / h)))
+    cy = (acts.positions[:, 0] + 0.5) * H / h
+    cx = (acts.positions[:, 1] + 0.5) * W / w
+    left = np.clip(np.round(cx - side / 2), 0, W - side)
+    top = np.clip(np.round(cy - side / 2), 0, H - side)
+    return np.stack([left, top, np.full(len(left), side)], 1).astype(np.int64)
+
+
 def _crop_array(image: Any, box: np.ndarray) -> np.ndarray:
     x, y, s = (int(b) for b in box)
     return np.asarray(image.convert("L").crop((x, y, x + s, y + s)).resize((48, 48)))
@@ -130,7 +143,8 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                  image_size: int = 128, n_per_class: int = 100, n_crops: int = 8,
                  classes: list[str] | None = None, seed: int = 0,
                  cache_dir: str | None = None, data_options: dict[str, Any] | None = None,
-                 method_options: dict[str, Any] | None = None, top: int = 8) -> dict[str, Any]:
+                 method_options: dict[str, Any] | None = None, top: int = 8,
+                 source: str = "crops") -> dict[str, Any]:
     """Discover ``k`` concepts per class (see the module docstring); writes ``OUT/metrics.json``,
     ``OUT/concepts/<class>/`` (banks), ``OUT/gallery/<class>.png`` and ``OUT/probe``."""
     t0 = time.perf_counter()
@@ -147,7 +161,13 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     tapped = build_tapped(model, layer, image_size=image_size)
     train = per_class_subset(dataset.official_split("train"), n_per_class, wanted)
     cache = ActivationCache(cache_dir)
-    crops = cached_extract(cache, tapped, train, "crops", n_crops=n_crops, seed=DATA_SEED)
+    if source == "crops":
+        crops = cached_extract(cache, tapped, train, "crops", n_crops=n_crops, seed=DATA_SEED)
+    elif source == "spatial":  # each position a row; its exemplar is its receptive cell
+        crops = cached_extract(cache, tapped, train, "spatial")
+        crops.boxes = position_boxes(crops, train[0].size)
+    else:
+        raise SourceError(f"discovery source must be 'crops' or 'spatial', got {source!r}")
     # the probe reads the pooled features the model's own head reads (the `features` layer)
     feat = tapped if tapped.layer == "features" or tapped.pooled is None else \
         build_tapped(model, "features", image_size=image_size)
@@ -157,7 +177,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     per_class: dict[str, Any] = {}
     for c in wanted:
         in_c = np.flatnonzero(train.labels[crops.item] == c)
-        acts = Activations(crops.rows[in_c], crops.item[in_c], "crops", crops.layer,
+        acts = Activations(crops.rows[in_c], crops.item[in_c], source, crops.layer,
                            boxes=crops.boxes[in_c] if crops.boxes is not None else None,
                            provenance={**crops.provenance, "class": names[c],
                                        "data_fingerprint": train.fingerprint()})
@@ -178,7 +198,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                 _crop_array(images[int(acts.item[r])], acts.boxes[r]) for r in ex]})
         png = plot_concept_gallery(rows, out / "gallery" / f"{slug(names[c])}.png",
                                    title=f"{names[c]}: {k} {method} concepts at "
-                                         f"{tapped.layer} (top crops)")
+                                         f"{tapped.layer} (top {source})")
         per_class[names[c]] = {"folder": str(folder.relative_to(out)), "gallery":
                                str(png.relative_to(out)), "quality": report["quality"],
                                "concepts": report["names"]}
@@ -191,6 +211,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     metrics = {"command": "discover", "data": data, "data_options": data_options or {},
                "model": model, "layer": tapped.layer, "image_size": image_size,
                "method": method, "method_options": method_options or {}, "k": k, "seed": seed,
+               "source": source,
                "data_seed": DATA_SEED, "n_per_class": n_per_class, "n_crops": n_crops,
                "classes": [names[c] for c in wanted], "class_names": names,
                "train_items": train.indices.tolist(), "data_fingerprint": train.fingerprint(),
