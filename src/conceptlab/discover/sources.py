@@ -42,6 +42,14 @@ class EfficientNetTaps(nn.Module):
     """EfficientNet-Lite0 with one extra hook point, ``features``: the post-ReLU6 1280-channel
     last map (the modules are the loaded network's own, so other hook names are unchanged)."""
 
+    _conv_stem: nn.Module
+    _bn0: nn.Module
+    _blocks: nn.Sequential
+    _conv_head: nn.Module
+    _bn1: nn.Module
+    _avg_pooling: nn.Module
+    _fc: nn.Module
+
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         for name, child in net.named_children():

@@ -175,18 +175,20 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     out = Path(out)
     images = train.items(0, len(train))
     per_class: dict[str, Any] = {}
+    label_names = [names[int(lbl)] for lbl in train.labels]
     for c in wanted:
         in_c = np.flatnonzero(train.labels[crops.item] == c)
         acts = Activations(crops.rows[in_c], crops.item[in_c], source, crops.layer,
                            boxes=crops.boxes[in_c] if crops.boxes is not None else None,
                            provenance={**crops.provenance, "class": names[c],
                                        "data_fingerprint": train.fingerprint()})
-        label_names = [names[int(lbl)] for lbl in train.labels]
         found, U, report = discover(tapped, acts, method, k, seed=seed, labels=label_names,
                                     top=top, options=method_options)
         folder = out / "concepts" / slug(names[c])
         found.save(folder)
         rows = []
+        boxes = acts.boxes
+        assert boxes is not None
         for kk, entry in enumerate(report["names"]):
             ex = entry["exemplars"]["rows"][:6]
             head = entry["head"]
@@ -195,7 +197,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                 label += f"\nhead p={head['score']:.2f}"
             label += f"\nfreq {float((U.argmax(1) == kk).mean()):.2f}"
             rows.append({"label": label, "crops": [
-                _crop_array(images[int(acts.item[r])], acts.boxes[r]) for r in ex]})
+                _crop_array(images[int(acts.item[r])], boxes[r]) for r in ex]})
         png = plot_concept_gallery(rows, out / "gallery" / f"{slug(names[c])}.png",
                                    title=f"{names[c]}: {k} {method} concepts at "
                                          f"{tapped.layer} (top {source})")
