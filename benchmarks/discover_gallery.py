@@ -12,7 +12,6 @@ a rerun only refits. Writes docs/discover/README.md and the PNGs beside it.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,14 @@ from pathlib import Path
 from conceptlab.workflows.discover import run_discover, run_importance, slug
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_png(src: str | Path, dst: Path) -> None:
+    """Copy a PNG into docs as a 256-colour palette image (a third of the bytes)."""
+    from PIL import Image
+
+    with Image.open(src) as im:
+        im.convert("RGB").quantize(colors=256).save(dst, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             s = slug(cls)
             dest = docs / method / s
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy(out / info["gallery"], dest / "gallery.png")
+            copy_png(out / info["gallery"], dest / "gallery.png")
             for p in r["pngs"]:
-                shutil.copy(p, dest / Path(p).name)
+                if Path(p).name != "deletion.png":  # kept in the run folder only
+                    copy_png(p, dest / Path(p).name)
             q = info["quality"]
             lines += [f"### {method} / {cls}", "",
                       f"Reconstruction of the class's crops: relative error "
