@@ -23,6 +23,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from conceptlab.errors import ConceptlabError
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.io import read_json, write_json_atomic
 
@@ -30,7 +31,7 @@ CACHE_FORMAT = 1
 DEFAULT_SHARD_ROWS = 2048
 
 
-class CacheError(RuntimeError):
+class CacheError(ConceptlabError, RuntimeError):
     """Raised for a corrupt or mismatched cache entry."""
 
 

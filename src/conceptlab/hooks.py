@@ -14,18 +14,20 @@ first tensor value).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from conceptlab.errors import ConceptlabError
+
 Reduce = Literal["none", "mean", "max", "cls", "last", "flatten"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "max", "cls", "last", "flatten")
 
 
-class HookError(ValueError):
+class HookError(ConceptlabError, ValueError):
     """Raised for an unknown hook name, an unknown reduction or an output with no tensor."""
 
 
@@ -69,7 +71,7 @@ def _replace_primary(output: Any, new: torch.Tensor) -> Any:
     if isinstance(output, torch.Tensor):
         return new
     old = primary_tensor(output)
-    if isinstance(output, Mapping):
+    if isinstance(output, MutableMapping):
         key = next(k for k, v in output.items() if v is old)
         output[key] = new  # ModelOutput and dict are mutable
         return output

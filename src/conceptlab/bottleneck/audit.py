@@ -74,6 +74,19 @@ def _refit(model: ConceptBottleneckModel, bank: ConceptBank, data: FitArrays
                      F_val=data.F_val)
 
 
+def grounded_by(model: ConceptBottleneckModel) -> str:
+    """What ties unit k to concept k: ``labels`` (trained on concept labels), ``loss`` (the
+    objective's own loss, e.g. cos^3), ``grounding term``, ``initialisation`` (a scores CBL
+    started as the identity, no grounding term) or ``nothing``."""
+    if model.objective.needs_concept_labels:
+        return "labels"
+    if model.objective.grounds_units:
+        return "loss"
+    if model.grounding.weight > 0:
+        return "grounding term"
+    return "initialisation" if model.cbl_input == "scores" else "nothing"
+
+
 def audit(model: ConceptBottleneckModel, X_test: Any, y_test: Any, *,
           refit: FitArrays | None = None, concept_labels_test: Any = None,
           concept_label_names: list[str] | None = None, F_test: Any = None,
@@ -98,7 +111,7 @@ def audit(model: ConceptBottleneckModel, X_test: Any, y_test: Any, *,
     H = model.concept_activations(X, F_test)
     di = fm.deletion_insertion(H, W, b, seed=seed)
     out: dict[str, Any] = {
-        "split": "test", "n": len(X),
+        "split": "test", "n": len(X), "grounded_by": grounded_by(model),
         "unit_fidelity_median": fid["median"], "n_units_used": fid["n_used"],
         "name_match_rate": fm.name_match_rate(U, S, used),
         "intercept_share": fm.intercept_share(H, W, b)["median"],

@@ -88,6 +88,8 @@ class ConceptBottleneckLayer(nn.Module):
     """``a = W ((x - mu) / sigma) + b``; subclasses fix what ``x`` is and how ``W`` starts."""
 
     kind: ClassVar[InputKind] = "scores"
+    in_mean: Tensor
+    in_std: Tensor
 
     def __init__(self, in_dim: int, n_concepts: int, *, bias: bool = True,
                  generator: torch.Generator | None = None, in_mean: np.ndarray | None = None,

@@ -614,8 +614,8 @@ class ConceptBottleneckModel:
         out = []
         for i in range(len(H)):
             c = int(pred[i])
-            order = np.argsort(-np.abs(contrib[i]), kind="stable")
-            order = [k for k in order if contrib[i, k] != 0][:top]
+            ranked = np.argsort(-np.abs(contrib[i]), kind="stable")
+            order = [int(k) for k in ranked if contrib[i, k] != 0][:top]
             row = {
                 "prediction": self.class_names[c], "class_index": c,
                 "probability": float(proba[i, c]), "logit": float(logits[i, c]),

@@ -160,7 +160,8 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
         raise ModelFormatError(f"{folder}: {len(class_names)} class names but the head has "
                                f"{t['head.weight'].shape[0] if t['head.weight'].ndim else 0} "
                                f"rows")
-    bank_meta = meta.get("bank") if isinstance(meta.get("bank"), dict) else {}
+    raw_bank = meta.get("bank")
+    bank_meta: dict[str, Any] = raw_bank if isinstance(raw_bank, dict) else {}
     objective, cbl_cfg, train, head_cfg = _configs(hp, method, folder)
     try:
         bank = ConceptBank(vectors=t["bank.vectors"], names=[str(x) for x in names],
@@ -173,7 +174,8 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
         cbl_state = {k[len("cbl."):]: v for k, v in t.items() if k.startswith("cbl.")}
         head_state = {k[len("head."):]: v for k, v in t.items() if k.startswith("head.")}
         model.cbl_ = layer_from_arrays(kind, cbl_state)
-        info = meta.get("head_info") if isinstance(meta.get("head_info"), dict) else {}
+        raw_info = meta.get("head_info")
+        info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
         model.head_ = LinearHead.from_state(head_state, info)
     except (ConceptlabError, KeyError, TypeError, ValueError) as err:
         raise ModelFormatError(f"{folder}: malformed model ({err})") from None
@@ -202,7 +204,8 @@ def read_saved_weights(folder: str | Path) -> dict[str, Any]:
     meta = _read_meta(folder)
     t = _read_weights(folder)
     w = t["head.weight"] / t["head.std"]
-    hp = meta.get("hyper_parameters") if isinstance(meta.get("hyper_parameters"), dict) else {}
+    raw_hp = meta.get("hyper_parameters")
+    hp: dict[str, Any] = raw_hp if isinstance(raw_hp, dict) else {}
     return {"weights": w, "class_names": meta.get("class_names", []),
             "concept_names": meta.get("concept_names", []), "method": meta.get("method"),
             "nec": hp.get("nec")}

@@ -226,7 +226,8 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
     gen = torch.Generator().manual_seed(int(seed))
     mean, std = standardization(xt)
     finetune = init_cbl is not None
-    if finetune:
+    cbl: ConceptBottleneckLayer
+    if init_cbl is not None:
         if init_head is None or head_mask is None or not objective.joint_head:
             raise ConceptlabValueError("sparse fine-tuning needs init_head, head_mask and a "
                                        "joint head")
@@ -365,7 +366,8 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
 
 
 def _named_trainables(cbl: nn.Module, head: nn.Module | None) -> list[tuple[str, Tensor]]:
-    out = [(f"cbl.{n}", p) for n, p in cbl.named_parameters() if p.requires_grad]
+    out: list[tuple[str, Tensor]] = [(f"cbl.{n}", p) for n, p in cbl.named_parameters()
+                                     if p.requires_grad]
     if head is not None:
         out += [(f"head.{n}", p) for n, p in head.named_parameters() if p.requires_grad]
     return out

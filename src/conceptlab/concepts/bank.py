@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from conceptlab.errors import ConceptlabError
 from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
 
 BANK_FORMAT = 1
 
 
-class ConceptBankError(ValueError):
+class ConceptBankError(ConceptlabError, ValueError):
     """Raised for an empty or malformed bank, or one that does not fit the data it meets."""
 
 
@@ -64,6 +65,26 @@ class ConceptBank:
             if len(values) != len(self.names):
                 raise ConceptBankError(f"metadata {key!r} has {len(values)} entries, "
                                        f"expected {len(self.names)}")
+
+    @classmethod
+    def from_texts(cls, encoder: Any, names: Any, *, classes: Any = None,
+                   template: str = "{}") -> ConceptBank:
+        """Concept names through a text encoder (``encoder.encode_texts``), one unit vector each.
+
+        ``classes`` (optional, one list of class names per concept) becomes the class-concept
+        association. Provenance records the encoder's spec and fingerprint and the template.
+        """
+        from conceptlab.concepts.vocab import Vocabulary
+
+        texts = [names] if isinstance(names, str) else list(names)
+        if not texts:
+            raise ConceptBankError("a concept bank needs at least one concept name")
+        if classes is not None and len(classes) != len(texts):
+            raise ConceptBankError(f"classes has {len(classes)} entries for {len(texts)} names")
+        per = [[] for _ in texts] if classes is None else [
+            [c] if isinstance(c, str) else list(c) for c in classes]
+        vocab = Vocabulary.from_items(list(zip(texts, per, strict=True)), source="texts")
+        return vocab.to_bank(encoder, template=template)
 
     def __len__(self) -> int:
         return len(self.names)

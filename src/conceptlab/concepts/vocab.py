@@ -48,12 +48,13 @@ import numpy as np
 
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.concepts.phrases import norm_name, unique
+from conceptlab.errors import ConceptlabError
 from conceptlab.utils.io import write_json_atomic, write_text_atomic
 
 VOCAB_FORMAT = 1
 
 
-class VocabularyError(ValueError):
+class VocabularyError(ConceptlabError, ValueError):
     """An empty or malformed vocabulary, an unreadable vocabulary file or an unknown name."""
 
 
@@ -172,10 +173,10 @@ class Vocabulary:
             fmt = data.get("format", VOCAB_FORMAT)
             if fmt != VOCAB_FORMAT:
                 raise VocabularyError(f"{where}: unsupported vocabulary format {fmt!r}")
-            items = []
+            items: list[tuple[str, list[str]]] = []
             for i, entry in enumerate(data["concepts"]):
                 if isinstance(entry, str):
-                    items.append((entry, ()))
+                    items.append((entry, []))
                 elif isinstance(entry, dict) and isinstance(entry.get("concept"), str):
                     cl = entry.get("classes", [])
                     if not isinstance(cl, list):
@@ -189,7 +190,7 @@ class Vocabulary:
                 raise VocabularyError(f"{where}: 'warnings' must be a list of strings")
             return cls.from_items(items, source=str(data.get("source") or source),
                                   warnings=[str(n) for n in notes])
-        items = []
+        items = []  # (concept, [class]) pairs
         for class_name, concepts in data.items():
             if isinstance(concepts, str) or not isinstance(concepts, list):
                 raise VocabularyError(f"{where}: concepts of class {class_name!r} "
@@ -234,7 +235,7 @@ class Vocabulary:
             raise VocabularyError("class_names must be a list of strings, not one string")
         if len(class_names) == 0:
             raise VocabularyError("association_matrix needs at least one class name")
-        row = {}
+        row: dict[str, int] = {}
         for i, name in enumerate(class_names):
             key = norm_name(name)
             if key in row:
@@ -243,9 +244,9 @@ class Vocabulary:
         mat = np.zeros((len(class_names), len(self.concepts)), dtype=np.float32)
         for k, cl in enumerate(self.classes):
             for c in cl:
-                i = row.get(norm_name(c))
-                if i is not None:
-                    mat[i, k] = 1.0
+                r = row.get(norm_name(c))
+                if r is not None:
+                    mat[r, k] = 1.0
         return mat
 
     # -- transformation -------------------------------------------------------------------

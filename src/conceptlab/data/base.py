@@ -17,12 +17,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabError
 from conceptlab.utils.hashing import hash_array, hash_file, hash_json
 
 Modality = Literal["image", "text"]
 
 
-class DataError(ValueError):
+class DataError(ConceptlabError, ValueError):
     """Raised for an unknown data spec, a missing or corrupt file, or a malformed split."""
 
 

@@ -182,7 +182,8 @@ class ImageNetVal(Dataset):
                     raise DataError(f"{self.root / wnid}: not an ImageNet-1k WordNet id folder")
                 rel.extend(files)
                 labels.extend([wnid_index[wnid]] * len(files))
-            layout, labels_source, extra = "class-folders", "folder names", {}
+            extra: dict[str, Any] = {}
+            layout, labels_source = "class-folders", "folder names"
         else:
             rel = sorted(p.name for p in self.root.iterdir()
                          if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS

@@ -22,11 +22,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from conceptlab.errors import ConceptlabError
+
 Modality = Literal["image", "text"]
 Views = dict[str, np.ndarray]
 
 
-class EncoderError(ValueError):
+class EncoderError(ConceptlabError, ValueError):
     """Raised for an unknown encoder spec, a missing optional dependency or bad encoder input."""
 
 

@@ -12,6 +12,8 @@ FIDELITY_MIN = 0.5
 AGREEMENT_MAX = 0.99
 #: above this median share of |logit| carried by the bias, decisions are mostly not concepts
 INTERCEPT_SHARE_MAX = 0.5
+#: for units trained on ground-truth concept labels: below this mean AUROC they do not track them
+AUROC_MIN = 0.7
 
 
 @dataclass
@@ -23,29 +25,48 @@ class Verdict:
         return {"trusted": self.trusted, "warnings": list(self.warnings)}
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, int | float) and math.isfinite(float(x))
+def _finite(x: Any) -> float | None:
+    """``x`` as a float when it is a finite number, else None."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(float(x)):
+        return None
+    return float(x)
 
 
 def verdict(faithfulness: dict[str, Any]) -> Verdict:
     """``trusted`` is False when the median unit fidelity is below ``FIDELITY_MIN`` or the
-    random-bank agreement above ``AGREEMENT_MAX``; a large intercept share only warns."""
+    random-bank agreement above ``AGREEMENT_MAX``; a large intercept share only warns.
+
+    Units trained on ground-truth concept labels (``grounded_by == "labels"``, Koh et al.'s
+    joint CBM) mean their names through the labels, not through the bank's directions, so for
+    them a random bank changing nothing is expected: they are judged by their mean concept
+    AUROC against held-out labels instead (``AUROC_MIN``).
+    """
+    if faithfulness.get("grounded_by") == "labels":
+        auroc = _finite(faithfulness.get("concept_auroc_mean"))
+        if auroc is None:
+            return Verdict(True, ["units are trained on concept labels; without held-out "
+                                  "labels their meaning was not measured"])
+        if auroc < AUROC_MIN:
+            return Verdict(False, [f"units do not separate their labelled concepts (mean "
+                                   f"AUROC {auroc:.2f} < {AUROC_MIN}): the concept names of "
+                                   f"this model are not to be trusted"])
+        return Verdict(True, [])
     warnings: list[str] = []
     trusted = True
-    fid = faithfulness.get("unit_fidelity_median")
-    if _finite(fid) and fid < FIDELITY_MIN:
+    fid = _finite(faithfulness.get("unit_fidelity_median"))
+    if fid is not None and fid < FIDELITY_MIN:
         trusted = False
         warnings.append(f"units do not track their concepts (median unit-to-concept "
                         f"correlation {fid:.2f} < {FIDELITY_MIN}): the concept names of this "
                         f"model are not to be trusted")
-    agree = faithfulness.get("random_bank_agreement")
-    if _finite(agree) and agree > AGREEMENT_MAX:
+    agree = _finite(faithfulness.get("random_bank_agreement"))
+    if agree is not None and agree > AGREEMENT_MAX:
         trusted = False
         warnings.append(f"a random concept bank gives the same predictions ({agree:.1%} "
                         f"agreement > {AGREEMENT_MAX:.0%}): the model does not use its "
                         f"concepts, and their names are not to be trusted")
-    share = faithfulness.get("intercept_share")
-    if _finite(share) and share > INTERCEPT_SHARE_MAX:
+    share = _finite(faithfulness.get("intercept_share"))
+    if share is not None and share > INTERCEPT_SHARE_MAX:
         warnings.append(f"the bias carries a median {share:.0%} of the predicted class's "
                         f"|logit|: decisions are only partly explained by concepts")
     return Verdict(trusted, warnings)

@@ -188,7 +188,7 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                "seconds": round(time.perf_counter() - t0, 3)}
     faith = row["faithfulness"]
     sections = [
-        Section("Result", text=" ".join(faith.get("warnings", [])) or None,
+        Section("Result", text=" ".join(faith.get("warnings", [])),
                 table=Table(["metric", "value"], [
                     [k, metrics[k]] for k in ("accuracy", "method", "nec", "n_concepts",
                                               "mean_active_concepts", "fit_seconds", "n_train",

@@ -55,9 +55,9 @@ class ProximalPath:
     end of the path, where this head stops, |S| << K.
 
     Why not glm-saga itself: its SAGA loop runs ~N / 256 small Python-level steps per epoch and
-    needs many epochs per ``lam``; on CPU one epoch over 54k x 64 already costs seconds (see
-    ``benchmarks/bench_heads.py``), while one step here is two matmuls. Both reach the same
-    support on the problems compared in the tests.
+    needs many epochs per ``lam``, while one step here is two matmuls (timings:
+    ``benchmarks/bench_heads.py``, docs/benchmarks.md). Both reach the same support on the
+    problems compared in the tests.
     """
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, n_classes: int, alpha: float, *,

@@ -1,0 +1,26 @@
+"""The README's "From Python" example runs as written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## From Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None, "the README lost its Python example"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.group(1), "README.md", "exec"), {})
+    lines = out.getvalue().strip().splitlines()
+    assert float(lines[0].split()[0]) >= 0.9  # training accuracy of a separable toy task
+    assert float(lines[-1]) >= 0.8  # the units mean their names
