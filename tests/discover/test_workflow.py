@@ -20,7 +20,7 @@ def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("disc")
     res = CliRunner().invoke(app, [
         "discover", "--data", "fashion-mnist", "--method", "nmf", "--k", "3",
-        "--image-size", "64", "--n-per-class", "6", "--n-crops", "3", "--class", "Trouser",
+        "--image-size", "64", "--n-per-class", "4", "--n-crops", "3", "--class", "Trouser",
         "--class", "Bag", "--out", str(root / "run"), "--cache", str(root / "cache")],
         env={"CONCEPTLAB_NO_PROGRESS": "1"})
     assert res.exit_code == 0, res.output
@@ -75,7 +75,7 @@ def test_spatial_source_at_an_earlier_signed_layer(tmp_path) -> None:
     from conceptlab.workflows.discover import run_discover, run_importance
 
     m = run_discover("fashion-mnist", tmp_path / "r", method="seminmf", k=3, layer="_blocks.15",
-                     image_size=64, n_per_class=4, classes=["Bag", "Sandal"], source="spatial",
+                     image_size=64, n_per_class=3, classes=["Bag", "Sandal"], source="spatial",
                      cache_dir=str(tmp_path / "c"))
     assert m["source"] == "spatial" and m["layer"] == "_blocks.15"
     r = run_importance(tmp_path / "r", "Bag", n_images=3, n_design=8,

@@ -22,8 +22,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
 
-class DictionaryError(ValueError):
+
+class DictionaryError(ConceptlabValueError):
     """Raised for an unknown method, bad activations (shape, NaN, sign) or an unfitted model."""
 
 

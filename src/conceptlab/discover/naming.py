@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from conceptlab.discover.metrics import cosine_matrix
+from conceptlab.errors import ConceptlabValueError
 
 
-class NamingError(ValueError):
+class NamingError(ConceptlabValueError):
     """Raised for mismatched vocabularies, directions or codes."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.hooks import HookError, capture, edit, get_module
 from conceptlab.utils.hashing import hash_array, hash_json, hash_module
 from conceptlab.utils.progress import progress
@@ -34,7 +35,7 @@ SourceKind = Literal["embeddings", "spatial", "crops"]
 SOURCES: tuple[str, ...] = ("embeddings", "spatial", "crops")
 
 
-class SourceError(ValueError):
+class SourceError(ConceptlabValueError):
     """Raised for an unknown source or model spec, a bad hook point or unusable inputs."""
 
 

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from conceptlab.discover.base import Dictionary
+from conceptlab.errors import ConceptlabValueError
 
 
-class ImportanceError(ValueError):
+class ImportanceError(ConceptlabValueError):
     """Raised for codes, targets or masks that do not fit the concept model."""
 
 
