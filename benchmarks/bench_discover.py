@@ -7,8 +7,9 @@ float32 (293 MiB), read from the activation cache (encoded once on the first run
 
     flock /tmp/conceptlab-heavy.lock python benchmarks/bench_discover.py [--k 10]
 
-Each method runs in a fresh subprocess; memory is that process's peak RSS (ru_maxrss) minus its
-RSS after the rows were loaded, i.e. what the method itself added. Writes
+Each method runs in a fresh subprocess; memory is that process's peak RSS while fitting and
+encoding (VmHWM, reset through /proc/self/clear_refs once the rows are loaded) minus its RSS
+then, i.e. what the method itself added. ``--update`` merges into an existing result. Writes
 benchmarks/results/bench_discover.json.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -48,12 +48,26 @@ def rss_mib() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM) so that it measures from here on."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def peak_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def one(method: str, k: int, image_size: int, per_class: int) -> dict:
     from conceptlab.discover import build_dictionary, dictionary_report
 
     A, _ = rows(image_size, per_class)
     base = rss_mib()
-    peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    reset_peak()
     opts = {"k": 4} if "topk" in method else {}
     d = build_dictionary(method, k, seed=0, **opts)
     t0 = time.perf_counter()
@@ -62,11 +76,11 @@ def one(method: str, k: int, image_size: int, per_class: int) -> dict:
     t0 = time.perf_counter()
     U = d.encode(A)
     t_enc = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mib()
     rep = dictionary_report(A, U, d.decode(U))
     return {"method": method, "k": k, "rows": int(A.shape[0]), "dims": int(A.shape[1]),
             "fit_s": round(t_fit, 2), "encode_s": round(t_enc, 2),
-            "peak_added_mib": round(max(peak, peak0) - base, 1),
+            "peak_added_mib": round(peak - base, 1),
             "rows_mib": round(A.nbytes / 2**20, 1), **{k2: round(float(v), 4)
                                                        for k2, v in rep.items()}}
 
@@ -78,6 +92,7 @@ def main() -> int:
     ap.add_argument("--per-class", type=int, default=375)
     ap.add_argument("--one", default=None)
     ap.add_argument("--methods", nargs="+", default=METHODS)
+    ap.add_argument("--update", action="store_true", help="merge into the saved result")
     args = ap.parse_args()
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
     if args.one:
@@ -101,11 +116,16 @@ def main() -> int:
               f"+{r['peak_added_mib']:7.1f} MiB  rel.err {r['relative_error']:.3f}  "
               f"R2 {r['r2']:.3f}  sparsity {r['sparsity']:.2f}  dead {r['dead_units']}",
               flush=True)
+    path = RESULTS / "bench_discover.json"
+    if args.update and path.is_file():
+        old = {r["method"]: r for r in json.loads(path.read_text())["results"]}
+        old.update({r["method"]: r for r in out})
+        out = [old[m] for m in METHODS if m in old]
     fastest = min(r["fit_s"] for r in out)
     for r in out:
         r["fit_vs_fastest"] = round(r["fit_s"] / fastest, 1)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_discover.json").write_text(json.dumps(
+    path.write_text(json.dumps(
         {"info": info, "cpu_count": os.cpu_count(), "results": out}, indent=2) + "\n")
     return 0
 
