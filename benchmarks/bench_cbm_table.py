@@ -24,12 +24,13 @@ import torch
 from conceptlab.report.plots import plot_intervention_curve
 from conceptlab.utils.io import write_json_atomic, write_text_atomic
 from conceptlab.workflows.baselines import backbone_features, probe_accuracy
-from conceptlab.workflows.cbm import COMPARISON_VARIANTS, comparison_rows, fit_cbm
+from conceptlab.workflows.cbm import comparison_rows, fit_cbm
 from conceptlab.workflows.concepts import concept_source
 from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
+from conceptlab.workflows.variants import ALL_VARIANTS, SUPERVISED
 
 RESULTS = Path(__file__).parent / "results"
-METHODS = COMPARISON_VARIANTS
+METHODS = ALL_VARIANTS
 
 
 def _fmt_rows(rows: list[dict[str, Any]], with_concepts: bool = False) -> str:
@@ -66,9 +67,9 @@ def fit_time_at_60k(prep: Prepared, src: Any, n_rows: int, seed: int) -> list[di
                    prep.encode_stats)
     out = []
     for variant in METHODS:
-        label, method, hp = (variant, variant, {}) if isinstance(variant, str) else variant
+        label = variant.label
         for nec in (None, 5.0):
-            _, row = fit_cbm(big, src, method, nec, **hp)
+            _, row = fit_cbm(big, src, variant.objective, nec, variant.options, controls=False)
             out.append({"method": label, "nec_requested": nec, "rows": n_rows,
                         "fit_seconds": row["fit_seconds"]})
             print(f"60k fit {label} nec={nec}: {row['fit_seconds']:.1f}s", flush=True)
@@ -93,7 +94,7 @@ def fashion_table(args: argparse.Namespace) -> dict[str, Any]:
     src = concept_source(prep, "auto")
     print(f"fashion: prepared in {time.perf_counter() - t0:.1f}s; {len(src.bank)} concepts",
           flush=True)
-    rows = comparison_rows(prep, src, methods=METHODS, progress_label="fashion:")
+    rows = comparison_rows(prep, src, variants=METHODS, progress_label="fashion:")
     F = backbone_features(prep)
     assert F is not None, "conse caches the backbone's features view"
     t1 = time.perf_counter()
@@ -128,7 +129,7 @@ def robots_table(args: argparse.Namespace) -> dict[str, Any]:
                     n_train=args.robots_n_train)
     prep = prepare(cfg)
     src = concept_source(prep, "auto")
-    rows = comparison_rows(prep, src, methods=(*METHODS, "supervised"),
+    rows = comparison_rows(prep, src, variants=(*METHODS, SUPERVISED),
                            progress_label="robots:")
     curves = {f"{r['method']} ({'dense' if r['nec_requested'] is None else 'NEC=5'})":
               r["intervention_curve"] for r in rows if "intervention_curve" in r}

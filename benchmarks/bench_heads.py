@@ -30,13 +30,9 @@ import numpy as np
 import torch
 
 from conceptlab import metrics
-from conceptlab.bottleneck.heads import (
-    _SagaPath,
-    _thread_limit,
-    fit_dense_head,
-    fit_sparse_head,
-)
+from conceptlab.bottleneck.heads import SagaPath, fit_dense_head, fit_sparse_head
 from conceptlab.utils.io import write_json_atomic
+from conceptlab.utils.threads import threads_for, torch_threads
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_heads.json"
 N_TRAIN, N_VAL, N_TEST, N_CLASSES, LATENT = 54_000, 6_000, 10_000, 10, 32
@@ -83,8 +79,9 @@ def time_saga_epoch(k: int, d: dict[str, np.ndarray], threads: int | None) -> di
     X = torch.from_numpy((d["Zt"] - mean) / std)
     y = torch.from_numpy(d["yt"])
     epochs = 2
-    with _thread_limit(threads, d["Zt"], N_CLASSES, "cpu") as used:
-        path = _SagaPath(X, y, N_CLASSES, alpha=0.99, max_iter=epochs, tol=0.0)
+    shape = np.shape(d["Zt"])
+    with torch_threads(threads or threads_for(shape[0] * shape[1] * N_CLASSES)) as used:
+        path = SagaPath(X, y, N_CLASSES, alpha=0.99, max_iter=epochs, tol=0.0)
         W, b = torch.zeros(N_CLASSES, k), torch.zeros(N_CLASSES)
         start = time.perf_counter()
         path.solve(W, b, 0.05, 0.06, path.gradient(W, b))
