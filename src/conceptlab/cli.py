@@ -316,6 +316,12 @@ app.add_typer(lm_app, name="lm")
 
 cli_report.register(app)
 
+from conceptlab import cli_discover  # noqa: E402  (concept discovery: its own module)
+
+app.command("discover")(cli_discover.discover)
+app.command("importance")(cli_discover.importance)
+app.add_typer(cli_discover.concepts_app, name="concepts")
+
 
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)
     app(sys.argv[1:], prog_name="conceptlab")

@@ -1,0 +1,220 @@
+"""Sparse autoencoders as dictionaries, written in torch (overcomplete's SAEs need import-time
+patching beside torch 2.13 and matplotlib 3.11, see OFFLINE.md).
+
+All share one encoder/decoder (Bricken et al. 2023, "Towards Monosemanticity"): inputs are
+scaled by ``s`` (the root mean squared distance to the mean is 1, so penalties do not depend on
+the layer's scale or width), ``b_dec`` starts at the mean and atoms at random data rows;
+``z = act((x - b_dec) W_enc + b_enc)``, ``x_hat = z W_dec + b_dec`` with unit-norm decoder
+rows (renormalised after every step). The variants differ only in ``act`` and the penalty:
+
+* ``sae``: ReLU + ``l1 * sum|z|`` (Bricken et al. 2023; DN-CBM, Rao et al. ECCV 2024, eq. 2);
+* ``topk-sae``: keep the ``k`` largest pre-activations per row, no penalty (Gao et al. 2024,
+  "Scaling and evaluating sparse autoencoders", eq. 2);
+* ``batchtopk-sae``: keep the ``k * B`` largest over a batch of ``B`` rows while training and a
+  learned threshold at inference (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders"); the
+  first 20% of steps use per-row TopK (a warm-up of ours: without it one planted atom in eight
+  was often left uncovered, see tests/discover/test_dictionaries.py).
+
+Units silent for a whole window early in training are restarted at the residuals of the
+worst-reconstructed rows (Bricken et al. 2023's resampling, simplified).
+
+The dictionary in input units is ``s * W_dec``; the bias is ``s * b_dec``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from conceptlab.discover.base import (
+    Dictionary,
+    DictionaryError,
+    check_activations,
+    register_dictionary,
+)
+from conceptlab.utils.progress import progress
+
+
+@register_dictionary
+class SAEDictionary(Dictionary):
+    """ReLU sparse autoencoder with an l1 penalty (``l1`` relative to unit-norm inputs)."""
+
+    name = "sae"
+
+    def __init__(self, n_concepts: int, seed: int = 0, l1: float = 0.1, k: int = 4,
+                 epochs: int = 5, min_steps: int = 1500, batch_size: int = 256,
+                 lr: float = 5e-3) -> None:
+        super().__init__(n_concepts, seed)
+        if l1 < 0 or batch_size < 1 or lr <= 0 or k < 1:
+            raise DictionaryError(f"{self.name}: need l1 >= 0, batch_size >= 1, lr > 0, k >= 1")
+        self.l1, self.k = float(l1), int(min(k, n_concepts))
+        self.epochs, self.min_steps = int(epochs), int(min_steps)
+        self.batch_size, self.lr = int(batch_size), float(lr)
+        self._enc: dict[str, np.ndarray] = {}
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "l1": self.l1, "k": self.k, "epochs": self.epochs,
+                "min_steps": self.min_steps, "batch_size": self.batch_size, "lr": self.lr}
+
+    # --- what the variants change ---------------------------------------------------------
+    def _activate(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
+        return torch.relu(pre)
+
+    def _penalty(self, z: torch.Tensor) -> torch.Tensor:
+        return self.l1 * z.abs().sum(1).mean()
+
+    def _after_step(self, pre: torch.Tensor, z: torch.Tensor) -> None:
+        """Hook for variants that track statistics while training (BatchTopK's threshold)."""
+
+    # --- shared machinery -----------------------------------------------------------------
+    def fit(self, A: np.ndarray) -> SAEDictionary:
+        A = check_activations(A)
+        gen = torch.Generator().manual_seed(self.seed)
+        mu = A.mean(0)
+        scale = float(np.sqrt(((A - mu) ** 2).sum(1).mean())) or 1.0
+        X = torch.from_numpy(A / scale)
+        n, d = X.shape
+        # atoms start at random (unit-norm) data rows: fewer dead units than noise
+        pick = torch.randperm(n, generator=gen)[: self.n_concepts]
+        W_dec = X[pick].clone() if n >= self.n_concepts else torch.randn(
+            self.n_concepts, d, generator=gen)
+        W_dec += 1e-3 * torch.randn(W_dec.shape, generator=gen)
+        W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        W_dec.requires_grad_(True)
+        W_enc = W_dec.detach().T.clone().requires_grad_(True)
+        b_enc = torch.zeros(self.n_concepts, requires_grad=True)
+        b_dec = torch.from_numpy(mu / scale).clone().requires_grad_(True)
+        opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=self.lr)
+        bs = min(self.batch_size, n)
+        per_epoch = math.ceil(n / bs)
+        steps = max(self.min_steps, self.epochs * per_epoch)
+        order = torch.randperm(n, generator=gen)
+        fired = torch.zeros(self.n_concepts, dtype=torch.bool)
+        window = max(100, steps // 8)
+        for step in progress(range(steps), total=steps, desc=f"fit {self.name}"):
+            i = step % per_epoch
+            if i == 0 and step:
+                order = torch.randperm(n, generator=gen)
+            xb = X[order[i * bs:(i + 1) * bs]]
+            pre = (xb - b_dec) @ W_enc + b_enc
+            self._progress = step / steps
+            z = self._activate(pre, training=True)
+            loss = ((z @ W_dec + b_dec - xb) ** 2).sum(1).mean() + self._penalty(z)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+                self._after_step(pre, z)
+                fired |= (z > 0).any(0)
+                if (step + 1) % window == 0 and step < 0.6 * steps:
+                    self._resample(fired, xb, z @ W_dec + b_dec, W_enc, b_enc, W_dec)
+                    fired[:] = False
+        self._enc = {"W_enc": W_enc.detach().numpy().copy(),
+                     "b_enc": b_enc.detach().numpy().copy(),
+                     "b_dec": b_dec.detach().numpy().copy(),
+                     "scale": np.array([scale], np.float32),
+                     **self._extra_state()}
+        self._set(W_dec.detach().numpy() * scale, scale * b_dec.detach().numpy())
+        return self
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    @staticmethod
+    def _resample(fired: torch.Tensor, xb: torch.Tensor, x_hat: torch.Tensor,
+                  W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor) -> None:
+        """Restart units silent for a whole window at the worst-reconstructed rows' residuals
+        (Bricken et al. 2023, "neuron resampling"), so few units stay dead."""
+        dead = torch.nonzero(~fired).flatten()
+        if not len(dead):
+            return
+        resid = xb - x_hat
+        worst = resid.norm(dim=1).argsort(descending=True)[: len(dead)]
+        new = resid[worst]
+        new = new / new.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        dead = dead[: len(new)]
+        W_dec[dead] = new
+        W_enc[:, dead] = new.T
+        b_enc[dead] = 0.0
+
+    def encode(self, A: np.ndarray) -> np.ndarray:
+        A = check_activations(A, dim=self.dim)
+        if not self._enc:
+            raise DictionaryError(f"{self.name}: fit the dictionary first")
+        e = self._enc
+        x = torch.from_numpy(A / e["scale"][0])
+        with torch.no_grad():
+            pre = (x - torch.from_numpy(e["b_dec"])) @ torch.from_numpy(e["W_enc"]) \
+                + torch.from_numpy(e["b_enc"])
+            z = self._activate(pre, training=False)
+        # codes in input units: decode(U) = U @ (s W_dec) + bias reproduces x_hat exactly
+        return z.numpy().astype(np.float32)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if not self._enc:
+            raise DictionaryError(f"{self.name}: fit the dictionary first")
+        return {**super().arrays(), **{f"enc.{k}": v for k, v in self._enc.items()}}
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_arrays(arrays)
+        self._enc = {k[4:]: np.asarray(v, np.float32) for k, v in arrays.items()
+                     if k.startswith("enc.")}
+
+
+@register_dictionary
+class TopKSAEDictionary(SAEDictionary):
+    """TopK SAE: ``z = ReLU(TopK_k(pre))`` per row, no penalty (Gao et al. 2024, eq. 2)."""
+
+    name = "topk-sae"
+
+    def _activate(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
+        vals, idx = pre.topk(self.k, dim=1)
+        return torch.zeros_like(pre).scatter(1, idx, torch.relu(vals))
+
+    def _penalty(self, z: torch.Tensor) -> torch.Tensor:
+        return z.new_zeros(())
+
+
+@register_dictionary
+class BatchTopKSAEDictionary(TopKSAEDictionary):
+    """BatchTopK SAE: the ``k * B`` largest pre-activations of a batch while training; at
+    inference ``pre > theta``, ``theta`` the running mean of the smallest kept value per batch
+    (Bussmann et al. 2024, section 3)."""
+
+    name = "batchtopk-sae"
+
+    #: share of training run with per-row TopK first (stabilises which units cover which rows)
+    warmup = 0.2
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._theta: float | None = None
+
+    def _activate(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
+        r = torch.relu(pre)
+        if training and getattr(self, "_progress", 1.0) < self.warmup:
+            return TopKSAEDictionary._activate(self, pre, training)
+        if training:
+            flat = r.flatten()
+            keep = min(self.k * r.shape[0], flat.numel())
+            vals, idx = flat.topk(keep)
+            return torch.zeros_like(flat).scatter(0, idx, vals).view_as(r)
+        theta = self._theta if self._theta is not None else 0.0
+        return r * (r > theta)
+
+    def _after_step(self, pre: torch.Tensor, z: torch.Tensor) -> None:
+        kept = z[z > 0]
+        if kept.numel():
+            low = float(kept.min())
+            self._theta = low if self._theta is None else 0.99 * self._theta + 0.01 * low
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"theta": np.array([self._theta or 0.0], np.float32)}
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        super().load_arrays(arrays)
+        self._theta = float(self._enc["theta"][0])

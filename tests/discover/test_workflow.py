@@ -1,0 +1,83 @@
+"""`conceptlab discover`, `importance` and `concepts apply` end to end on a few real
+Fashion-MNIST images through the packaged EfficientNet-Lite0 (small input size)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conceptlab.cli import app
+from conceptlab.data.base import build_dataset
+
+pytestmark = pytest.mark.slow  # real weights (still run in CI)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("disc")
+    res = CliRunner().invoke(app, [
+        "discover", "--data", "fashion-mnist", "--method", "nmf", "--k", "3",
+        "--image-size", "64", "--n-per-class", "4", "--n-crops", "3", "--class", "Trouser",
+        "--class", "Bag", "--out", str(root / "run"), "--cache", str(root / "cache")],
+        env={"CONCEPTLAB_NO_PROGRESS": "1"})
+    assert res.exit_code == 0, res.output
+    return root
+
+
+def test_discover_writes_banks_gallery_and_provenance(run_dir) -> None:
+    m = json.loads((run_dir / "run" / "metrics.json").read_text())
+    assert set(m["per_class"]) == {"Trouser", "Bag"} and m["layer"] == "features"
+    bank = json.loads((run_dir / "run" / "concepts" / "bag" / "bank.json").read_text())
+    prov = bank["provenance"]
+    assert prov["method"] == "nmf" and prov["layer"] == "features" and prov["seed"] == 0
+    assert prov["source"] == "crops" and prov["class"] == "Bag" and prov["data_fingerprint"]
+    assert len(bank["names"]) == 3 and all(0 <= s <= 1 for s in bank["metadata"]["head_score"])
+    assert (run_dir / "run" / "gallery" / "bag.png").stat().st_size > 1000
+    q = m["per_class"]["Bag"]["quality"]
+    assert 0 < q["r2"] <= 1 and m["probe_train_accuracy"] > 0.9
+
+
+def test_importance_writes_bars_overlays_and_fidelity(run_dir) -> None:
+    res = CliRunner().invoke(app, ["importance", str(run_dir / "run"), "--class", "Bag",
+                                   "--n-images", "4", "--n-design", "8", "--cache",
+                                   str(run_dir / "cache")], env={"CONCEPTLAB_NO_PROGRESS": "1"})
+    assert res.exit_code == 0, res.output
+    r = json.loads((run_dir / "run" / "importance" / "bag" / "importance.json").read_text())
+    assert set(r["fidelity"]) == {"sobol", "gradient_input", "occlusion", "random"}
+    for m in ("sobol", "gradient_input", "occlusion"):
+        assert len(r["ranking"][m]) == 3
+        assert 0 <= r["fidelity"][m]["deletion_auc"] <= 1
+    for name in ("bars.png", "overlays.png", "deletion.png"):
+        assert (run_dir / "run" / "importance" / "bag" / name).is_file()
+
+
+def test_apply_and_bad_input(run_dir, tmp_path) -> None:
+    img = build_dataset("fashion-mnist").official_split("test")[0]
+    img.save(tmp_path / "x.png")
+    res = CliRunner().invoke(app, ["concepts", "apply", str(run_dir / "run" / "concepts" / "bag"),
+                                   "--input", str(tmp_path / "x.png")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    codes = [c["code"] for c in rows[0]["concepts"]]
+    assert len(codes) == 3 and codes == sorted(codes, reverse=True) and np.isfinite(codes).all()
+    bad = CliRunner().invoke(app, ["importance", str(run_dir / "run"), "--class", "Sandal"])
+    assert bad.exit_code == 2 and "no concepts for class 'Sandal'" in bad.output
+    bad = CliRunner().invoke(app, ["discover", "--method", "nfm", "--out", str(tmp_path / "o")])
+    assert bad.exit_code == 2 and "did you mean nmf" in bad.output
+
+
+def test_spatial_source_at_an_earlier_signed_layer(tmp_path) -> None:
+    """Discovery on map positions at `_blocks.15` (signed activations: semi-NMF), and
+    importance through the rest of the network (a nonlinear head)."""
+    from conceptlab.workflows.discover import run_discover, run_importance
+
+    m = run_discover("fashion-mnist", tmp_path / "r", method="seminmf", k=3, layer="_blocks.15",
+                     image_size=64, n_per_class=3, classes=["Bag", "Sandal"], source="spatial",
+                     cache_dir=str(tmp_path / "c"))
+    assert m["source"] == "spatial" and m["layer"] == "_blocks.15"
+    r = run_importance(tmp_path / "r", "Bag", n_images=3, n_design=8,
+                       cache_dir=str(tmp_path / "c"))
+    assert r["fidelity"]["sobol"]["deletion_auc"] <= 1.0 and r["recall_original"] >= 0
