@@ -19,7 +19,6 @@ guarantees, each checked by a test:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ from conceptlab.bottleneck.objectives.base import (
 from conceptlab.bottleneck.objectives.functional import batch_correlations
 from conceptlab.errors import ConceptlabValueError
 from conceptlab.utils.arrays import standardization
+from conceptlab.utils.configs import replace_fields
 from conceptlab.utils.progress import progress
 from conceptlab.utils.threads import torch_threads
 
@@ -118,14 +118,7 @@ class TrainConfig:
 
 def train_config(config: TrainConfig | None = None, **overrides: Any) -> TrainConfig:
     """``config`` (default ``TrainConfig()``) with ``overrides``; unknown names are refused."""
-    base = config or TrainConfig()
-    if not overrides:
-        return base
-    valid = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise TrainConfigError(f"unknown training setting(s) {unknown}; valid: {sorted(valid)}")
-    return dataclasses.replace(base, **overrides)
+    return replace_fields(config or TrainConfig(), overrides, TrainConfigError, "training")
 
 
 

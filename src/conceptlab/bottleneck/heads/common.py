@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from conceptlab.utils.arrays import check_problem
+from conceptlab.utils.threads import threads_for, torch_threads
+
+if TYPE_CHECKING:
+    from conceptlab.bottleneck.heads.config import HeadConfig
+    from conceptlab.bottleneck.heads.linear import LinearHead
 
 
 def to_tensor(Z: np.ndarray, mean: np.ndarray, std: np.ndarray,
@@ -81,3 +91,16 @@ def log_prior_bias(y: np.ndarray, n_classes: int) -> np.ndarray:
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     return np.log(np.maximum(counts, 0.5) / counts.sum()).astype(np.float32)
 
+
+
+def run_fit(fit: Callable[..., LinearHead], Z_train: Any, y_train: Any, Z_val: Any, y_val: Any,
+            *, n_classes: Any, seed: int, cfg: HeadConfig) -> LinearHead:
+    """Check the problem, apply the thread rule, run ``fit`` on the checked arrays and record
+    the threads it used: the one entry every head fit goes through."""
+    Zt, yt, Zv, yv = check_problem(Z_train, y_train, Z_val, y_val, n_classes)
+    threads = cfg.num_threads or threads_for(Zt.shape[0] * Zt.shape[1] * int(n_classes),
+                                             cfg.device)
+    with torch_threads(threads):
+        head = fit(Zt, yt, Zv, yv, n_classes=int(n_classes), seed=seed, cfg=cfg)
+    head.info["threads"] = threads
+    return head

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.configs import replace_fields
 
 #: default L2 strengths (on the mean cross-entropy) swept by the dense fit, strongest first
 DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
@@ -89,11 +90,4 @@ class HeadConfig:
 
 def head_config(config: HeadConfig | None = None, **overrides: Any) -> HeadConfig:
     """``config`` (default ``HeadConfig()``) with ``overrides``; unknown names are refused."""
-    base = config or HeadConfig()
-    if not overrides:
-        return base
-    valid = {f.name for f in dataclasses.fields(HeadConfig)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise HeadConfigError(f"unknown head setting(s) {unknown}; valid: {sorted(valid)}")
-    return dataclasses.replace(base, **overrides)
+    return replace_fields(config or HeadConfig(), overrides, HeadConfigError, "head")

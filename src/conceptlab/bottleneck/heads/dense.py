@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from conceptlab.bottleneck.heads.common import eval_head, lbfgs, log_prior_bias, to_tensor
+from conceptlab.bottleneck.heads.common import eval_head, lbfgs, log_prior_bias, run_fit, to_tensor
 from conceptlab.bottleneck.heads.config import HeadConfig, head_config
 from conceptlab.bottleneck.heads.linear import LinearHead
-from conceptlab.utils.arrays import check_problem, standardization
-from conceptlab.utils.threads import threads_for, torch_threads
+from conceptlab.utils.arrays import standardization
 
 
 def fit_dense_head(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray,
@@ -34,14 +33,8 @@ def fit_dense_head(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray,
     ``max_iter`` caps the L-BFGS iterations per ``lambda``. ``seed`` is recorded; the fit
     itself is deterministic (zero initialisation). ``overrides`` are ``HeadConfig`` fields.
     """
-    cfg = head_config(config, **overrides)
-    Zt, yt, Zv, yv = check_problem(Z_train, y_train, Z_val, y_val, n_classes)
-    threads = cfg.num_threads or threads_for(Zt.shape[0] * Zt.shape[1] * int(n_classes),
-                                             cfg.device)
-    with torch_threads(threads):
-        head = dense_fit(Zt, yt, Zv, yv, n_classes=int(n_classes), seed=seed, cfg=cfg)
-    head.info["threads"] = threads
-    return head
+    return run_fit(dense_fit, Z_train, y_train, Z_val, y_val, n_classes=n_classes, seed=seed,
+                   cfg=head_config(config, **overrides))
 
 
 def dense_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *,

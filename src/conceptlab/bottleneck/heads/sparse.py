@@ -10,14 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conceptlab.bottleneck.heads.common import eval_head, lbfgs, log_prior_bias, to_tensor
+from conceptlab.bottleneck.heads.common import eval_head, lbfgs, log_prior_bias, run_fit, to_tensor
 from conceptlab.bottleneck.heads.config import HeadConfig, head_config
 from conceptlab.bottleneck.heads.dense import dense_fit
 from conceptlab.bottleneck.heads.linear import LinearHead
 from conceptlab.bottleneck.heads.solvers import SOLVERS, PathSolver
 from conceptlab.errors import ConceptlabValueError
-from conceptlab.utils.arrays import MIN_STD, check_problem, standardization
-from conceptlab.utils.threads import threads_for, torch_threads
+from conceptlab.utils.arrays import MIN_STD, standardization
 
 #: a weight counts as non-zero above this magnitude on the elastic-net path (glm-saga's 1e-5)
 PATH_ZERO_TOL = 1e-5
@@ -112,13 +111,8 @@ def fit_sparse_head(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray,
         cfg = head_config(cfg, nec=nec)
     if cfg.nec is None:
         raise ConceptlabValueError("a sparse head needs nec (a positive number)")
-    Zt, yt, Zv, yv = check_problem(Z_train, y_train, Z_val, y_val, n_classes)
-    threads = cfg.num_threads or threads_for(Zt.shape[0] * Zt.shape[1] * int(n_classes),
-                                             cfg.device)
-    with torch_threads(threads):
-        head = sparse_fit(Zt, yt, Zv, yv, n_classes=int(n_classes), seed=seed, cfg=cfg)
-    head.info["threads"] = threads
-    return head
+    return run_fit(sparse_fit, Z_train, y_train, Z_val, y_val, n_classes=n_classes, seed=seed,
+                   cfg=cfg)
 
 
 def sparse_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *,
