@@ -4,7 +4,7 @@ Fits, on synthetic rows at 384-d (the MiniLM / ConSE embedding size) with 10 cla
 random bank of K unit concept directions (K = 66, the Fashion-MNIST vocabulary size, and
 500): the dense head and the NEC head (``fit_dense_head`` / ``fit_sparse_head`` on concept
 scores ``X @ bank.T``, NEC = 5) and every CBL objective through the public model
-(``ConceptBottleneckModel(bank, classes, method=...)``, dense final layer). Data: 10 class
+(``ConceptBottleneckModel.from_options(bank, classes, method=...)``, dense final layer). Data: 10 class
 prototypes in a 32-d latent space plus noise, projected to 384-d; validation is 10% of N
 (at most 20,000 rows), carved apart. Each fit runs in its own subprocess, so its peak
 resident memory (``ru_maxrss``) is its own; data generation is included in the memory but
@@ -95,7 +95,8 @@ def one_fit(n: int, k: int, method: str, epochs: int | None) -> dict[str, Any]:
         hp: dict[str, Any] = {"max_epochs": cap, "show_progress": False}
         if n >= 1_000_000:
             hp["finetune_epochs"] = 0
-        model = ConceptBottleneckModel(bank, classes, method=method, nec=None, **hp)
+        model = ConceptBottleneckModel.from_options(bank, classes, method=method, nec=None,
+                                                    options=hp)
         labels = None
         if method == "supervised":
             labels = (Xt @ bank.vectors.T > 0.05).astype(np.float32)
