@@ -4,9 +4,9 @@ Fits, on synthetic rows at 384-d (the MiniLM / ConSE embedding size) with 10 cla
 random bank of K unit concept directions (K = 66, the Fashion-MNIST vocabulary size, and
 500): the dense head and the NEC head (``fit_dense_head`` / ``fit_sparse_head`` on concept
 scores ``X @ bank.T``, NEC = 5) and every CBL objective through the public model
-(``ConceptBottleneckModel.from_options(bank, classes, method=...)``, dense final layer). Data: 10 class
-prototypes in a 32-d latent space plus noise, projected to 384-d; validation is 10% of N
-(at most 20,000 rows), carved apart. Each fit runs in its own subprocess, so its peak
+(``ConceptBottleneckModel.from_options(bank, classes, method=...)``, dense final layer).
+Data: 10 class prototypes in a 32-d latent space plus noise, projected to 384-d; validation
+is 10% of N (at most 20,000 rows), carved apart. Each fit runs in its own subprocess, so its peak
 resident memory (``ru_maxrss``) is its own; data generation is included in the memory but
 not in the time.
 
