@@ -36,11 +36,7 @@ from conceptlab.encoders.base import Encoder, build_encoder
 from conceptlab.errors import InputError
 from conceptlab.faithfulness import intervention_gain
 from conceptlab.metrics import accuracy, per_class_accuracy
-from conceptlab.report.html import Figure
-from conceptlab.report.plots import (
-    plot_explanation,
-    plot_weight_heatmap,
-)
+from conceptlab.report.plots import plot_explanation
 from conceptlab.utils.io import atomic_run_dir, check_output_dir, read_json, write_json_atomic
 from conceptlab.workflows.baselines import backbone_features, probe_accuracy, run_probe
 from conceptlab.workflows.concepts import (
@@ -127,13 +123,11 @@ def fit_cbm(prep: Prepared, src: ConceptSource, method: str, nec: float | None,
     return model, row
 
 
-def explanation_figures(model: ConceptBottleneckModel, prep: Prepared, out: Path,
-                        n_examples: int | None = 4, top: int = 10
-                        ) -> tuple[list[Figure], list[dict[str, Any]]]:
+def save_explanations(model: ConceptBottleneckModel, prep: Prepared, out: Path,
+                      n_examples: int | None = 4, top: int = 10) -> list[dict[str, Any]]:
     """Explain the first right decision of each of the first ``n_examples`` classes (all
     classes when None) and the first wrong one of each true class (at most 6): PNG bar charts
     plus ``OUT/explanations.json`` (what the report shows)."""
-    figures: list[Figure] = []
     explanations: list[dict[str, Any]] = []
     y = prep.y["test"]
     picks = pick_decisions(y, model.predict(prep.X["test"]), n_right=n_examples)
@@ -141,21 +135,10 @@ def explanation_figures(model: ConceptBottleneckModel, prep: Prepared, out: Path
         truth = prep.class_names[int(y[i])]
         exp = {"test_index": i, "true_class": truth, **exp}
         explanations.append(exp)
-        path = plot_explanation(exp, out / f"explain_test{i}.png", top=top,
-                                title=f"test #{i}: predicted {exp['prediction']} (true {truth})")
-        figures.append(Figure(path, f"test item {i}: concepts behind '{exp['prediction']}'"))
+        plot_explanation(exp, out / f"explain_test{i}.png", top=top,
+                         title=f"test #{i}: predicted {exp['prediction']} (true {truth})")
     write_json_atomic(out / "explanations.json", explanations)
-    return figures, explanations
-
-
-def weight_heatmap(model: ConceptBottleneckModel, prep: Prepared, out: Path,
-                   title: str = "class x concept weights (standardised)") -> Path:
-    """The final layer as a class x concept PNG, in weights per standardised activation:
-    comparable across concepts (raw-unit weights blow up for units that are almost never
-    active, e.g. under a Gumbel softmax)."""
-    assert model.head_ is not None
-    return plot_weight_heatmap(model.head_.weight, prep.class_names, model.concept_names,
-                               out / "class_concept_weights.png", title=title)
+    return explanations
 
 
 def save_fitted(model: ConceptBottleneckModel, prep: Prepared, out: Path) -> None:
@@ -188,7 +171,7 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
         prep = prepare(config)
         src = concept_source(prep, concepts)
         model, row = fit_cbm(prep, src, method, nec, hparams)
-        explanation_figures(model, prep, out)  # explanations.json and bar-chart PNGs
+        save_explanations(model, prep, out)  # explanations.json and bar-chart PNGs
         metrics = {"command": "fit", **row, **prep.base_metrics(),
                    "concepts": describe_source(src), "hyper_parameters": model.hyper_parameters(),
                    "model_dir": str(final / "model"), "seconds": round(time.perf_counter() - t0, 3)}

@@ -15,7 +15,7 @@ from typing import Any
 from conceptlab.utils.io import atomic_run_dir
 from conceptlab.workflows.cbm import (
     comparison_rows,
-    explanation_figures,
+    save_explanations,
     save_fitted,
 )
 from conceptlab.workflows.concepts import concept_source, describe_source
@@ -62,7 +62,7 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
         shown = (SHOWN_MODEL, 5.0)
         model = models[shown]
         best = next(r for r in rows if (r["method"], r.get("nec_requested")) == shown)
-        explanation_figures(model, prep, out, n_examples=None, top=8)  # explanations.json
+        save_explanations(model, prep, out, n_examples=None, top=8)  # explanations.json
         metrics = {"command": "demo", "accuracy": best["accuracy"],
                    "method": SHOWN_MODEL,
                    "nec": best["nec"], "mean_active_concepts": best["mean_active_concepts"],
