@@ -14,24 +14,21 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from conceptlab import workflows
-from conceptlab.cli import app
 from conceptlab.concepts.vocab import VocabularyError
 from conceptlab.encoders.sentence import minilm_path
 from conceptlab.workflows import cbm
+from tests.cli_support import ENV, invoke, invoke_fails, invoke_json
 
 pytestmark = pytest.mark.slow  # real weights (still run in CI)
 
-ENV = {"CONCEPTLAB_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 TOPICS = {
     "sports": [
@@ -109,52 +106,16 @@ the colour blue
 a blue sky
 """
 
-runner = CliRunner()
-
 
 # ---------------------------------------------------------------------------------------------
 # helpers and fixtures
 # ---------------------------------------------------------------------------------------------
 
 
-def invoke(*args: Any) -> Any:
-    """Run one command in-process; it must succeed."""
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, (f"exit {result.exit_code}\n{result.output}\n"
-                                   f"{result.exception!r}")
-    return result
-
-
-def invoke_json(*args: Any) -> Any:
-    """Run a command that prints JSON on stdout (predict, explain --json, intervene)."""
-    return json.loads(invoke(*args).stdout)
-
-
-def invoke_fails(*args: Any) -> str:
-    """Run a command that must fail cleanly: exit code 2, an 'error:' line, no traceback."""
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 2, (f"exit {result.exit_code}\n{result.output}\n"
-                                   f"{result.exception!r}")
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    return result.output
-
-
 def read_metrics(out: Path) -> dict[str, Any]:
     path = out / "metrics.json"
     assert path.is_file(), f"{path} not written"
     return json.loads(path.read_text())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No progress bars, no network, and a default cache that is never the user's."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in ENV.items():
-            mp.setenv(key, value)
-        mp.setenv("CONCEPTLAB_CACHE", str(tmp_path_factory.mktemp("default-cache")))
-        mp.delenv("CONCEPTLAB_DEBUG", raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")

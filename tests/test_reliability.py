@@ -27,18 +27,17 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 import conceptlab.utils.io as io_mod
 from conceptlab.cli import app
 from conceptlab.data.base import build_dataset
 from conceptlab.data.folder import open_image
 from conceptlab.utils.progress import progress
+from tests.cli_support import ENV, invoke, invoke_fails, invoke_json
 
 pytestmark = pytest.mark.slow  # real weights (still run in CI)
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"CONCEPTLAB_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 TOPICS = {
     "sports": ["The striker scored a late goal in the football match",
                "The tennis player won the final set",
@@ -71,38 +70,6 @@ a computer machine
 NEW = {"cooking": "Fry the garlic in olive oil and add the chopped tomatoes",
        "sports": "The midfielder passed the ball and the team scored a goal",
        "computers": "Restart the computer after installing the software update"}
-
-runner = CliRunner()
-
-
-def invoke(*args: Any) -> Any:
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    return result
-
-
-def invoke_json(*args: Any) -> Any:
-    return json.loads(invoke(*args).stdout)
-
-
-def invoke_fails(*args: Any) -> str:
-    """A command that must fail cleanly: exit code 2, one 'error:' line, no traceback."""
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == 2, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    assert result.output.count("error:") == 1, result.output
-    return result.output
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in ENV.items():
-            mp.setenv(key, value)
-        mp.setenv("CONCEPTLAB_CACHE", str(tmp_path_factory.mktemp("default-cache")))
-        mp.delenv("CONCEPTLAB_DEBUG", raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")
