@@ -41,10 +41,9 @@ def invoke_fails(*args: Any) -> str:
     return result.output
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cli_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No progress bars, no network, and a default cache that is never the user's (a module
-    that imports this fixture gets it for all its tests)."""
+def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No progress bars, no network, and a default cache that is never the user's: the body
+    of each CLI test module's autouse fixture (``yield from isolated_env(...)``)."""
     with pytest.MonkeyPatch.context() as mp:
         for key, value in ENV.items():
             mp.setenv(key, value)

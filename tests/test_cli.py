@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from conceptlab import workflows
 from conceptlab.concepts.vocab import VocabularyError
 from conceptlab.encoders.sentence import minilm_path
 from conceptlab.workflows import cbm
-from tests.cli_support import ENV, invoke, invoke_fails, invoke_json
+from tests.cli_support import ENV, invoke, invoke_fails, invoke_json, isolated_env
 
 pytestmark = pytest.mark.slow  # real weights (still run in CI)
 
@@ -110,6 +111,11 @@ a blue sky
 # ---------------------------------------------------------------------------------------------
 # helpers and fixtures
 # ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield from isolated_env(tmp_path_factory)
 
 
 def read_metrics(out: Path) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from conceptlab.cli import app
 from conceptlab.data.base import build_dataset
 from conceptlab.data.folder import open_image
 from conceptlab.utils.progress import progress
-from tests.cli_support import ENV, invoke, invoke_fails, invoke_json
+from tests.cli_support import ENV, invoke, invoke_fails, invoke_json, isolated_env
 
 pytestmark = pytest.mark.slow  # real weights (still run in CI)
 
@@ -70,6 +70,11 @@ a computer machine
 NEW = {"cooking": "Fry the garlic in olive oil and add the chopped tomatoes",
        "sports": "The midfielder passed the ball and the team scored a goal",
        "computers": "Restart the computer after installing the software update"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield from isolated_env(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
