@@ -162,6 +162,13 @@ def fit_text_cbm(tmp_path_factory: pytest.TempPathFactory, text_data: dict[str, 
     return out
 
 
+def fit_text_cbm_at(out: Path, text_data: dict[str, Path], cache: Path, method: str,
+                    *extra: str) -> Path:
+    invoke("fit", *text_args(text_data, cache), "--out", out, "--concepts", text_data["vocab"],
+           "--method", method, *extra)
+    return out
+
+
 @pytest.fixture(scope="module")
 def fit_l1(tmp_path_factory: pytest.TempPathFactory, text_data: dict[str, Path],
            cache: Path) -> Path:
@@ -281,6 +288,22 @@ def test_fit_l1_with_exact_nec(fit_l1: Path) -> None:
     model, _ = cbm.load_saved(fit_l1)
     w, _ = model.effective_head()
     assert (np.count_nonzero(w, axis=1) <= 2).all() and np.count_nonzero(w) == 2 * 3
+
+
+def test_fit_dncbm_reports_accuracy_beside_faithfulness(
+        tmp_path: Path, text_data: dict[str, Path], cache: Path) -> None:
+    out = fit_text_cbm_at(tmp_path / "dn", text_data, cache, "dncbm", "--nec", "2",
+                          "--set", "units=24", "--set", "min_steps=300")
+    metrics = read_metrics(out)
+    assert metrics["method"] == "dncbm" and metrics["nec"] <= 2 + 1e-9
+    assert metrics["accuracy"] > 0.5  # chance is 1/3
+    faith = metrics["faithfulness"]
+    assert faith["grounded_by"] == "naming" and faith["random_bank_agreement"] == 1.0
+    assert -1 <= faith["unit_fidelity_median"] <= 1 and "shuffled_names_accuracy" in faith
+    vocab = [line for line in VOCAB.splitlines() if line and line[0] not in "#["]
+    assert metrics["units_used"] and {u["name"] for u in metrics["units_used"]} <= set(vocab)
+    message = invoke_fails("predict", out, "--text", "a robot")
+    assert "DN-CBM" in message
 
 
 def test_fit_gumbel_dense_records_hyper_parameters(fit_gumbel: Path) -> None:

@@ -4,9 +4,13 @@ sparse head classifies well."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
 
-from conceptlab.discover.dncbm import fit_dncbm
+import numpy as np
+import pytest
+
+from conceptlab.discover.dncbm import DNCBM, DNCBMConfig, audit_dncbm, fit_dncbm
+from conceptlab.errors import ConceptlabError
 
 WORDS = ["stripes", "dots", "fur", "metal", "glass", "wood"]
 
@@ -37,3 +41,49 @@ def test_dncbm_names_units_and_classifies() -> None:
     assert acc > 0.9, acc
     assert m.codes(Zt).shape == (300, len(m.alive)) and m.head.nec <= 2 + 1e-9
     assert m.info["alive_units"] == len(m.concept_names)
+
+
+def fitted(nec: float = 2) -> tuple:
+    Z, y, E = planted(1200, 1)
+    Zv, yv, _ = planted(300, 2)
+    Zt, yt, _ = planted(300, 3)
+    m = fit_dncbm(Z, y, Zv, yv, n_classes=3, vocab=WORDS, vocab_embeddings=E, n_concepts=6,
+                  nec=nec, seed=0, sae_options={"min_steps": 800})
+    return m, (Z, y, Zv, yv), (Zt, yt), E
+
+
+def test_dncbm_audit_measures_name_fidelity_and_the_vocabulary_free_decision() -> None:
+    m, refit, (Zt, yt), E = fitted()
+    rec = audit_dncbm(m, Zt, yt, vocab=WORDS, vocab_embeddings=E, refit=refit)
+    assert rec["grounded_by"] == "naming"
+    assert rec["unit_fidelity_median"] > 0.8 and rec["name_match_rate"] == 1.0
+    # the SAE and head never read the vocabulary: a random one changes only the names
+    assert rec["random_bank_agreement"] == 1.0 and rec["random_bank_gap"] == 0.0
+    assert rec["trusted"] and any("never read the vocabulary" in w for w in rec["warnings"])
+    assert rec["deletion_auc"] < rec["random_deletion_auc"]
+
+
+def test_dncbm_audit_catches_units_under_wrong_names() -> None:
+    m, _, (Zt, yt), E = fitted()
+    wrong = WORDS[3:] + WORDS[:3]  # every unit renamed to another planted word
+    m.names = [wrong[WORDS.index(n)] for n in m.names]
+    rec = audit_dncbm(m, Zt, yt, vocab=WORDS, vocab_embeddings=E)
+    assert rec["unit_fidelity_median"] < 0.5 and rec["name_match_rate"] == 0.0
+    assert not rec["trusted"]
+
+
+def test_dncbm_reloads_to_identical_predictions(tmp_path: Path) -> None:
+    m, _, (Zt, _), _ = fitted()
+    back = DNCBM.load(m.save(tmp_path / "model"))
+    np.testing.assert_array_equal(back.logits(Zt), m.logits(Zt))
+    assert back.concept_names == m.concept_names and back.info["seed"] == 0
+
+
+def test_dncbm_config_rejects_bad_settings_by_name() -> None:
+    assert DNCBMConfig.from_options({"units": 12, "l1": 0.2}).dictionary_options == {"l1": 0.2}
+    with pytest.raises(ConceptlabError, match="bad option"):
+        DNCBMConfig.from_options({"l11": 0.2})
+    with pytest.raises(ConceptlabError, match="sparse autoencoder"):
+        DNCBMConfig.from_options({"dictionary": "nmf"})
+    with pytest.raises(ConceptlabError, match="units"):
+        DNCBMConfig.from_options({"units": 0})

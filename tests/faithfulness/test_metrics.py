@@ -105,3 +105,22 @@ def test_verdict_for_label_trained_units_uses_concept_auroc() -> None:
     assert ok.trusted and not ok.warnings
     bad = fm.verdict({"grounded_by": "labels", "concept_auroc_mean": 0.55})
     assert not bad.trusted and "AUROC" in bad.warnings[0]
+
+
+def test_name_match_rate_with_named_units_among_a_vocabulary() -> None:
+    rng = np.random.default_rng(2)
+    S = rng.normal(size=(300, 4))  # 4 vocabulary concepts
+    U = S[:, [2, 2, 0]] + 0.01 * rng.normal(size=(300, 3))  # 3 units, two track concept 2
+    assert fm.name_match_rate(U, S, own=[2, 2, 0]) == 1.0
+    assert fm.name_match_rate(U, S, own=[2, 1, 3]) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="one concept column"):
+        fm.name_match_rate(U, S, own=[2, 4, 0])
+
+
+def test_verdict_for_post_hoc_named_units_gates_on_fidelity_only() -> None:
+    ok = fm.verdict({"grounded_by": "naming", "unit_fidelity_median": 0.7,
+                     "random_bank_agreement": 1.0})
+    assert ok.trusted and "never read the vocabulary" in ok.warnings[0]
+    bad = fm.verdict({"grounded_by": "naming", "unit_fidelity_median": 0.2,
+                      "random_bank_agreement": 1.0})
+    assert not bad.trusted and "do not track" in bad.warnings[0]

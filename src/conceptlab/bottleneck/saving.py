@@ -127,6 +127,10 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
     if not (folder / MODEL_WEIGHTS).is_file():
         raise ModelFormatError(f"{folder}: missing {MODEL_WEIGHTS}")
     meta = _read_meta(folder)
+    if meta.get("kind") == "dn-cbm":
+        raise ModelFormatError(f"{folder}: a DN-CBM model; predict, explain, intervene, serve "
+                               f"and report read concept bottleneck models (load this one "
+                               f"with conceptlab.discover.dncbm.DNCBM.load)")
     if meta.get("format") != MODEL_FORMAT or meta.get("kind") != "concept_bottleneck_model":
         raise ModelFormatError(f"{folder}: not a conceptlab concept bottleneck model of "
                                f"format {MODEL_FORMAT} (format={meta.get('format')!r}); "

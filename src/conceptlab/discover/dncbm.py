@@ -1,27 +1,67 @@
 """DN-CBM (Rao et al., ECCV 2024, "Discover-then-Name: Task-Agnostic Concept Bottlenecks via
-Automated Concept Discovery"): a sparse autoencoder on encoder embeddings discovers concepts,
-each unit is named by the vocabulary entry whose text embedding is closest to its decoder
-direction (section 3.2), and a sparse linear head on the unit activations classifies
-(section 3.3).
+Automated Concept Discovery"): a sparse autoencoder on encoder embeddings discovers concepts
+(eq. 2: reconstruction + l1), each unit is named by the vocabulary entry whose text embedding
+is closest to its decoder direction (section 3.2, cosine), and a sparse linear head on the unit
+activations classifies (section 3.3).
 
 Here the SAE is ``discover.sae`` (ReLU + l1 by default), the namer ``naming.name_by_text`` and
 the head ``bottleneck.heads.fit_sparse_head`` at a chosen NEC (or ``fit_dense_head`` with
 ``nec=None``), all on the same embeddings as the other rows of a comparison. The paper trains
 its SAE on CC3M embeddings (task-agnostic); offline we train it on the task's training
 embeddings, which is recorded as ``sae_data = "train split"``.
+
+``audit_dncbm`` gives a fitted DN-CBM the columns every CBM of the project reports
+(``bottleneck.audit``): the score of unit k's concept is the encoder's score of its *name*
+(cosine of the input with the name's text embedding), so unit fidelity asks whether a unit
+tracks what it is called; the random-vocabulary control is a real refit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
+from conceptlab import faithfulness as fm
 from conceptlab.bottleneck.heads import LinearHead, fit_dense_head, fit_sparse_head
-from conceptlab.discover.base import Dictionary, build_dictionary
+from conceptlab.concepts.bank import ConceptBank
+from conceptlab.discover.base import Dictionary, DictionaryError, build_dictionary
 from conceptlab.discover.metrics import dictionary_report
 from conceptlab.discover.naming import name_by_text
+from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
+
+FORMAT = 1
+KIND = "dn-cbm"
+
+
+@dataclass(frozen=True)
+class DNCBMConfig:
+    """How a DN-CBM is fitted: ``units`` SAE units (None: 4 x the embedding width; the paper's
+    expansion factor is 8 on CLIP's 512/768-d), the ``dictionary`` method (``sae``,
+    ``topk-sae``, ``batchtopk-sae``) and its options (``l1``, ``k``, ``epochs``, ...)."""
+
+    units: int | None = None
+    dictionary: str = "sae"
+    dictionary_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> DNCBMConfig:
+        """From the flat ``--set`` settings: ``units``, ``dictionary``; any other key is an
+        option of the dictionary (checked by building one, so a typo fails before any work)."""
+        opts = dict(options or {})
+        units = opts.pop("units", None)
+        if units is not None and (isinstance(units, bool) or int(units) < 1):
+            raise ConceptlabValueError(f"units must be a positive integer, got {units!r}")
+        method = str(opts.pop("dictionary", "sae"))
+        if not method.endswith("sae"):
+            raise ConceptlabValueError(f"DN-CBM needs a sparse autoencoder dictionary (sae, "
+                                       f"topk-sae, batchtopk-sae), got {method!r}")
+        build_dictionary(method, 2, **opts)  # raises on an unknown method or option
+        return cls(None if units is None else int(units), method, opts)
 
 
 @dataclass
@@ -33,11 +73,12 @@ class DNCBM:
     name_scores: np.ndarray
     head: LinearHead
     alive: np.ndarray  # units the head reads (those active on the training split)
+    class_names: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
     def codes(self, Z: np.ndarray) -> np.ndarray:
         """Unit activations of embeddings ``Z`` (N x units read by the head)."""
-        return self.dictionary.encode(Z)[:, self.alive]
+        return self.dictionary.encode(np.asarray(Z, np.float32))[:, self.alive]
 
     def logits(self, Z: np.ndarray) -> np.ndarray:
         return self.head.logits(self.codes(Z))
@@ -50,16 +91,51 @@ class DNCBM:
         """Names of the units the head reads, in its column order."""
         return [self.names[i] for i in self.alive]
 
+    def effective_head(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W', b')`` with ``logits = codes . W'^T + b'`` (standardisation folded in)."""
+        w = self.head.weight / self.head.std
+        return w.astype(np.float32), (self.head.bias - w @ self.head.mean).astype(np.float32)
+
+    def save(self, folder: str | Path) -> Path:
+        """``folder/{model.safetensors, model.json}``, atomically (never pickle)."""
+        meta, arrays = self.dictionary.state()
+        tensors = {f"sae.{k}": np.ascontiguousarray(v) for k, v in arrays.items()}
+        tensors.update({"head.weight": self.head.weight, "head.bias": self.head.bias,
+                        "head.mean": self.head.mean, "head.std": self.head.std,
+                        "alive": self.alive.astype(np.int64),
+                        "name_scores": self.name_scores.astype(np.float32)})
+        with atomic_dir(folder) as tmp:
+            save_file(tensors, str(tmp / "model.safetensors"))
+            write_json_atomic(tmp / "model.json", {
+                "format": FORMAT, "kind": KIND, "dictionary": meta, "names": self.names,
+                "class_names": self.class_names, "head_info": self.head.info,
+                "info": self.info})
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> DNCBM:
+        folder = Path(folder)
+        meta = read_json(folder / "model.json")
+        if meta.get("kind") != KIND or meta.get("format") != FORMAT:
+            raise ConceptlabValueError(f"{folder}: not a DN-CBM folder of format {FORMAT}")
+        t = load_file(str(folder / "model.safetensors"))
+        sae = Dictionary.from_state(meta["dictionary"], {k[4:]: v for k, v in t.items()
+                                                         if k.startswith("sae.")})
+        head = LinearHead(t["head.weight"], t["head.bias"], t["head.mean"], t["head.std"],
+                          info=meta.get("head_info", {}))
+        return cls(sae, list(meta["names"]), t["name_scores"], head, t["alive"],
+                   list(meta.get("class_names", [])), meta.get("info", {}))
+
 
 def fit_dncbm(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray, y_val: np.ndarray,
               *, n_classes: int, vocab: list[str], vocab_embeddings: np.ndarray,
               n_concepts: int | None = None, nec: float | None = 5.0, seed: int = 0,
               method: str = "sae", sae_options: dict[str, Any] | None = None,
-              head_options: dict[str, Any] | None = None) -> DNCBM:
+              head_options: dict[str, Any] | None = None,
+              class_names: list[str] | None = None) -> DNCBM:
     """Fit DN-CBM on embeddings (see the module docstring).
 
-    ``n_concepts`` defaults to 4 x the embedding width (the paper's expansion factor is 8 on
-    CLIP's 512/768-d). Units never active on the training split are dropped before the head.
+    Units never active on the training split are dropped before the head.
     ``vocab_embeddings``: the vocabulary through the text side of the same joint space.
     """
     Z_train = np.asarray(Z_train, np.float32)
@@ -69,7 +145,7 @@ def fit_dncbm(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray, y_val
     named = name_by_text(sae.dictionary, vocab_embeddings, vocab, top=3)
     alive = np.flatnonzero((U_train > 0).any(0))
     if len(alive) == 0:
-        raise ValueError("DN-CBM: every SAE unit is dead on the training split; lower l1")
+        raise DictionaryError("DN-CBM: every SAE unit is dead on the training split; lower l1")
     U_val = sae.encode(np.asarray(Z_val, np.float32))
     opts = dict(head_options or {})
     if nec is None:
@@ -79,8 +155,85 @@ def fit_dncbm(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray, y_val
         head = fit_sparse_head(U_train[:, alive], y_train, U_val[:, alive], y_val,
                                n_classes=n_classes, nec=nec, seed=seed, **opts)
     quality = dictionary_report(Z_train, U_train, sae.decode(U_train))
-    info = {"method": "dn-cbm", "sae": {"method": method, **sae.params()}, "nec": nec,
+    info = {"method": KIND, "sae": {"method": method, **sae.params()}, "nec": nec,
             "units": k, "alive_units": len(alive), "sae_data": "train split",
-            "sae_quality": quality, "seed": seed}
+            "sae_quality": quality, "seed": seed,
+            "sae_options": dict(sae_options or {}), "head_options": opts}
     return DNCBM(sae, [n["name"] for n in named], np.array([n["score"] for n in named]),
-                 head, alive, info)
+                 head, alive, list(class_names or [f"class {i}" for i in range(n_classes)]),
+                 info)
+
+
+def _refit(model: DNCBM, Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray,
+           y_val: np.ndarray, vocab: list[str], vocab_embeddings: np.ndarray) -> DNCBM:
+    i = model.info
+    return fit_dncbm(Z_train, y_train, Z_val, y_val, n_classes=model.head.n_classes,
+                     vocab=vocab, vocab_embeddings=vocab_embeddings, n_concepts=i["units"],
+                     nec=i["nec"], seed=i["seed"], method=i["sae"]["method"],
+                     sae_options=i["sae_options"], head_options=i["head_options"],
+                     class_names=model.class_names)
+
+
+def audit_dncbm(model: DNCBM, Z_test: np.ndarray, y_test: np.ndarray, *, vocab: list[str],
+                vocab_embeddings: np.ndarray,
+                refit: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+                concept_labels_test: np.ndarray | None = None,
+                concept_label_names: list[str] | None = None,
+                control_seed: int | None = None) -> dict[str, Any]:
+    """The faithfulness record of a fitted DN-CBM on held-out data, with the keys of
+    ``bottleneck.audit.audit`` (``grounded_by = "naming"``).
+
+    Unit fidelity: correlation of each used unit with the encoder's score of its name; name
+    match: the share of used units whose most correlated vocabulary entry is their name.
+    ``refit = (Z_train, y_train, Z_val, y_val)`` adds the random-vocabulary (seeded random
+    unit directions, same names) and shuffled-names refits. Ground-truth ``concept_labels_test``
+    (N x M, 0/1, columns ``concept_label_names``) add the AUROC of each used unit against the
+    label of its name (``concept_auroc_mean``), for units named after a labelled concept.
+    """
+    seed = int(model.info.get("seed", 0)) if control_seed is None else int(control_seed)
+    vocab = list(vocab)
+    bank = ConceptBank(np.asarray(vocab_embeddings, np.float32), vocab)
+    index = {n: i for i, n in enumerate(vocab)}
+    Z = np.asarray(Z_test, np.float32)
+    y = np.asarray(y_test)
+    H = model.codes(Z)
+    S = bank.scores(Z)
+    own = np.array([index[n] for n in model.concept_names])
+    W, b = model.effective_head()
+    used = (model.head.weight != 0).any(axis=0)
+    fid = fm.unit_fidelity(H, S[:, own], used)
+    pred = model.predict(Z)
+    acc = float((pred == y).mean())
+    di = fm.deletion_insertion(H, W, b, seed=seed)
+    out: dict[str, Any] = {
+        "split": "test", "n": len(Z), "grounded_by": "naming",
+        "unit_fidelity_median": fid["median"], "n_units_used": fid["n_used"],
+        "name_match_rate": fm.name_match_rate(H, S, used, own=own),
+        "name_cosine_mean": float(model.name_scores[model.alive][used].mean()),
+        "distinct_names_used": len({model.concept_names[i] for i in np.flatnonzero(used)}),
+        "intercept_share": fm.intercept_share(H, W, b)["median"],
+        "top_unit_unused_rate": fm.top_unit_unused_rate(H, W, b),
+        **{k: v for k, v in di.items() if k.endswith("_auc")},
+    }
+    if concept_labels_test is not None and concept_label_names:
+        cols = {n: i for i, n in enumerate(concept_label_names)}
+        units = [i for i in np.flatnonzero(used) if model.concept_names[i] in cols]
+        if units:
+            labels = np.asarray(concept_labels_test)[:, [cols[model.concept_names[i]]
+                                                         for i in units]]
+            auroc = fm.concept_auroc(H[:, units], labels)
+            finite = auroc[np.isfinite(auroc)]
+            out["concept_auroc_mean"] = float(finite.mean()) if len(finite) else float("nan")
+    if refit is not None:
+        rng = np.random.default_rng(seed + 7919)
+        random_vocab = rng.standard_normal(np.shape(vocab_embeddings)).astype(np.float32)
+        rnd = _refit(model, *refit, vocab, random_vocab)
+        rnd_pred = rnd.predict(Z)
+        out["random_bank_accuracy"] = float((rnd_pred == y).mean())
+        out["random_bank_gap"] = acc - out["random_bank_accuracy"]
+        out["random_bank_agreement"] = fm.prediction_agreement(pred, rnd_pred)
+        perm = np.random.default_rng(seed + 104729).permutation(len(vocab))
+        shuf = _refit(model, *refit, vocab, np.asarray(vocab_embeddings)[perm])
+        out["shuffled_names_accuracy"] = float((shuf.predict(Z) == y).mean())
+    out.update(fm.verdict(out).as_dict())
+    return out

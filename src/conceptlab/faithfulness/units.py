@@ -65,20 +65,29 @@ def unit_fidelity(U: Any, S: Any, used: Any = None) -> dict[str, Any]:
     return {"per_unit": r, "median": median, "n_used": int(mask.sum())}
 
 
-def name_match_rate(U: Any, S: Any, used: Any = None) -> float:
+def name_match_rate(U: Any, S: Any, used: Any = None, own: Any = None) -> float:
     """Share of ``used`` units whose most correlated concept among all K is their own name.
 
-    A unit whose correlation ties its own concept's counts as a match (ties are measure-zero
-    for real data, and a tie is not evidence against the name)."""
+    ``own`` (one concept column per unit) is for units that are not one per concept, as
+    discovered units named from a vocabulary are: unit k's name is column ``own[k]`` of ``S``
+    (default: unit k is concept k). A unit whose correlation ties its own concept's counts as a
+    match (ties are measure-zero for real data, and a tie is not evidence against the name)."""
     M = correlation_matrix(U, S)
-    if M.shape[0] != M.shape[1]:
-        raise ValueError(f"name matching needs one unit per concept, got {M.shape}")
+    if own is None:
+        if M.shape[0] != M.shape[1]:
+            raise ValueError(f"name matching needs one unit per concept, got {M.shape}")
+        own_idx = np.arange(M.shape[0])
+    else:
+        own_idx = np.asarray(own, dtype=np.int64)
+        if own_idx.shape != (M.shape[0],) or (own_idx < 0).any() or (own_idx >= M.shape[1]).any():
+            raise ValueError(f"own must give one concept column in [0, {M.shape[1]}) per unit "
+                             f"({M.shape[0]}), got shape {own_idx.shape}")
     mask = _used(used, M.shape[0])
     if not mask.any():
         return float("nan")
-    own = np.diag(M)
+    own_corr = M[np.arange(M.shape[0]), own_idx]
     best = M.max(axis=1)
-    return float((own[mask] >= best[mask] - 1e-12).mean())
+    return float((own_corr[mask] >= best[mask] - 1e-12).mean())
 
 
 def concept_auroc(U: Any, labels: Any) -> np.ndarray:

@@ -40,6 +40,10 @@ def verdict(faithfulness: dict[str, Any]) -> Verdict:
     joint CBM) mean their names through the labels, not through the bank's directions, so for
     them a random bank changing nothing is expected: they are judged by their mean concept
     AUROC against held-out labels instead (``AUROC_MIN``).
+
+    Units discovered without the vocabulary and named afterwards (``grounded_by ==
+    "naming"``, DN-CBM) cannot depend on the bank by construction: for them a random bank's
+    agreement is reported as a warning, and the gate is each unit's fidelity to its name.
     """
     if faithfulness.get("grounded_by") == "labels":
         auroc = _finite(faithfulness.get("concept_auroc_mean"))
@@ -53,6 +57,7 @@ def verdict(faithfulness: dict[str, Any]) -> Verdict:
         return Verdict(True, [])
     warnings: list[str] = []
     trusted = True
+    post_hoc = faithfulness.get("grounded_by") == "naming"
     fid = _finite(faithfulness.get("unit_fidelity_median"))
     if fid is not None and fid < FIDELITY_MIN:
         trusted = False
@@ -60,7 +65,11 @@ def verdict(faithfulness: dict[str, Any]) -> Verdict:
                         f"correlation {fid:.2f} < {FIDELITY_MIN}): the concept names of this "
                         f"model are not to be trusted")
     agree = _finite(faithfulness.get("random_bank_agreement"))
-    if agree is not None and agree > AGREEMENT_MAX:
+    if agree is not None and agree > AGREEMENT_MAX and post_hoc:
+        warnings.append(f"the decisions never read the vocabulary ({agree:.1%} agreement with "
+                        f"a random one): the names describe discovered units after the fact "
+                        f"and are only as good as their fidelity")
+    elif agree is not None and agree > AGREEMENT_MAX:
         trusted = False
         warnings.append(f"a random concept bank gives the same predictions ({agree:.1%} "
                         f"agreement > {AGREEMENT_MAX:.0%}): the model does not use its "

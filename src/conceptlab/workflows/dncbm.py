@@ -1,0 +1,91 @@
+"""DN-CBM as a ``fit`` method (``conceptlab fit --method dncbm``): on the run's cached
+embeddings, with the run's concept vocabulary as the namer's vocabulary, audited like every CBM.
+
+Writes ``OUT/metrics.json`` (accuracy beside the faithfulness record), ``OUT/model`` (the SAE,
+unit names and head: safetensors + JSON) and ``OUT/encoder.json``, all at once.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conceptlab.bottleneck.heads import HeadConfig
+from conceptlab.discover.dncbm import DNCBM, DNCBMConfig, audit_dncbm, fit_dncbm
+from conceptlab.metrics import accuracy, mean_active_concepts
+from conceptlab.utils.io import atomic_run_dir, write_json_atomic
+from conceptlab.workflows.concepts import (
+    ConceptSource,
+    check_concepts,
+    concept_source,
+    describe_source,
+)
+from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+
+METHOD = "dncbm"
+
+
+def fit_dncbm_row(prep: Prepared, src: ConceptSource, nec: float | None,
+                  options: dict[str, Any] | None = None, *, seed: int | None = None,
+                  controls: bool = True) -> tuple[DNCBM, dict[str, Any]]:
+    """Fit DN-CBM on the prepared train/val embeddings, score and audit it on test (the row
+    has the keys of ``workflows.cbm.fit_cbm``'s)."""
+    cfg = DNCBMConfig.from_options(options)
+    seed = prep.config.seed if seed is None else int(seed)
+    X, y = prep.X, prep.y
+    vocab, E = list(src.bank.names), src.bank.vectors
+    t0 = time.perf_counter()
+    model = fit_dncbm(X["train"], y["train"], X["val"], y["val"],
+                      n_classes=len(prep.class_names), vocab=vocab, vocab_embeddings=E,
+                      n_concepts=cfg.units, nec=nec, seed=seed, method=cfg.dictionary,
+                      sae_options=cfg.dictionary_options, class_names=prep.class_names)
+    fit_seconds = time.perf_counter() - t0
+    codes = model.codes(X["test"])
+    pred = model.head.predict(codes)
+    W, _ = model.effective_head()
+    labels = src.concept_labels
+    faith = audit_dncbm(
+        model, X["test"], y["test"], vocab=vocab, vocab_embeddings=E,
+        refit=(X["train"], y["train"], X["val"], y["val"]) if controls else None,
+        concept_labels_test=None if labels is None else labels["test"],
+        concept_label_names=vocab if labels is not None else None)
+    row: dict[str, Any] = {
+        "method": METHOD, "seed": seed, "accuracy": accuracy(y["test"], pred),
+        "val_accuracy": model.head.info.get("val_accuracy"), "nec": model.head.nec,
+        "nec_requested": nec, "n_concepts": len(model.alive),
+        "mean_active_concepts": mean_active_concepts(W[pred] * codes),
+        "fit_seconds": round(fit_seconds, 3), "dncbm": model.info,
+        "faithfulness": faith, "trusted": faith["trusted"],
+    }
+    return model, row
+
+
+def run_dncbm(config: RunConfig, out: str | Path, *, concepts: str = "auto",
+              nec: float | None = None, hparams: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """``conceptlab fit --method dncbm``: fit, audit and save one DN-CBM."""
+    check_concepts(concepts)
+    DNCBMConfig.from_options(hparams)  # bad settings fail before any encoding
+    if nec is not None:
+        HeadConfig(nec=nec)
+    final = Path(out)
+    with atomic_run_dir(final) as staged:
+        t0 = time.perf_counter()
+        prep = prepare(config)
+        src = concept_source(prep, concepts)
+        model, row = fit_dncbm_row(prep, src, nec, hparams)
+        model.save(staged / "model")
+        write_json_atomic(staged / "encoder.json", {
+            "spec": prep.config.encoder, "options": prep.config.encoder_options,
+            "fingerprint": prep.encoder.fingerprint()})
+        used = np.flatnonzero((model.head.weight != 0).any(axis=0))
+        metrics = {"command": "fit", **row, **prep.base_metrics(), "concepts": describe_source(src),
+                   "units_used": [{"unit": int(model.alive[i]), "name": model.concept_names[i],
+                                   "name_cosine": float(model.name_scores[model.alive[i]])}
+                                  for i in used],
+                   "model_dir": str(final / "model"),
+                   "seconds": round(time.perf_counter() - t0, 3)}
+        return finish(staged, metrics)
