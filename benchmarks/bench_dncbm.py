@@ -1,76 +1,98 @@
-"""DN-CBM on the offline ConSE embeddings of Fashion-MNIST (the same space and splits as the
-comparison table's rows): accuracy at NEC = 5 and dense, unit-name cosines, fit time, beside a
-linear probe on the same embeddings.
+"""DN-CBM beside the faithfulness table's rows: the same offline ConSE embeddings of
+Fashion-MNIST, the same splits (10,000 train / 1,000 val carved from train / the full official
+test), the same vocabulary (the built-in Fashion-MNIST concepts through MiniLM, as the CBM rows
+name theirs), the same audit columns, seeds 0, 1, 2 (mean ± 95% t-interval).
 
-    flock /tmp/conceptlab-heavy.lock python benchmarks/bench_dncbm.py [--n-train 10000]
+    python benchmarks/bench_dncbm.py [--n-train 10000] [--seeds 0 1 2] [--units 1536]
 
-Vocabulary: the concept bank the CBM rows use (`concept_source(prep, "auto")`: the built-in
-Fashion-MNIST concepts through MiniLM). Writes benchmarks/results/bench_dncbm.json.
+Each row is ``workflows.dncbm.fit_dncbm_row`` (what ``conceptlab fit --method dncbm`` runs),
+at NEC = 5 and with a dense head, with the random-vocabulary and shuffled-names refits.
+Writes benchmarks/results/bench_dncbm.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_faithfulness import FAITH_COLUMNS, fmt, interval, markdown, summarize
 
 RESULTS = Path(__file__).resolve().parent / "results"
+EXTRA = ("name_cosine_mean", "distinct_names_used", "n_units_used")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-train", type=int, default=10000)
     ap.add_argument("--n-val", type=int, default=1000)
     ap.add_argument("--n-test", type=int, default=None)
     ap.add_argument("--units", type=int, default=1536, help="SAE units (4 x 384)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
-    from conceptlab.discover.dncbm import fit_dncbm
+    from conceptlab.utils.io import write_json_atomic, write_text_atomic
     from conceptlab.workflows.baselines import probe_accuracy
     from conceptlab.workflows.concepts import concept_source
+    from conceptlab.workflows.dncbm import fit_dncbm_row
     from conceptlab.workflows.prepare import RunConfig, prepare
 
     cfg = RunConfig(data="fashion-mnist", encoder="conse", n_train=args.n_train,
-                    n_val=args.n_val, n_test=args.n_test, seed=args.seed)
-    t0 = time.perf_counter()
+                    n_val=args.n_val, n_test=args.n_test, seed=0)
     prep = prepare(cfg)
     src = concept_source(prep, "auto")
-    prep_s = time.perf_counter() - t0
-    X, y = prep.X, prep.y
-    rows = []
-    acc, _ = probe_accuracy(prep)
-    rows.append({"method": "linear probe (384-d ConSE embedding)", "accuracy": acc})
-    for nec in (5.0, None):
-        t1 = time.perf_counter()
-        m = fit_dncbm(X["train"], y["train"], X["val"], y["val"],
-                      n_classes=len(prep.class_names), vocab=src.bank.names,
-                      vocab_embeddings=src.bank.vectors, n_concepts=args.units, nec=nec,
-                      seed=args.seed)
-        acc = float((m.predict(X["test"]) == y["test"]).mean())
-        used = np.flatnonzero(np.abs(m.head.weight).sum(0) > 0)
-        names = sorted({m.concept_names[i] for i in used})
-        rows.append({"method": f"DN-CBM (SAE {args.units} units, "
-                               f"{'NEC=5' if nec else 'dense'})", "accuracy": acc,
-                     "nec": m.head.nec, "alive_units": m.info["alive_units"],
-                     "units_used_by_head": len(used), "distinct_names_used": len(names),
-                     "mean_name_cosine_used": float(m.name_scores[m.alive][used].mean()),
-                     "sae_r2": m.info["sae_quality"]["r2"],
-                     "sae_mean_active": m.info["sae_quality"]["mean_active"],
-                     "example_names": names[:12],
-                     "fit_seconds": round(time.perf_counter() - t1, 1)})
-        print(rows[-1], flush=True)
+    per_seed: dict[int, list[dict[str, Any]]] = {}
+    acc, _ = probe_accuracy(prep)  # deterministic: the same for every seed
+    for seed in args.seeds:
+        rows: list[dict[str, Any]] = [{"method": "linear-probe", "nec_requested": None,
+                                       "accuracy": acc}]
+        for nec in (5.0, None):
+            t0 = time.perf_counter()
+            _, row = fit_dncbm_row(prep, src, nec, {"units": args.units}, seed=seed)
+            row = {**row, "method": f"DN-CBM (SAE {args.units} units)", "kind": "reference",
+                   "is_cbm": True, "seconds_with_controls": round(time.perf_counter() - t0, 1)}
+            rows.append(row)
+            f = row["faithfulness"]
+            print(f"seed {seed} nec={nec}: acc={row['accuracy']:.4f} "
+                  f"fidelity={f['unit_fidelity_median']:.2f} "
+                  f"name_match={f['name_match_rate']:.2f} "
+                  f"agree={f['random_bank_agreement']:.3f} "
+                  f"({row['seconds_with_controls']:.0f} s)", flush=True)
+        per_seed[seed] = rows
+    summary = summarize(per_seed)
+    for e in summary:  # the DN-CBM-only columns
+        rows = [r for rs in per_seed.values() for r in rs if r["method"] == e["method"]
+                and r.get("nec_requested") == e["nec"]]
+        for col in EXTRA:
+            vals = [r.get("faithfulness", {}).get(col) for r in rows]
+            if all(v is not None for v in vals) and vals:
+                e[col] = interval([float(v) for v in vals])
+        if rows and "dncbm" in rows[0]:
+            e["sae_r2"] = interval([r["dncbm"]["sae_quality"]["r2"] for r in rows])
+            e["alive_units"] = interval([float(r["dncbm"]["alive_units"]) for r in rows])
+    md = (f"DN-CBM, Fashion-MNIST, offline ConSE ({len(prep.y['train'])} train / "
+          f"{len(prep.y['val'])} val from train / {len(prep.y['test'])} test), "
+          f"{len(src.bank)}-concept vocabulary, seeds {args.seeds}\n\n"
+          + markdown(summary, FAITH_COLUMNS[:8]) + "\n\n"
+          + "| head | alive units | units used | distinct names used | mean name cosine "
+            "| SAE R² |\n|---|---|---|---|---|---|\n"
+          + "\n".join(f"| {'dense' if e['nec'] is None else 'NEC=5'} | "
+                      f"{fmt(e['alive_units'])} | {fmt(e['n_units_used'])} | "
+                      f"{fmt(e['distinct_names_used'])} | {fmt(e['name_cosine_mean'])} | "
+                      f"{fmt(e['sae_r2'])} |" for e in summary if "sae_r2" in e) + "\n")
+    print(md)
     RESULTS.mkdir(exist_ok=True)
-    out = {"config": cfg.__dict__, "n_vocab": len(src.bank), "prepare_seconds": round(prep_s, 1),
-           "encoding": prep.encode_stats, "rows": rows}
-    (RESULTS / "bench_dncbm.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
-    for r in rows:
-        print(f"| {r['method']} | {r['accuracy']:.3f} |")
+    write_json_atomic(RESULTS / "bench_dncbm.json", {
+        "config": cfg.__dict__, "splits": prep.splits.record, "n_vocab": len(src.bank),
+        "units": args.units, "seeds": args.seeds, "per_seed": per_seed, "summary": summary,
+        "command": "python benchmarks/bench_dncbm.py " + " ".join(sys.argv[1:])})
+    write_text_atomic(RESULTS / "bench_dncbm.md", md)
     return 0
 
 

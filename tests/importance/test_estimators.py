@@ -102,3 +102,26 @@ def test_unit_maps_by_crops_find_where_a_unit_fires() -> None:
         lambda emb: emb, n_crops=64, seed=0)
     assert maps.shape == (1, 20, 20)
     assert maps[0, :8, 12:].mean() > 2 * maps[0, 12:, :8].mean()
+
+
+def test_unit_maps_by_occlusion_point_at_the_pixels_a_unit_reads() -> None:
+    from PIL import Image
+
+    from conceptlab.importance.attribution import unit_maps_by_occlusion
+
+    img = np.full((32, 32, 3), 128, np.uint8)
+    img[4:10, 22:28] = (255, 0, 0)  # a red square top-right on a grey canvas
+
+    def redness(images: list) -> np.ndarray:  # unit 0: red pixels; unit 1: constant
+        a = np.stack([np.asarray(i, float) for i in images])
+        red = ((a[..., 0] > 200) & (a[..., 1] < 50)).sum((1, 2))
+        return np.stack([red, np.ones(len(images))], axis=1)
+
+    maps = unit_maps_by_occlusion(Image.fromarray(img), redness, lambda e: e)
+    assert maps.shape == (2, 32, 32)
+    y, x = np.unravel_index(int(np.argmax(maps[0])), (32, 32))
+    assert 4 <= y < 10 and 22 <= x < 28  # the maximum lies on the square
+    assert maps[0, 20:, :12].max() == 0 and np.abs(maps[1]).max() == 0
+    with pytest.raises(ValueError, match="stride_frac"):
+        unit_maps_by_occlusion(Image.fromarray(img), redness, lambda e: e, stride_frac=0.5,
+                               patch_frac=0.25)
