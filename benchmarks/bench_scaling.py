@@ -186,16 +186,15 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     fits = [r for r in rows if r["method"] != "encode" and r["seconds"] is not None]
-    for (method, k), style in zip(sorted({(r["method"], r["concepts"]) for r in fits}),
-                                  [None] * 100, strict=False):
+    colours = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(METHODS)}
+    k_min = min((r["concepts"] for r in fits), default=0)
+    for method, k in sorted({(r["method"], r["concepts"]) for r in fits}):
         sel = sorted((r for r in fits if (r["method"], r["concepts"]) == (method, k)),
                      key=lambda r: r["n"])
-        ls = "-" if k == min(r["concepts"] for r in fits) else "--"
-        axes[0].plot([r["n"] for r in sel], [r["seconds"] for r in sel], ls, marker="o",
-                     label=f"{method}, K={k}")
-        axes[1].plot([r["n"] for r in sel], [r["peak_rss_mb"] for r in sel], ls, marker="o",
-                     label=f"{method}, K={k}")
-        del style
+        style = {"color": colours.get(method), "ls": "-" if k == k_min else "--",
+                 "marker": "o" if k == k_min else "^", "label": f"{method}, K={k}"}
+        axes[0].plot([r["n"] for r in sel], [r["seconds"] for r in sel], **style)
+        axes[1].plot([r["n"] for r in sel], [r["peak_rss_mb"] for r in sel], **style)
     enc = sorted((r for r in rows if r["method"] == "encode" and r["peak_rss_mb"]),
                  key=lambda r: r["n"])
     if enc:
