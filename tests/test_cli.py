@@ -304,6 +304,8 @@ def test_fit_dncbm_reports_accuracy_beside_faithfulness(
     assert metrics["units_used"] and {u["name"] for u in metrics["units_used"]} <= set(vocab)
     message = invoke_fails("predict", out, "--text", "a robot")
     assert "DN-CBM" in message
+    page = (out / "report.html").read_text()
+    assert "unit fidelity" in page and "(unit " in page  # the audit and the head's columns
 
 
 def test_fit_gumbel_dense_records_hyper_parameters(fit_gumbel: Path) -> None:

@@ -91,6 +91,11 @@ class DNCBM:
         """Names of the units the head reads, in its column order."""
         return [self.names[i] for i in self.alive]
 
+    @property
+    def unit_labels(self) -> list[str]:
+        """``name (unit i)`` per head column: distinct even where units share a name."""
+        return [f"{self.names[i]} (unit {i})" for i in self.alive]
+
     def effective_head(self) -> tuple[np.ndarray, np.ndarray]:
         """``(W', b')`` with ``logits = codes . W'^T + b'`` (standardisation folded in)."""
         w = self.head.weight / self.head.std
@@ -107,9 +112,10 @@ class DNCBM:
         with atomic_dir(folder) as tmp:
             save_file(tensors, str(tmp / "model.safetensors"))
             write_json_atomic(tmp / "model.json", {
-                "format": FORMAT, "kind": KIND, "dictionary": meta, "names": self.names,
-                "class_names": self.class_names, "head_info": self.head.info,
-                "info": self.info})
+                "format": FORMAT, "kind": KIND, "method": KIND, "dictionary": meta,
+                "names": self.names, "class_names": self.class_names,
+                "concept_names": self.unit_labels, "head_info": self.head.info,
+                "hyper_parameters": {"nec": self.info.get("nec")}, "info": self.info})
         return Path(folder)
 
     @classmethod

@@ -2,7 +2,8 @@
 embeddings, with the run's concept vocabulary as the namer's vocabulary, audited like every CBM.
 
 Writes ``OUT/metrics.json`` (accuracy beside the faithfulness record), ``OUT/model`` (the SAE,
-unit names and head: safetensors + JSON) and ``OUT/encoder.json``, all at once.
+unit names and head: safetensors + JSON), ``OUT/encoder.json`` and ``OUT/report.html``, all at
+once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from conceptlab.workflows.concepts import (
     describe_source,
 )
 from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.report import build_report
 
 METHOD = "dncbm"
 
@@ -88,4 +90,6 @@ def run_dncbm(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                                   for i in used],
                    "model_dir": str(final / "model"),
                    "seconds": round(time.perf_counter() - t0, 3)}
-        return finish(staged, metrics)
+        metrics = finish(staged, metrics)
+        build_report([staged])  # report.html: accuracy beside the audit, the head's weights
+        return metrics
