@@ -134,7 +134,7 @@ def main() -> int:
         "per_unit": {m: {n: {"hit_rate": float(np.mean(h)), "n": len(h)}
                          for n, h in sorted(d.items())} for m, d in per_unit.items()},
         "seconds": round(time.perf_counter() - t0, 1),
-        "command": "python benchmarks/cbm_unit_maps.py " + " ".join(sys.argv[1:])}
+        "command": " ".join(["python benchmarks/cbm_unit_maps.py", *sys.argv[1:]])}
     RESULTS.mkdir(exist_ok=True)
     write_json_atomic(RESULTS / "cbm_unit_maps.json", record)
     lines = [
