@@ -6,7 +6,8 @@ name theirs), the same audit columns, seeds 0, 1, 2 (mean ± 95% t-interval).
     python benchmarks/bench_dncbm.py [--n-train 10000] [--seeds 0 1 2] [--units 1536]
 
 Each row is ``workflows.dncbm.fit_dncbm_row`` (what ``conceptlab fit --method dncbm`` runs),
-at NEC = 5 and with a dense head, with the random-vocabulary and shuffled-names refits.
+at NEC = 5 and with a dense head, audited by ``discover.dncbm_audit`` (with its
+shuffled-name fidelity null).
 Writes benchmarks/results/bench_dncbm.{json,md}.
 """
 
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_faithfulness import FAITH_COLUMNS, fmt, interval, markdown, summarize
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EXTRA = ("name_cosine_mean", "distinct_names_used", "n_units_used")
+EXTRA = ("shuffled_name_fidelity", "name_cosine_mean", "distinct_names_used", "n_units_used")
 
 
 def main() -> int:
@@ -56,14 +57,14 @@ def main() -> int:
             t0 = time.perf_counter()
             _, row = fit_dncbm_row(prep, src, nec, {"units": args.units}, seed=seed)
             row = {**row, "method": f"DN-CBM (SAE {args.units} units)", "kind": "reference",
-                   "is_cbm": True, "seconds_with_controls": round(time.perf_counter() - t0, 1)}
+                   "is_cbm": True, "seconds_with_audit": round(time.perf_counter() - t0, 1)}
             rows.append(row)
             f = row["faithfulness"]
             print(f"seed {seed} nec={nec}: acc={row['accuracy']:.4f} "
                   f"fidelity={f['unit_fidelity_median']:.2f} "
                   f"name_match={f['name_match_rate']:.2f} "
                   f"agree={f['random_bank_agreement']:.3f} "
-                  f"({row['seconds_with_controls']:.0f} s)", flush=True)
+                  f"({row['seconds_with_audit']:.0f} s)", flush=True)
         per_seed[seed] = rows
     summary = summarize(per_seed)
     for e in summary:  # the DN-CBM-only columns
@@ -81,11 +82,12 @@ def main() -> int:
           f"{len(src.bank)}-concept vocabulary, seeds {args.seeds}\n\n"
           + markdown(summary, FAITH_COLUMNS[:8]) + "\n\n"
           + "| head | alive units | units used | distinct names used | mean name cosine "
-            "| SAE R² |\n|---|---|---|---|---|---|\n"
+            "| fidelity to a shuffled name | SAE R² |\n|---|---|---|---|---|---|---|\n"
           + "\n".join(f"| {'dense' if e['nec'] is None else 'NEC=5'} | "
                       f"{fmt(e['alive_units'])} | {fmt(e['n_units_used'])} | "
                       f"{fmt(e['distinct_names_used'])} | {fmt(e['name_cosine_mean'])} | "
-                      f"{fmt(e['sae_r2'])} |" for e in summary if "sae_r2" in e) + "\n")
+                      f"{fmt(e['shuffled_name_fidelity'])} | {fmt(e['sae_r2'])} |"
+                      for e in summary if "sae_r2" in e) + "\n")
     print(md)
     RESULTS.mkdir(exist_ok=True)
     write_json_atomic(RESULTS / "bench_dncbm.json", {

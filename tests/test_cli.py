@@ -298,8 +298,9 @@ def test_fit_dncbm_reports_accuracy_beside_faithfulness(
     assert metrics["method"] == "dncbm" and metrics["nec"] <= 2 + 1e-9
     assert metrics["accuracy"] > 0.5  # chance is 1/3
     faith = metrics["faithfulness"]
-    assert faith["grounded_by"] == "naming" and faith["random_bank_agreement"] == 1.0
-    assert -1 <= faith["unit_fidelity_median"] <= 1 and "shuffled_names_accuracy" in faith
+    assert faith["grounded_by"] == "naming" and "never a decision" in faith["controls"]
+    assert -1 <= faith["unit_fidelity_median"] <= 1 and -1 <= faith["shuffled_name_fidelity"] <= 1
+    assert isinstance(faith["trusted"], bool) and faith["warnings"]
     vocab = [line for line in VOCAB.splitlines() if line and line[0] not in "#["]
     assert metrics["units_used"] and {u["name"] for u in metrics["units_used"]} <= set(vocab)
     message = invoke_fails("predict", out, "--text", "a robot")

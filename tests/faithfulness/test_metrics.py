@@ -117,10 +117,17 @@ def test_name_match_rate_with_named_units_among_a_vocabulary() -> None:
         fm.name_match_rate(U, S, own=[2, 4, 0])
 
 
-def test_verdict_for_post_hoc_named_units_gates_on_fidelity_only() -> None:
-    ok = fm.verdict({"grounded_by": "naming", "unit_fidelity_median": 0.7,
-                     "random_bank_agreement": 1.0})
-    assert ok.trusted and "never read the vocabulary" in ok.warnings[0]
-    bad = fm.verdict({"grounded_by": "naming", "unit_fidelity_median": 0.2,
-                      "random_bank_agreement": 1.0})
-    assert not bad.trusted and "do not track" in bad.warnings[0]
+def test_verdict_for_post_hoc_named_units_needs_names_that_beat_the_vocabulary() -> None:
+    base = {"grounded_by": "naming", "random_bank_agreement": 1.0, "n_units_used": 5}
+    ok = fm.verdict({**base, "unit_fidelity_median": 0.7, "name_match_rate": 0.8})
+    assert ok.trusted and any("never read the vocabulary" in w for w in ok.warnings)
+    low = fm.verdict({**base, "unit_fidelity_median": 0.2, "name_match_rate": 0.8})
+    assert not low.trusted and "do not track" in low.warnings[0]
+    # correlated scores: wrong names can still correlate well; name match catches them
+    wrong = fm.verdict({**base, "unit_fidelity_median": 0.88, "name_match_rate": 0.0})
+    assert not wrong.trusted and "another vocabulary entry" in wrong.warnings[0]
+    unmeasured = fm.verdict({**base, "unit_fidelity_median": float("nan"), "n_units_used": 0})
+    assert not unmeasured.trusted and "no used unit" in unmeasured.warnings[0]
+    labelled = fm.verdict({**base, "unit_fidelity_median": 0.7, "name_match_rate": 0.8,
+                           "concept_auroc_mean": 0.4})
+    assert not labelled.trusted and "AUROC" in labelled.warnings[0]

@@ -122,6 +122,11 @@ def test_unit_maps_by_occlusion_point_at_the_pixels_a_unit_reads() -> None:
     y, x = np.unravel_index(int(np.argmax(maps[0])), (32, 32))
     assert 4 <= y < 10 and 22 <= x < 28  # the maximum lies on the square
     assert maps[0, 20:, :12].max() == 0 and np.abs(maps[1]).max() == 0
+    # a patch grid that does not divide the side still covers the last rows and columns
+    img2 = np.full((30, 30, 3), 128, np.uint8)
+    img2[26:, 26:] = (255, 0, 0)
+    edge = unit_maps_by_occlusion(Image.fromarray(img2), redness, lambda e: e)
+    assert edge[0, 27:, 27:].min() > 0
     with pytest.raises(ValueError, match="stride_frac"):
         unit_maps_by_occlusion(Image.fromarray(img), redness, lambda e: e, stride_frac=0.5,
                                patch_frac=0.25)

@@ -10,10 +10,7 @@ the head ``bottleneck.heads.fit_sparse_head`` at a chosen NEC (or ``fit_dense_he
 its SAE on CC3M embeddings (task-agnostic); offline we train it on the task's training
 embeddings, which is recorded as ``sae_data = "train split"``.
 
-``audit_dncbm`` gives a fitted DN-CBM the columns every CBM of the project reports
-(``bottleneck.audit``): the score of unit k's concept is the encoder's score of its *name*
-(cosine of the input with the name's text embedding), so unit fidelity asks whether a unit
-tracks what it is called; the random-vocabulary control is a real refit.
+Its faithfulness audit is ``discover.dncbm_audit``.
 """
 
 from __future__ import annotations
@@ -25,9 +22,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from conceptlab import faithfulness as fm
 from conceptlab.bottleneck.heads import LinearHead, fit_dense_head, fit_sparse_head
-from conceptlab.concepts.bank import ConceptBank
 from conceptlab.discover.base import Dictionary, DictionaryError, build_dictionary
 from conceptlab.discover.metrics import dictionary_report
 from conceptlab.discover.naming import name_by_text
@@ -53,15 +48,20 @@ class DNCBMConfig:
         """From the flat ``--set`` settings: ``units``, ``dictionary``; any other key is an
         option of the dictionary (checked by building one, so a typo fails before any work)."""
         opts = dict(options or {})
+        reserved = sorted(set(opts) & {"seed", "n_concepts"})
+        if reserved:
+            raise ConceptlabValueError(f"DN-CBM settings {reserved} are not settable here: the "
+                                       f"seed is the run's (--seed), the SAE width is units=N")
         units = opts.pop("units", None)
-        if units is not None and (isinstance(units, bool) or int(units) < 1):
+        if units is not None and (isinstance(units, bool) or not isinstance(units, int)
+                                  or units < 1):
             raise ConceptlabValueError(f"units must be a positive integer, got {units!r}")
         method = str(opts.pop("dictionary", "sae"))
         if not method.endswith("sae"):
             raise ConceptlabValueError(f"DN-CBM needs a sparse autoencoder dictionary (sae, "
                                        f"topk-sae, batchtopk-sae), got {method!r}")
         build_dictionary(method, 2, **opts)  # raises on an unknown method or option
-        return cls(None if units is None else int(units), method, opts)
+        return cls(units, method, opts)
 
 
 @dataclass
@@ -123,7 +123,9 @@ class DNCBM:
         folder = Path(folder)
         meta = read_json(folder / "model.json")
         if meta.get("kind") != KIND or meta.get("format") != FORMAT:
-            raise ConceptlabValueError(f"{folder}: not a DN-CBM folder of format {FORMAT}")
+            raise ConceptlabValueError(f"{folder}: not a DN-CBM folder of format {FORMAT} "
+                                       f"(kind={meta.get('kind')!r}, "
+                                       f"format={meta.get('format')!r})")
         t = load_file(str(folder / "model.safetensors"))
         sae = Dictionary.from_state(meta["dictionary"], {k[4:]: v for k, v in t.items()
                                                          if k.startswith("sae.")})
@@ -168,78 +170,3 @@ def fit_dncbm(Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray, y_val
     return DNCBM(sae, [n["name"] for n in named], np.array([n["score"] for n in named]),
                  head, alive, list(class_names or [f"class {i}" for i in range(n_classes)]),
                  info)
-
-
-def _refit(model: DNCBM, Z_train: np.ndarray, y_train: np.ndarray, Z_val: np.ndarray,
-           y_val: np.ndarray, vocab: list[str], vocab_embeddings: np.ndarray) -> DNCBM:
-    i = model.info
-    return fit_dncbm(Z_train, y_train, Z_val, y_val, n_classes=model.head.n_classes,
-                     vocab=vocab, vocab_embeddings=vocab_embeddings, n_concepts=i["units"],
-                     nec=i["nec"], seed=i["seed"], method=i["sae"]["method"],
-                     sae_options=i["sae_options"], head_options=i["head_options"],
-                     class_names=model.class_names)
-
-
-def audit_dncbm(model: DNCBM, Z_test: np.ndarray, y_test: np.ndarray, *, vocab: list[str],
-                vocab_embeddings: np.ndarray,
-                refit: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-                concept_labels_test: np.ndarray | None = None,
-                concept_label_names: list[str] | None = None,
-                control_seed: int | None = None) -> dict[str, Any]:
-    """The faithfulness record of a fitted DN-CBM on held-out data, with the keys of
-    ``bottleneck.audit.audit`` (``grounded_by = "naming"``).
-
-    Unit fidelity: correlation of each used unit with the encoder's score of its name; name
-    match: the share of used units whose most correlated vocabulary entry is their name.
-    ``refit = (Z_train, y_train, Z_val, y_val)`` adds the random-vocabulary (seeded random
-    unit directions, same names) and shuffled-names refits. Ground-truth ``concept_labels_test``
-    (N x M, 0/1, columns ``concept_label_names``) add the AUROC of each used unit against the
-    label of its name (``concept_auroc_mean``), for units named after a labelled concept.
-    """
-    seed = int(model.info.get("seed", 0)) if control_seed is None else int(control_seed)
-    vocab = list(vocab)
-    bank = ConceptBank(np.asarray(vocab_embeddings, np.float32), vocab)
-    index = {n: i for i, n in enumerate(vocab)}
-    Z = np.asarray(Z_test, np.float32)
-    y = np.asarray(y_test)
-    H = model.codes(Z)
-    S = bank.scores(Z)
-    own = np.array([index[n] for n in model.concept_names])
-    W, b = model.effective_head()
-    used = (model.head.weight != 0).any(axis=0)
-    fid = fm.unit_fidelity(H, S[:, own], used)
-    pred = model.predict(Z)
-    acc = float((pred == y).mean())
-    di = fm.deletion_insertion(H, W, b, seed=seed)
-    out: dict[str, Any] = {
-        "split": "test", "n": len(Z), "grounded_by": "naming",
-        "unit_fidelity_median": fid["median"], "n_units_used": fid["n_used"],
-        "name_match_rate": fm.name_match_rate(H, S, used, own=own),
-        "name_cosine_mean": float(model.name_scores[model.alive][used].mean()),
-        "distinct_names_used": len({model.concept_names[i] for i in np.flatnonzero(used)}),
-        "intercept_share": fm.intercept_share(H, W, b)["median"],
-        "top_unit_unused_rate": fm.top_unit_unused_rate(H, W, b),
-        **{k: v for k, v in di.items() if k.endswith("_auc")},
-    }
-    if concept_labels_test is not None and concept_label_names:
-        cols = {n: i for i, n in enumerate(concept_label_names)}
-        units = [i for i in np.flatnonzero(used) if model.concept_names[i] in cols]
-        if units:
-            labels = np.asarray(concept_labels_test)[:, [cols[model.concept_names[i]]
-                                                         for i in units]]
-            auroc = fm.concept_auroc(H[:, units], labels)
-            finite = auroc[np.isfinite(auroc)]
-            out["concept_auroc_mean"] = float(finite.mean()) if len(finite) else float("nan")
-    if refit is not None:
-        rng = np.random.default_rng(seed + 7919)
-        random_vocab = rng.standard_normal(np.shape(vocab_embeddings)).astype(np.float32)
-        rnd = _refit(model, *refit, vocab, random_vocab)
-        rnd_pred = rnd.predict(Z)
-        out["random_bank_accuracy"] = float((rnd_pred == y).mean())
-        out["random_bank_gap"] = acc - out["random_bank_accuracy"]
-        out["random_bank_agreement"] = fm.prediction_agreement(pred, rnd_pred)
-        perm = np.random.default_rng(seed + 104729).permutation(len(vocab))
-        shuf = _refit(model, *refit, vocab, np.asarray(vocab_embeddings)[perm])
-        out["shuffled_names_accuracy"] = float((shuf.predict(Z) == y).mean())
-    out.update(fm.verdict(out).as_dict())
-    return out

@@ -79,9 +79,13 @@ def name_match_rate(U: Any, S: Any, used: Any = None, own: Any = None) -> float:
         own_idx = np.arange(M.shape[0])
     else:
         own_idx = np.asarray(own, dtype=np.int64)
-        if own_idx.shape != (M.shape[0],) or (own_idx < 0).any() or (own_idx >= M.shape[1]).any():
-            raise ValueError(f"own must give one concept column in [0, {M.shape[1]}) per unit "
-                             f"({M.shape[0]}), got shape {own_idx.shape}")
+        if own_idx.shape != (M.shape[0],):
+            raise ValueError(f"own must give one concept column per unit ({M.shape[0]}), got "
+                             f"shape {own_idx.shape}")
+        bad = own_idx[(own_idx < 0) | (own_idx >= M.shape[1])]
+        if len(bad):
+            raise ValueError(f"own must give one concept column in [0, {M.shape[1]}) per unit, "
+                             f"got {bad[:3].tolist()}")
     mask = _used(used, M.shape[0])
     if not mask.any():
         return float("nan")

@@ -14,6 +14,9 @@ AGREEMENT_MAX = 0.99
 INTERCEPT_SHARE_MAX = 0.5
 #: for units trained on ground-truth concept labels: below this mean AUROC they do not track them
 AUROC_MIN = 0.7
+#: for units named after the fact: below this share of used units whose best-correlated
+#: vocabulary entry is their own name, the names are not the units' best description
+NAME_MATCH_MIN = 0.5
 
 
 @dataclass
@@ -32,6 +35,54 @@ def _finite(x: Any) -> float | None:
     return float(x)
 
 
+def _intercept_warning(faithfulness: dict[str, Any]) -> list[str]:
+    share = _finite(faithfulness.get("intercept_share"))
+    if share is not None and share > INTERCEPT_SHARE_MAX:
+        return [f"the bias carries a median {share:.0%} of the predicted class's |logit|: "
+                f"decisions are only partly explained by concepts"]
+    return []
+
+
+def _fidelity_failure(fid: float) -> str:
+    return (f"units do not track their concepts (median unit-to-concept correlation "
+            f"{fid:.2f} < {FIDELITY_MIN}): the concept names of this model are not to be "
+            f"trusted")
+
+
+def _labels_verdict(faithfulness: dict[str, Any]) -> Verdict:
+    auroc = _finite(faithfulness.get("concept_auroc_mean"))
+    if auroc is None:
+        return Verdict(True, ["units are trained on concept labels; without held-out labels "
+                              "their meaning was not measured"])
+    if auroc < AUROC_MIN:
+        return Verdict(False, [f"units do not separate their labelled concepts (mean AUROC "
+                               f"{auroc:.2f} < {AUROC_MIN}): the concept names of this model "
+                               f"are not to be trusted"])
+    return Verdict(True, [])
+
+
+def _naming_verdict(faithfulness: dict[str, Any]) -> Verdict:
+    warnings = ["the decisions never read the vocabulary (a random one gives the same "
+                "predictions): the names describe discovered units after the fact"]
+    fid = _finite(faithfulness.get("unit_fidelity_median"))
+    match = _finite(faithfulness.get("name_match_rate"))
+    auroc = _finite(faithfulness.get("concept_auroc_mean"))
+    failures = []
+    if fid is None or not faithfulness.get("n_units_used", 1):
+        failures.append("no used unit's fidelity to its name was measured: the names of this "
+                        "model are not to be trusted")
+    elif fid < FIDELITY_MIN:
+        failures.append(_fidelity_failure(fid))
+    if match is not None and match < NAME_MATCH_MIN:
+        failures.append(f"most used units correlate better with another vocabulary entry than "
+                        f"with their own name (name match {match:.2f} < {NAME_MATCH_MIN}): the "
+                        f"names of this model are not to be trusted")
+    if auroc is not None and auroc < AUROC_MIN:
+        failures.append(f"units do not separate the labelled concepts they are named after "
+                        f"(mean AUROC {auroc:.2f} < {AUROC_MIN})")
+    return Verdict(not failures, failures + warnings + _intercept_warning(faithfulness))
+
+
 def verdict(faithfulness: dict[str, Any]) -> Verdict:
     """``trusted`` is False when the median unit fidelity is below ``FIDELITY_MIN`` or the
     random-bank agreement above ``AGREEMENT_MAX``; a large intercept share only warns.
@@ -42,40 +93,25 @@ def verdict(faithfulness: dict[str, Any]) -> Verdict:
     AUROC against held-out labels instead (``AUROC_MIN``).
 
     Units discovered without the vocabulary and named afterwards (``grounded_by ==
-    "naming"``, DN-CBM) cannot depend on the bank by construction: for them a random bank's
-    agreement is reported as a warning, and the gate is each unit's fidelity to its name.
+    "naming"``, DN-CBM) cannot depend on the bank by construction, so the random-bank control
+    cannot speak for their names; in its place each name must beat the rest of the vocabulary:
+    fidelity at least ``FIDELITY_MIN``, name match at least ``NAME_MATCH_MIN``, and with
+    held-out labels a mean AUROC of at least ``AUROC_MIN``. Missing fidelity fails.
     """
     if faithfulness.get("grounded_by") == "labels":
-        auroc = _finite(faithfulness.get("concept_auroc_mean"))
-        if auroc is None:
-            return Verdict(True, ["units are trained on concept labels; without held-out "
-                                  "labels their meaning was not measured"])
-        if auroc < AUROC_MIN:
-            return Verdict(False, [f"units do not separate their labelled concepts (mean "
-                                   f"AUROC {auroc:.2f} < {AUROC_MIN}): the concept names of "
-                                   f"this model are not to be trusted"])
-        return Verdict(True, [])
+        return _labels_verdict(faithfulness)
+    if faithfulness.get("grounded_by") == "naming":
+        return _naming_verdict(faithfulness)
     warnings: list[str] = []
     trusted = True
-    post_hoc = faithfulness.get("grounded_by") == "naming"
     fid = _finite(faithfulness.get("unit_fidelity_median"))
     if fid is not None and fid < FIDELITY_MIN:
         trusted = False
-        warnings.append(f"units do not track their concepts (median unit-to-concept "
-                        f"correlation {fid:.2f} < {FIDELITY_MIN}): the concept names of this "
-                        f"model are not to be trusted")
+        warnings.append(_fidelity_failure(fid))
     agree = _finite(faithfulness.get("random_bank_agreement"))
-    if agree is not None and agree > AGREEMENT_MAX and post_hoc:
-        warnings.append(f"the decisions never read the vocabulary ({agree:.1%} agreement with "
-                        f"a random one): the names describe discovered units after the fact "
-                        f"and are only as good as their fidelity")
-    elif agree is not None and agree > AGREEMENT_MAX:
+    if agree is not None and agree > AGREEMENT_MAX:
         trusted = False
         warnings.append(f"a random concept bank gives the same predictions ({agree:.1%} "
                         f"agreement > {AGREEMENT_MAX:.0%}): the model does not use its "
                         f"concepts, and their names are not to be trusted")
-    share = _finite(faithfulness.get("intercept_share"))
-    if share is not None and share > INTERCEPT_SHARE_MAX:
-        warnings.append(f"the bias carries a median {share:.0%} of the predicted class's "
-                        f"|logit|: decisions are only partly explained by concepts")
-    return Verdict(trusted, warnings)
+    return Verdict(trusted, warnings + _intercept_warning(faithfulness))

@@ -67,6 +67,12 @@ def unit_maps_by_crops(image: Any, embed: Callable[[list[Any]], np.ndarray],
     return crop_attribution(values, boxes, (h, w))
 
 
+def _positions(length: int, side: int, step: int) -> list[int]:
+    """Patch starts every ``step`` pixels, plus the last one, so every pixel is covered."""
+    last = max(0, length - side)
+    return sorted({*range(0, last + 1, step), last})
+
+
 def unit_maps_by_occlusion(image: Any, embed: Callable[[list[Any]], np.ndarray],
                            unit_values: Callable[[np.ndarray], np.ndarray], *,
                            patch_frac: float = 0.25, stride_frac: float = 0.125,
@@ -90,8 +96,8 @@ def unit_maps_by_occlusion(image: Any, embed: Callable[[list[Any]], np.ndarray],
     step = max(1, round(stride_frac * min(w, h)))
     colour = fill or tuple(int(v) for v in np.median(np.asarray(rgb).reshape(-1, 3), axis=0))
     boxes, images = [], []
-    for top in range(0, max(1, h - side + 1), step):
-        for left in range(0, max(1, w - side + 1), step):
+    for top in _positions(h, side, step):
+        for left in _positions(w, side, step):
             hidden = rgb.copy()
             ImageDraw.Draw(hidden).rectangle((left, top, left + side - 1, top + side - 1),
                                              fill=colour)

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from conceptlab.bottleneck.heads import HeadConfig
-from conceptlab.discover.dncbm import DNCBM, DNCBMConfig, audit_dncbm, fit_dncbm
+from conceptlab.discover.dncbm import DNCBM, DNCBMConfig, fit_dncbm
+from conceptlab.discover.dncbm_audit import audit_dncbm
 from conceptlab.metrics import accuracy, mean_active_concepts
 from conceptlab.utils.io import atomic_run_dir, write_json_atomic
 from conceptlab.workflows.concepts import (
@@ -31,10 +32,11 @@ METHOD = "dncbm"
 
 
 def fit_dncbm_row(prep: Prepared, src: ConceptSource, nec: float | None,
-                  options: dict[str, Any] | None = None, *, seed: int | None = None,
-                  controls: bool = True) -> tuple[DNCBM, dict[str, Any]]:
+                  options: dict[str, Any] | None = None, *, seed: int | None = None
+                  ) -> tuple[DNCBM, dict[str, Any]]:
     """Fit DN-CBM on the prepared train/val embeddings, score and audit it on test (the row
-    has the keys of ``workflows.cbm.fit_cbm``'s)."""
+    has the keys of ``workflows.cbm.fit_cbm``'s; its controls need no refit, see
+    ``discover.dncbm_audit``)."""
     cfg = DNCBMConfig.from_options(options)
     seed = prep.config.seed if seed is None else int(seed)
     X, y = prep.X, prep.y
@@ -51,7 +53,6 @@ def fit_dncbm_row(prep: Prepared, src: ConceptSource, nec: float | None,
     labels = src.concept_labels
     faith = audit_dncbm(
         model, X["test"], y["test"], vocab=vocab, vocab_embeddings=E,
-        refit=(X["train"], y["train"], X["val"], y["val"]) if controls else None,
         concept_labels_test=None if labels is None else labels["test"],
         concept_label_names=vocab if labels is not None else None)
     row: dict[str, Any] = {
