@@ -478,8 +478,7 @@ class ConceptBottleneckModel:
                          ) -> tuple[ConceptBottleneckLayer, LinearHead, dict[str, Any]]:
         """Train the CBL with the sparse head's zero pattern fixed (its NEC stays exact);
         keep the result only if validation accuracy does not drop."""
-        w = (head.weight / head.std).astype(np.float32)
-        b = (head.bias - w @ head.mean).astype(np.float32)
+        w, b = head.folded()
         mask = (head.weight != 0).astype(np.float32)
         objective = self.objective
 
@@ -534,9 +533,7 @@ class ConceptBottleneckModel:
     def effective_head(self) -> tuple[np.ndarray, np.ndarray]:
         """``(W', b')`` with ``logits = H W'^T + b'`` on raw activations (see module doc)."""
         _, head = self._require_fitted()
-        w = head.weight / head.std
-        b = head.bias - w @ head.mean
-        return w.astype(np.float32), b.astype(np.float32)
+        return head.folded()
 
     def predict_from_activations(self, H: np.ndarray) -> np.ndarray:
         _, head = self._require_fitted()

@@ -98,8 +98,7 @@ class DNCBM:
 
     def effective_head(self) -> tuple[np.ndarray, np.ndarray]:
         """``(W', b')`` with ``logits = codes . W'^T + b'`` (standardisation folded in)."""
-        w = self.head.weight / self.head.std
-        return w.astype(np.float32), (self.head.bias - w @ self.head.mean).astype(np.float32)
+        return self.head.folded()
 
     def save(self, folder: str | Path) -> Path:
         """``folder/{model.safetensors, model.json}``, atomically (never pickle)."""

@@ -146,9 +146,7 @@ def save_explanations(model: ConceptBottleneckModel, prep: Prepared, out: Path,
 def save_fitted(model: ConceptBottleneckModel, prep: Prepared, out: Path) -> None:
     """``OUT/model`` and ``OUT/encoder.json`` (how ``predict`` rebuilds the encoder)."""
     model.save(out / "model")
-    write_json_atomic(out / "encoder.json", {"spec": prep.config.encoder,
-                                             "options": prep.config.encoder_options,
-                                             "fingerprint": prep.encoder.fingerprint()})
+    prep.write_encoder_json(out)
 
 
 def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",

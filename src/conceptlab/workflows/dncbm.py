@@ -18,7 +18,7 @@ from conceptlab.bottleneck.heads import HeadConfig
 from conceptlab.discover.dncbm import DNCBM, DNCBMConfig, fit_dncbm
 from conceptlab.discover.dncbm_audit import audit_dncbm
 from conceptlab.metrics import accuracy, mean_active_concepts
-from conceptlab.utils.io import atomic_run_dir, write_json_atomic
+from conceptlab.utils.io import atomic_run_dir
 from conceptlab.workflows.concepts import (
     ConceptSource,
     check_concepts,
@@ -81,9 +81,7 @@ def run_dncbm(config: RunConfig, out: str | Path, *, concepts: str = "auto",
         src = concept_source(prep, concepts)
         model, row = fit_dncbm_row(prep, src, nec, hparams)
         model.save(staged / "model")
-        write_json_atomic(staged / "encoder.json", {
-            "spec": prep.config.encoder, "options": prep.config.encoder_options,
-            "fingerprint": prep.encoder.fingerprint()})
+        prep.write_encoder_json(staged)
         used = np.flatnonzero((model.head.weight != 0).any(axis=0))
         metrics = {"command": "fit", **row, **prep.base_metrics(), "concepts": describe_source(src),
                    "units_used": [{"unit": int(model.alive[i]), "name": model.concept_names[i],

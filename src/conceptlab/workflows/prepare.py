@@ -58,6 +58,12 @@ class Prepared:
     def class_names(self) -> list[str]:
         return self.dataset.class_names
 
+    def write_encoder_json(self, out: str | Path) -> None:
+        """``OUT/encoder.json``: how ``predict`` and the report rebuild this run's encoder."""
+        write_json_atomic(Path(out) / "encoder.json", {
+            "spec": self.config.encoder, "options": self.config.encoder_options,
+            "fingerprint": self.encoder.fingerprint()})
+
     def base_metrics(self) -> dict[str, Any]:
         """Fields every metrics.json carries: what ran, on what, with which seed."""
         return {

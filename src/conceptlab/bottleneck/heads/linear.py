@@ -69,6 +69,12 @@ class LinearHead:
         """``(Z - mean) / std`` with the training statistics (N x K float32)."""
         return (self._check_inputs(Z) - self.mean) / self.std
 
+    def folded(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(W', b')`` with ``logits = Z W'^T + b'`` on raw inputs: the standardisation folded
+        into the weights (``W' = W / std``, ``b' = b - W' mean``), float32."""
+        w = (self.weight / self.std).astype(np.float32)
+        return w, (self.bias - w @ self.mean).astype(np.float32)
+
     def logits(self, Z: np.ndarray) -> np.ndarray:
         """Class scores, N x C."""
         return self.standardize(Z) @ self.weight.T + self.bias
