@@ -62,6 +62,15 @@ QUESTIONS: dict[str, str] = {
     "interventions_work": "does correcting concepts correct decisions?",
     "decisions_need_concepts": "do the decisions need these concepts?",
 }
+#: short labels of the claims (headline badges in the report and the explorer)
+LABELS: dict[str, str] = {
+    "units_follow_concepts": "units follow their concepts",
+    "concepts_mean_words": "concepts mean their words",
+    "class_links_make_sense": "class links make sense",
+    "explanations_carry_decisions": "explanations carry decisions",
+    "interventions_work": "interventions work",
+    "decisions_need_concepts": "decisions need these concepts",
+}
 #: claims whose failure withholds trust only by failing (shown beside the verdict)
 BESIDE = ("decisions_need_concepts",)
 
