@@ -284,7 +284,7 @@ def demo(out: OutOpt = Path("runs/demo"),
                                               cache_dir=str(cache) if cache else None,
                                               with_sprites=sprites))
     table = Table(title="Fashion-MNIST through the offline ConSE space")
-    for col in ("method", "nec", "accuracy", "unit fidelity", "random-bank gap"):
+    for col in ("method", "nec", "accuracy", "unit fidelity", "random-bank gap", "audit"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in metrics["rows"]:
         nec_txt = "-" if "nec_requested" not in r else (
@@ -292,19 +292,24 @@ def demo(out: OutOpt = Path("runs/demo"),
         f = r.get("faithfulness", {})
         fid, gap = f.get("unit_fidelity_median"), f.get("random_bank_gap")
         name = r["method"] if r.get("is_cbm", True) else f"{r['method']} [not a CBM]"
+        verdict = "-" if "trusted" not in f else ("trusted" if f["trusted"] else "NOT trusted")
         table.add_row(escape(name), nec_txt, f"{r['accuracy']:.3f}",
-                      "-" if fid is None else f"{fid:.2f}", "-" if gap is None else f"{gap:+.3f}")
+                      "-" if fid is None else f"{fid:.2f}", "-" if gap is None else f"{gap:+.3f}",
+                      verdict)
     Console().print(table)
     if metrics.get("idsprites_rows"):
         shapes = Table(title="Captioned shapes through a caption-trained linear map (NEC=5)")
-        for col in ("model", "accuracy", "unit fidelity", "concept AUROC"):
+        for col in ("model", "accuracy", "unit fidelity", "concept AUROC", "audit"):
             shapes.add_column(col, justify="left" if col == "model" else "right")
         for r in metrics["idsprites_rows"]:
             f = r["faithfulness"]
             shapes.add_row(escape(r["method"]), f"{r['accuracy']:.3f}",
                            f"{f['unit_fidelity_median']:.2f}",
-                           f"{f.get('concept_auroc_mean', float('nan')):.2f}")
+                           f"{f.get('concept_auroc_mean', float('nan')):.2f}",
+                           "trusted" if f.get("trusted") else "NOT trusted")
         Console().print(shapes)
+    for sentence in metrics.get("story", []):
+        Console().print(escape(sentence), soft_wrap=True)
     console.print(f"report: {escape(str(Path(out) / 'report.html'))}", soft_wrap=True)
 
 
