@@ -30,7 +30,7 @@ SPRITES_N_TEST = 400
 SPRITES_MODEL = "l1, scores CBL, grounded"
 
 
-def _map_dir(cache_dir: str | None, options: dict[str, Any]) -> Path:
+def sprites_map_dir(cache_dir: str | None, options: dict[str, Any]) -> Path:
     """The fitted map lives in the cache (it is an encoder, reused by later runs), not in
     the run folder that is swapped in at the end."""
     key = hashlib.sha256(repr(sorted(options.items())).encode()).hexdigest()[:12]
@@ -50,7 +50,7 @@ def run_sprites(seed: int = 0, cache_dir: str | None = None, *, n_train: int = S
                 n_test: int = SPRITES_N_TEST) -> tuple[list[dict[str, Any]], Section]:
     """Fit the map (cached), the grounded CBM and its nonsense twin; rows and a report section."""
     options = {"n_train": n_train, "n_test": n_test}
-    map_dir = _map_dir(cache_dir, {**options, "seed": seed})
+    map_dir = sprites_map_dir(cache_dir, {**options, "seed": seed})
     if not (map_dir / "map.json").is_file():
         run_align(AlignConfig(data="idsprites", data_options=options, seed=seed,
                               cache_dir=cache_dir), map_dir)
