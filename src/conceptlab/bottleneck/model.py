@@ -57,6 +57,7 @@ from conceptlab.concepts.bank import ConceptBank
 from conceptlab.errors import ConceptlabError, ConceptlabValueError
 from conceptlab.faithfulness import column_correlations
 from conceptlab.utils.arrays import as_labels, as_matrix
+from conceptlab.utils.threads import threads_for, torch_threads
 
 MODEL_FORMAT = 2
 MODEL_WEIGHTS = "model.safetensors"
@@ -396,9 +397,13 @@ class ConceptBottleneckModel:
         data = TrainData(inputs_t, yt, St, inputs_v, yv, Sv, association=A,
                          concept_labels=labels)
         if objective.reference:  # the reference's own loop (``references``)
-            fit = objective.train_reference(data, kind=self.cbl_input, n_classes=self.n_classes,
-                                            config=self.train_config, seed=self.seed,
-                                            desc=f"fit CBL ({self.method})")
+            rows = min(self.train_config.batch_size, len(inputs_t))
+            macs = rows * inputs_t.shape[1] * St.shape[1]
+            threads = self.train_config.num_threads or threads_for(macs)
+            with torch_threads(threads):
+                fit = objective.train_reference(
+                    data, kind=self.cbl_input, n_classes=self.n_classes,
+                    config=self.train_config, seed=self.seed, desc=f"fit CBL ({self.method})")
         else:
             fit = train_cbl(objective, data, kind=self.cbl_input, n_classes=self.n_classes,
                             grounding=grounding, config=self.train_config, seed=self.seed,
@@ -473,7 +478,8 @@ class ConceptBottleneckModel:
             best = max(record.get("scores") or [float("nan")])
             raise ConceptlabValueError(
                 f"{self.method}: the filter before training ({record.get('rule', '')}) drops "
-                f"every concept (highest: {best:.3f}); lower it with --set")
+                f"every concept (highest: {best:.3f}); lower it with --set "
+                f"{record.get('setting', 'the cutoff')}=VALUE")
         scores = record.get("scores") or [float("nan")] * len(bank)
         dropped = [{"concept": bank.names[i], "preselection_score": float(scores[i]),
                     "rule": record.get("rule", "")}

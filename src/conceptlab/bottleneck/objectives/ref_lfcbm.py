@@ -98,7 +98,7 @@ class LFCBMReference(Objective):
         highest = torch.mean(torch.topk(s, dim=0, k=top)[0], dim=0).numpy()
         keep = np.flatnonzero(highest > self.clip_cutoff)
         return keep, {"rule": f"mean of the top-{top} training scores > {self.clip_cutoff}",
-                      "scores": highest.astype(float).tolist()}
+                      "setting": "clip_cutoff", "scores": highest.astype(float).tolist()}
 
     def select_units(self, pre_val: np.ndarray, scores_val: np.ndarray
                      ) -> tuple[np.ndarray, dict[str, Any]]:
