@@ -130,6 +130,7 @@ def run(cfg: RunConfig, label: str, quick: bool) -> dict[str, Any]:
     diff = [g["accuracy"] - b["accuracy"] for g, b in
             zip(per_seed["gumbel (best on validation)"], per_seed["l1 (ours)"], strict=True)]
     return {"config": dataclasses.asdict(cfg), "splits": prep.splits.record,
+            "sizes": {k: len(prep.y[k]) for k in ("train", "val", "test")},
             "n_concepts": len(src.bank), "chosen_on_validation": best["config"],
             "ablation": ablation, "per_seed": per_seed, "summary": summary,
             "paired_best_gumbel_minus_l1": interval(diff)}
