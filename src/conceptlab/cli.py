@@ -312,6 +312,38 @@ def demo(out: OutOpt = Path("runs/demo"),
     console.print(f"report: {escape(str(Path(out) / 'report.html'))}", soft_wrap=True)
 
 
+@app.command("audit")
+def audit_command(
+        run_dir: Annotated[Path, typer.Argument(help="run folder written by `fit` (CBM or "
+                                                     "DN-CBM)")],
+        concept_examples: Annotated[Path | None, typer.Option(
+            "--concept-examples", help="folder of concept example sets: NAME.txt or NAME/ per "
+            "concept, plus random.txt or random/ (counter-examples)")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print the profile as JSON")] = False,
+) -> None:
+    """Audit a saved run: each claim about its concepts with its measurement, control and
+    status (pass / fail / undecided / not measured), and the verdict."""
+    from conceptlab.workflows.audit import profile_rows, run_audit
+
+    record = _call(lambda: run_audit(run_dir, concept_examples=concept_examples))
+    if as_json:
+        print(json.dumps(record, indent=2, default=str))
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("claim", "status", "measurement"):
+        table.add_column(col)
+    colours = {"pass": "green", "fail": "red", "undecided": "yellow", "not measured": "dim"}
+    for question, status, reason in profile_rows(record):
+        table.add_row(escape(question), f"[{colours[status]}]{status}[/]",
+                      escape(reason.partition(": ")[2] or reason))
+    Console().print(table)
+    verdict = "trusted" if record.get("trusted") else "NOT trusted"
+    Console().print(f"verdict: {verdict} ({record.get('n')} held-out items)")
+    for f in record.get("findings", []):
+        console.print(f"[cyan]finding:[/cyan] {escape(f)}", soft_wrap=True)
+    _warn(list(record.get("warnings", [])))
+
+
 app.command("align")(align_command)
 
 from conceptlab.cli_lm import app as lm_app  # noqa: E402  (language-model commands)
