@@ -397,10 +397,10 @@ def test_fit_references_through_the_cli(method: str, text_data: dict[str, Path],
     """A reference runs on the same data as every method, at an exact NEC, saves, reloads
     and predicts like the model it was."""
     extra: tuple[str, ...] = ()
-    if method == "ref:lfcbm":  # MiniLM's cosines sit below LF-CBM's CLIP-calibrated 0.25
+    if method == "ref:lfcbm":  # a cutoff no cosine can pass: one line naming the setting
         assert "--set clip_cutoff=VALUE" in invoke_fails(
             "fit", *text_args(text_data, cache), "--out", tmp_path / "bad", "--concepts",
-            text_data["vocab"], "--method", method)
+            text_data["vocab"], "--method", method, "--set", "clip_cutoff=1")
         extra = ("--set", "clip_cutoff=0", "--set", "interpretability_cutoff=0.2")
     out = fit_text_cbm_at(tmp_path / "ref", text_data, cache, method, "--nec", "2", *extra)
     metrics = read_metrics(out)
