@@ -391,6 +391,37 @@ def test_cms(text_data: dict[str, Path], cache: Path, tmp_path: Path) -> None:
     assert metrics["n_concepts"] == N_CONCEPTS
 
 
+@pytest.mark.parametrize("method", ["ref:sparsecbm-gumbel", "ref:lfcbm", "random-cbl"])
+def test_fit_references_through_the_cli(method: str, text_data: dict[str, Path], cache: Path,
+                                        tmp_path: Path) -> None:
+    """A reference runs on the same data as every method, at an exact NEC, saves, reloads
+    and predicts like the model it was."""
+    extra: tuple[str, ...] = ()
+    if method == "ref:lfcbm":  # a cutoff no cosine can pass: one line naming the setting
+        assert "--set clip_cutoff=VALUE" in invoke_fails(
+            "fit", *text_args(text_data, cache), "--out", tmp_path / "bad", "--concepts",
+            text_data["vocab"], "--method", method, "--set", "clip_cutoff=1")
+        extra = ("--set", "clip_cutoff=0", "--set", "interpretability_cutoff=0.2")
+    out = fit_text_cbm_at(tmp_path / "ref", text_data, cache, method, "--nec", "2", *extra)
+    metrics = read_metrics(out)
+    assert metrics["method"] == method and metrics["nec"] <= 2 + 1e-9
+    assert metrics["hyper_parameters"]["head"]["refit"] is False  # VLG-CBM's protocol
+    assert metrics["hyper_parameters"]["train"]["finetune_epochs"] == 0
+    assert "unit_fidelity_median" in metrics["faithfulness"]
+    model, _ = cbm.load_saved(out)
+    assert model.method == method and model.objective.reference
+
+
+def test_cms_rule_ref(text_data: dict[str, Path], cache: Path, tmp_path: Path) -> None:
+    invoke("cms", *text_args(text_data, cache), "--out", tmp_path / "cms",
+           "--concepts", text_data["vocab"], "--rule", "ref")
+    metrics = read_metrics(tmp_path / "cms")
+    assert metrics["rule"] == "ref" and 0.0 <= metrics["mean_per_class_accuracy"] <= 1.0
+    assert "--rule must be one of" in invoke_fails(
+        "cms", *text_args(text_data, cache), "--out", tmp_path / "cms2", "--concepts",
+        text_data["vocab"], "--rule", "columns")
+
+
 # ---------------------------------------------------------------------------------------------
 # images: folder data through ConSE at 64 px
 # ---------------------------------------------------------------------------------------------

@@ -203,12 +203,16 @@ def fit(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None, out: OutOpt
 def cms_command(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
                 out: OutOpt = Path("runs/cms"), concepts: ConceptsOpt = "auto",
                 templates: Annotated[str, typer.Option("--templates")] = "plain",
+                rule: Annotated[str, typer.Option(
+                    "--rule", help="inductive | ref (the reference notebook's row-normalised "
+                    "form)")] = "inductive",
                 n_test: NTestOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
                 encoder_option: SetOpt = None, data_option: DataSetOpt = None) -> None:
     """Concept Matrix Search (training-free, both rules) beside zero-shot."""
     cfg = _call(lambda: _config(data, encoder, None, None, n_test, seed, cache,
                                 encoder_option, data_option))
-    metrics = _call(lambda: cbm.run_cms(cfg, out, concepts=concepts, templates=templates))
+    metrics = _call(lambda: cbm.run_cms(cfg, out, concepts=concepts, templates=templates,
+                                        rule=rule))
     _report(metrics, ["accuracy", "accuracy_top_concept", "accuracy_zero_shot", "n_concepts",
                       "n_test"], out)
 

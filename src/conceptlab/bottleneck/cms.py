@@ -169,3 +169,29 @@ def cms_reference_predict(image_concept_sims: np.ndarray, class_concept_sims: np
     if rule == "top-concept":
         return cms_predict_top_concept(V, T)
     raise ValueError(f"rule must be 'cosine' or 'top-concept', got {rule!r}")
+
+
+def cms_rowsum_predict(image_concept_sims: np.ndarray, class_concept_sims: np.ndarray, *,
+                       rule: Literal["cosine", "top-concept"] = "cosine",
+                       eps: float = 1e-8) -> np.ndarray:
+    """The reference notebook's primary CMS (``cms --rule ref``): row-normalised ``V`` and
+    ``T``, then ``rule`` (N,).
+
+    Andron00e/SparseCBM, ``additional_evaluations/cms_scores.ipynb``,
+    ``get_dot_prods_matrix`` (each row of the cosine matrix divided by ``its sum + 1e-8``)
+    and ``calculate_similarity_score_accuracy_for_class`` / ``calculate_max_score_accuracy_
+    for_class`` (cosine of rows, argmax; or the class with the largest ``T`` entry at the
+    image's largest concept). Each image is normalised by its own row only, so this form is
+    inductive. Ties go to the lowest index (``torch.argmax``); a row whose sum is negative
+    flips sign, as in the notebook.
+    """
+    V, T = _check_pair(image_concept_sims, class_concept_sims)
+    V = V / (V.sum(axis=1, keepdims=True) + eps)
+    T = T / (T.sum(axis=1, keepdims=True) + eps)
+    if rule == "cosine":
+        v_norm = np.linalg.norm(V, axis=1, keepdims=True)
+        t_norm = np.linalg.norm(T, axis=1)
+        return ((V @ T.T) / (v_norm * t_norm[None, :])).argmax(axis=1).astype(np.int64)
+    if rule == "top-concept":
+        return T[:, V.argmax(axis=1)].argmax(axis=0).astype(np.int64)
+    raise ValueError(f"rule must be 'cosine' or 'top-concept', got {rule!r}")

@@ -57,6 +57,7 @@ from conceptlab.concepts.bank import ConceptBank
 from conceptlab.errors import ConceptlabError, ConceptlabValueError
 from conceptlab.faithfulness import column_correlations
 from conceptlab.utils.arrays import as_labels, as_matrix
+from conceptlab.utils.threads import threads_for, torch_threads
 
 MODEL_FORMAT = 2
 MODEL_WEIGHTS = "model.safetensors"
@@ -166,8 +167,8 @@ class ConceptBottleneckModel:
         self.cbl_config = cbl or CBLConfig()
         self.cbl_input: InputKind = self.cbl_config.input or self.objective.default_input
         self.objective.check_input(self.cbl_input)
-        self.train_config = train or TrainConfig()
-        self.head_config = head or HeadConfig()
+        self.train_config = train or TrainConfig(**self.objective.train_defaults)
+        self.head_config = head or HeadConfig(**self.objective.head_defaults)
         self.bank = bank  # after unit selection: the kept concepts only
         self._input_bank = bank  # every fit starts from the full bank
         self.class_names = names
@@ -250,7 +251,7 @@ class ConceptBottleneckModel:
     @property
     def grounding(self) -> Grounding:
         """The grounding this model trains with (resolved from ``CBLConfig`` and the kind)."""
-        if self.objective.grounds_units:
+        if self.objective.grounds_units or self.objective.reference:
             return Grounding(0.0, self.cbl_config.cutoff)
         weight = self.cbl_config.grounding
         weight = DEFAULT_GROUNDING if weight is None else float(weight)
@@ -402,19 +403,30 @@ class ConceptBottleneckModel:
         grounding = self.grounding
 
         St, Sv = bank.scores(Xt), bank.scores(Xv)
-        inputs_t, inputs_v = self._cbl_inputs(Xt, Ft, bank), self._cbl_inputs(Xv, Fv, bank)
         A, source = self._resolve_association(bank)
+        bank, St, Sv, A, labels, predropped = self._preselect(bank, St, Sv, A, labels)
+        inputs_t, inputs_v = self._cbl_inputs(Xt, Ft, bank), self._cbl_inputs(Xv, Fv, bank)
         if A is None and objective.needs_association:
             A, source = association_from_scores(St, yt, self.n_classes), "data"
         data = TrainData(inputs_t, yt, St, inputs_v, yv, Sv, association=A,
                          concept_labels=labels)
-        fit = train_cbl(objective, data, kind=self.cbl_input, n_classes=self.n_classes,
-                        grounding=grounding, config=self.train_config, seed=self.seed,
-                        desc=f"fit CBL ({self.method})")
+        if objective.reference:  # the reference's own loop (``references``)
+            rows = min(self.train_config.batch_size, len(inputs_t))
+            macs = rows * inputs_t.shape[1] * St.shape[1]
+            threads = self.train_config.num_threads or threads_for(macs)
+            with torch_threads(threads):
+                fit = objective.train_reference(
+                    data, kind=self.cbl_input, n_classes=self.n_classes,
+                    config=self.train_config, seed=self.seed, desc=f"fit CBL ({self.method})")
+        else:
+            fit = train_cbl(objective, data, kind=self.cbl_input, n_classes=self.n_classes,
+                            grounding=grounding, config=self.train_config, seed=self.seed,
+                            desc=f"fit CBL ({self.method})")
         cbl = fit.cbl
         keep, selection = self._select_units(cbl, inputs_v, Sv, bank)
-        dropped = [{"concept": bank.names[i], **selection.get("per_concept", {}).get(i, {})}
-                   for i in np.setdiff1d(np.arange(len(bank)), keep)]
+        dropped = predropped + [
+            {"concept": bank.names[i], **selection.get("per_concept", {}).get(i, {})}
+            for i in np.setdiff1d(np.arange(len(bank)), keep)]
         if len(keep) == 0:
             raise ConceptlabValueError(
                 f"unit selection dropped every concept ({selection.get('rule', '')}); lower "
@@ -429,10 +441,14 @@ class ConceptBottleneckModel:
         Ut = unit_values(cbl, inputs_t)
         Ht = activations_from_units(objective, Ut)
         Hv = activations_from_units(objective, unit_values(cbl, inputs_v))
-        head = heads.fit_head(Ht, yt, Hv, yv, n_classes=self.n_classes, seed=self.seed,
-                              config=self.head_config)
+        if objective.final_joint_head and self.nec is None and fit.joint_head is not None:
+            head = self._joint_head(fit.joint_head, keep, Hv, yv)
+        else:
+            head = heads.fit_head(Ht, yt, Hv, yv, n_classes=self.n_classes, seed=self.seed,
+                                  config=self.head_config)
         finetune: dict[str, Any] = {}
-        if self.nec is not None and objective.joint_head and self.train_config.finetune_epochs:
+        if (self.nec is not None and objective.joint_head and not objective.reference
+                and self.train_config.finetune_epochs):
             cbl, head, finetune = self._sparse_finetune(cbl, head, data, grounding)
             Ut = unit_values(cbl, inputs_t)
             Ht = activations_from_units(objective, Ut)
@@ -462,6 +478,45 @@ class ConceptBottleneckModel:
                           "validation": validation, "sparse_finetune": finetune}
         self.faithfulness_ = {}
         return self
+
+    def _preselect(self, bank: ConceptBank, St: np.ndarray, Sv: np.ndarray,
+                   A: np.ndarray | None, labels: np.ndarray | None
+                   ) -> tuple[ConceptBank, np.ndarray, np.ndarray, np.ndarray | None,
+                              np.ndarray | None, list[dict[str, Any]]]:
+        """The objective's filter before training (LF-CBM's ``clip_cutoff``): the kept
+        concepts' bank, scores, association and labels, and a record of each dropped one."""
+        keep, record = self.objective.preselect_units(St)
+        if len(keep) == len(bank):
+            return bank, St, Sv, A, labels, []
+        if len(keep) == 0:
+            best = max(record.get("scores") or [float("nan")])
+            raise ConceptlabValueError(
+                f"{self.method}: the filter before training ({record.get('rule', '')}) drops "
+                f"every concept (highest: {best:.3f}); lower it with --set "
+                f"{record.get('setting', 'the cutoff')}=VALUE")
+        scores = record.get("scores") or [float("nan")] * len(bank)
+        dropped = [{"concept": bank.names[i], "preselection_score": float(scores[i]),
+                    "rule": record.get("rule", "")}
+                   for i in np.setdiff1d(np.arange(len(bank)), keep)]
+        return (bank.select(keep), St[:, keep], Sv[:, keep],
+                None if A is None else A[:, keep],
+                None if labels is None else labels[:, keep], dropped)
+
+    def _joint_head(self, joint: Any, keep: np.ndarray, Hv: np.ndarray, yv: np.ndarray
+                    ) -> LinearHead:
+        """The jointly trained head as the final layer (a reference evaluated as its code
+        evaluates it): its weight on the kept units, its bias (zero if it has none), no
+        standardisation."""
+        W = joint.weight.detach().numpy().astype(np.float32)[:, keep]
+        b = (np.zeros(W.shape[0], np.float32) if joint.bias is None
+             else joint.bias.detach().numpy().astype(np.float32))
+        head = LinearHead(W, b, np.zeros(W.shape[1], np.float32),
+                          np.ones(W.shape[1], np.float32),
+                          info={"kind": "joint", "solver": "trained jointly with the CBL",
+                                "dense": True, "n_features": int(W.shape[1]),
+                                "n_classes": int(W.shape[0])})
+        head.info["val_accuracy"] = metrics.accuracy(yv, head.predict(Hv))
+        return head
 
     def _select_units(self, cbl: ConceptBottleneckLayer, inputs_v: np.ndarray, Sv: np.ndarray,
                       bank: ConceptBank) -> tuple[np.ndarray, dict[str, Any]]:

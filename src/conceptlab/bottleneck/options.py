@@ -109,5 +109,7 @@ def split_options(method: str, options: dict[str, Any]) -> ModelOptions:
         group = owners[0]
         routed[group][name] = _coerce(key, value, groups[group][name])
     get_objective(method, **routed["objective"])  # validates the objective's values
+    cls = OBJECTIVES[method]  # a reference's optimiser / head settings, under the user's
     return ModelOptions(objective=routed["objective"], cbl=CBLConfig(**routed["cbl"]),
-                        train=TrainConfig(**routed["train"]), head=HeadConfig(**routed["head"]))
+                        train=TrainConfig(**{**cls.train_defaults, **routed["train"]}),
+                        head=HeadConfig(**{**cls.head_defaults, **routed["head"]}))

@@ -6,7 +6,16 @@ Each objective documents its formula and the paper it comes from; pure building 
 builds one, ``register_objective`` adds a new one (see docs/contributing.md).
 """
 
-from conceptlab.bottleneck.objectives import contrastive, cos3, gumbel, l1, supervised
+from conceptlab.bottleneck.objectives import (
+    contrastive,
+    cos3,
+    gumbel,
+    l1,
+    random_cbl,
+    ref_lfcbm,
+    ref_sparsecbm,
+    supervised,
+)
 from conceptlab.bottleneck.objectives.base import (
     INPUT_KINDS,
     InputKind,
@@ -38,7 +47,7 @@ from conceptlab.bottleneck.objectives.registry import (
 )
 from conceptlab.bottleneck.objectives.supervised import SupervisedObjective
 
-del contrastive, cos3, gumbel, l1, supervised
+del contrastive, cos3, gumbel, l1, random_cbl, ref_lfcbm, ref_sparsecbm, supervised
 
 __all__ = [
     "INPUT_KINDS",

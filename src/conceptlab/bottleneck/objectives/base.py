@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from conceptlab.errors import ConceptlabValueError
+
+if TYPE_CHECKING:  # the training module imports this one; only the types come back
+    from conceptlab.bottleneck.training import CBLFit, TrainConfig, TrainData
 
 InputKind = Literal["scores", "embedding", "features"]
 INPUT_KINDS: tuple[InputKind, ...] = ("scores", "embedding", "features")
@@ -36,6 +39,7 @@ class LossInputs:
     logits: Tensor | None = None          # B x C joint-head logits
     association: Tensor | None = None     # C x K float 0/1
     concept_labels: Tensor | None = None  # B x K float 0/1
+    generator: torch.Generator | None = None  # the fit's private RNG (noise inside a loss)
 
 
 @dataclass
@@ -70,6 +74,17 @@ class Objective:
     needs_concept_labels: ClassVar[bool] = False
     #: the loss itself ties unit k to concept k's score (no separate grounding term needed)
     grounds_units: ClassVar[bool] = False
+    #: reproduces a published procedure (``ref:...``, ``random-cbl``): it trains with its own
+    #: loop (``train_reference``), gets no grounding term or grounding cutoff unless the
+    #: ``CBLConfig`` asks, and no sparse fine-tuning
+    reference: ClassVar[bool] = False
+    #: with a dense head (``nec=None``) the jointly trained head *is* the final layer, as in
+    #: the reference code (no head is refitted on the units)
+    final_joint_head: ClassVar[bool] = False
+    #: ``TrainConfig`` / ``HeadConfig`` defaults of this objective, under the user's settings
+    #: (a reference's optimiser settings; VLG-CBM's no-refit NEC head)
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    head_defaults: ClassVar[dict[str, Any]] = {}
 
     @property
     def default_input(self) -> InputKind:
@@ -108,6 +123,16 @@ class Objective:
                      ) -> tuple[np.ndarray, dict[str, Any]]:
         """Indices of the units to keep after training and a record of why (all, by default)."""
         return np.arange(pre_val.shape[1]), {}
+
+    def preselect_units(self, scores_train: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """Units kept *before* training, from the training scores (all, by default; LF-CBM's
+        ``clip_cutoff`` filter overrides it)."""
+        return np.arange(scores_train.shape[1]), {}
+
+    def train_reference(self, data: TrainData, *, kind: InputKind, n_classes: int,
+                        config: TrainConfig, seed: int, desc: str = "") -> CBLFit:
+        """A reference's own training loop (only for ``reference`` objectives)."""
+        raise ObjectiveError(f"objective {self.name!r} has no reference training loop")
 
     def log_fields(self, progress: float) -> dict[str, float]:
         """Extra per-epoch fields for the training history (e.g. the temperature)."""

@@ -25,10 +25,14 @@ class ContrastiveObjective(Objective):
     example's CBL activation vector towards the concepts of its own class and away from the
     others' (rows), and makes each class's concept row pick out its own examples among the
     batch (columns); see ``clip_contrastive_loss``. ``tau`` is fixed (CLIP learns it from 0.07).
+
+    conceptlab's design: the reference code's loss (``ref:sparsecbm-contrastive``) uses the
+    diagonal of the B x K unit matrix as positives instead of the class rows.
     """
 
     name: ClassVar[str] = "contrastive"
-    summary: ClassVar[str] = "cross-entropy + CLIP loss to the class-concept rows (Sparse-CBM)"
+    summary: ClassVar[str] = ("cross-entropy + CLIP loss to the class-concept rows (conceptlab's; "
+                              "ref:sparsecbm-contrastive is the code's)")
     needs_association: ClassVar[bool] = True
     weight: float = 1.0
     tau: float = 0.1

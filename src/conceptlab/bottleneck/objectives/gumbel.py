@@ -51,7 +51,7 @@ class GumbelObjective(ContrastiveObjective):
 
     name: ClassVar[str] = "gumbel"
     summary: ClassVar[str] = ("contrastive loss on Gumbel-Softmax activations, few concepts "
-                              "per decision (Sparse-CBM)")
+                              "per decision (conceptlab's; ref:sparsecbm-gumbel is the code's)")
     tau_start: float = 1.0
     tau_min: float = 0.1
     anneal: bool = True

@@ -21,10 +21,15 @@ class L1Objective(Objective):
     The penalty makes each CBL unit depend on few inputs (on concept scores it keeps the
     identity initialisation, i.e. the concept names, unless the data argue otherwise); it does
     *not* make per-example activations sparse.
+
+    conceptlab's design after the paper, not its code: ``ref:sparsecbm-l1``
+    (``objectives/ref_sparsecbm.py``) is the reference; docs/methods.md lists the differences
+    (identity initialisation, bias, standardised scores, lambda 1e-2).
     """
 
     name: ClassVar[str] = "l1"
-    summary: ClassVar[str] = "cross-entropy + l1 penalty on the CBL weight (Sparse-CBM)"
+    summary: ClassVar[str] = ("cross-entropy + l1 penalty on the CBL weight (conceptlab's; "
+                              "ref:sparsecbm-l1 is Sparse-CBM's code)")
     lam: float = 1e-2
 
     def __post_init__(self) -> None:

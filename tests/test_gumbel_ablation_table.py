@@ -1,0 +1,56 @@
+"""The Gumbel-ablation section of docs/benchmarks.md is generated from the benchmark's JSON:
+change a number and the words change with it."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load() -> Any:
+    spec = importlib.util.spec_from_file_location("_gumbel_table",
+                                                  BENCHMARKS / "gumbel_ablation_table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def result(gumbel: float, l1: float, g_active: float, l1_active: float) -> dict[str, Any]:
+    row = {"config": "default (tau 1 -> 0.1)", "method": "gumbel", "options": {},
+           "val_accuracy": 0.4, "val_mean_active_concepts": 1.2, "val_top_unit_ceiling": 0.45}
+    summ = {"accuracy": [gumbel, 0.01], "mean_active_concepts": [g_active, 0.1],
+            "unit_fidelity_median": [0.9, 0.02]}
+    return {"command": "benchmarks/bench_gumbel_ablation.py", "seconds": 1.0, "machine": "x",
+            "seeds": [0, 1, 2],
+            "fashion": {"sizes": {"train": 20, "val": 5, "test": 10}, "n_concepts": 7,
+                        "chosen_on_validation": "default (tau 1 -> 0.1)", "ablation": [row],
+                        "summary": {"gumbel (best on validation)": summ,
+                                    "l1 (ours)": {**summ, "accuracy": [l1, 0.01],
+                                                  "mean_active_concepts": [l1_active, 0.1]}},
+                        "paired_best_gumbel_minus_l1": [gumbel - l1, 0.01]}}
+
+
+def test_verdict_follows_the_numbers() -> None:
+    table = load()
+    far = table.render(result(0.40, 0.62, 1.3, 3.7))
+    near = table.render(result(0.61, 0.62, 1.3, 3.7))
+    dense = table.render(result(0.61, 0.62, 4.0, 3.7))
+    assert "not competitive" in far and "-22.0 ± 1.0 points" in far and "0.400 ± 0.010" in far
+    assert "not competitive" not in near and "competitive by" in near
+    assert "without fewer" in dense and "not competitive" in dense
+    assert far != table.render(copy.deepcopy(result(0.41, 0.62, 1.3, 3.7)))
+
+
+def test_splice_replaces_only_the_section() -> None:
+    table = load()
+    doc = f"# title\n\n{table.START}\nold\n{table.END}\n\n## next\n"
+    out = table.splice(doc, f"{table.START}\nnew\n{table.END}")
+    assert "new" in out and "old" not in out and out.endswith("## next\n")
+    assert table.START in table.splice("# doc\n", f"{table.START}\nx\n{table.END}")
