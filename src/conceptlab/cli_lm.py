@@ -93,11 +93,13 @@ def neurons(out: Annotated[Path, typer.Option("--out")] = Path("runs/lm-neurons"
             k: Annotated[int, typer.Option("--k", help="top tokens per neuron")] = 10,
             no_confirm: Annotated[bool, typer.Option("--no-confirm")] = False,
             map_dir: Annotated[Path | None, typer.Option("--map", help="reuse a saved map")] = None,
+            side: Annotated[str, typer.Option("--side", help="up (Davies 2025, default) | gate "
+                                              "| down (value vectors)")] = "up",
             seed: SeedOpt = 0) -> None:
     """Decode every MLP neuron through the head, search words, confirm by clamping."""
     try:
         m = runs.run_lm_neurons(out, model=model, words=word or list(runs.DEFAULT_WORDS), k=k,
-                                confirm=not no_confirm, seed=seed, map_dir=map_dir)
+                                confirm=not no_confirm, seed=seed, map_dir=map_dir, side=side)
     except ERRORS as err:
         _fail(err)
     rows = []

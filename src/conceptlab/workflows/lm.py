@@ -28,6 +28,7 @@ from conceptlab.lm.effects import (
 )
 from conceptlab.lm.model import CausalLM, LMError, load_lm
 from conceptlab.lm.neurons import (
+    SIDES,
     NeuronMap,
     confirm_by_clamping,
     decode_neurons,
@@ -111,20 +112,28 @@ def run_lm_probe(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None 
 def run_lm_neurons(out: str | Path | None = None, *, model: str = "smollm2",
                    lm: CausalLM | None = None, words: Sequence[str] = DEFAULT_WORDS,
                    k: int = 10, confirm: bool = True, factor: float = 4.0, top: int = 5,
-                   seed: int = 0, map_dir: str | Path | None = None) -> dict[str, Any]:
+                   seed: int = 0, map_dir: str | Path | None = None,
+                   side: str = "up") -> dict[str, Any]:
     """Decode every MLP neuron through the head, save the map, search words, clamp the best hit.
 
-    ``map_dir`` reuses a saved map (``OUT/map`` from an earlier run) instead of decoding again.
+    ``side``: ``up`` (default, Davies 2025's up-projection rows), ``gate`` or ``down`` (value
+    vectors, Geva et al. 2022). ``map_dir`` reuses a saved map (``OUT/map`` from an earlier run)
+    instead of decoding again; its side must match.
     """
     t0 = time.perf_counter()
+    if side not in SIDES:
+        raise LMError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
     seed_everything(seed)
     lm = _lm(model, lm)
     if map_dir is not None:
         nmap = NeuronMap.load(map_dir)
         if nmap.info.get("model_fingerprint") != lm.fingerprint():
             raise LMError(f"{map_dir}: the neuron map was made for another model")
+        if nmap.info.get("side") != side:
+            raise LMError(f"{map_dir}: the map decodes side {nmap.info.get('side')!r}, "
+                          f"not {side!r}")
     else:
-        nmap = decode_neurons(lm, k=k)
+        nmap = decode_neurons(lm, k=k, side=side)
         if out is not None:
             nmap.save(Path(out) / "map")
     index = token_index(nmap)
@@ -145,7 +154,7 @@ def run_lm_neurons(out: str | Path | None = None, *, model: str = "smollm2",
     order = np.argsort(-nmap.score)[:20]
     metrics: dict[str, Any] = {
         "command": "lm neurons", "model": lm.describe(), "seed": seed, "k": k,
-        "factor": factor, "map": nmap.info, "words": found,
+        "side": side, "factor": factor, "map": nmap.info, "words": found,
         "most_specialised": [nmap.describe(int(r)) for r in order],
         "neutral_prompts": prompts}
     if out is not None and clamps:
