@@ -135,7 +135,8 @@ def steer(data: Annotated[str, typer.Option("--data")] = "sentiment",
 def ablate(data: DataListOpt = None, out: Annotated[Path, typer.Option("--out")] = Path(
                "runs/lm-ablate"), model: ModelOpt = "smollm2", layers: LayersOpt = None,
            method: Annotated[str, typer.Option("--method")] = "mean_diff",
-           scope: Annotated[str, typer.Option("--scope", help="layer | onward")] = "layer",
+           scope: Annotated[str, typer.Option(
+               "--scope", help="layer | onward | all (Arditi et al.)")] = "layer",
            seed: SeedOpt = 0, cache: CacheOpt = None) -> None:
     """Project a concept direction out; probe accuracy before / after and side-effect KL."""
     try:

@@ -16,12 +16,12 @@ import numpy as np
 
 from conceptlab.cache import ActivationCache
 from conceptlab.lm import edits as E
+from conceptlab.lm.ablation import SCOPES, ablation_edits, probe_after_edit
 from conceptlab.lm.datasets import PromptSet, load_prompts, shipped_lines
 from conceptlab.lm.directions import directions_bank, estimate
 from conceptlab.lm.effects import (
     Baseline,
     concept_words,
-    probe_after_edit,
     side_effects,
     split_indices,
     token_mass,
@@ -36,7 +36,13 @@ from conceptlab.lm.neurons import (
     token_index,
 )
 from conceptlab.lm.observables import compare, observable_vector
-from conceptlab.lm.probing import cached_activations, concept_depth, layer_points, probe_layers
+from conceptlab.lm.probing import (
+    cached_activations,
+    concept_depth,
+    layer_points,
+    majority_rate,
+    probe_layers,
+)
 from conceptlab.report import lm_plots
 from conceptlab.utils.seed import seed_everything
 from conceptlab.workflows.prepare import finish
@@ -86,15 +92,22 @@ def run_lm_probe(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None 
         for r, layer in zip(rows, layer_ids, strict=True):
             r["layer"] = layer
         acc = [r["accuracy"]["value"] for r in rows]
-        d = concept_depth(acc, tol)
+        d = concept_depth(acc, [r["accuracy"]["lo"] for r in rows],
+                          [r["accuracy"]["hi"] for r in rows], tol)
+        chance = majority_rate(ps.labels)
         entry: dict[str, Any] = {
             "name": ps.name, "prompts": ps.describe(), "depth": layer_ids[d],
-            "depth_index": d, "best_layer": layer_ids[int(np.argmax(acc))],
-            "best_accuracy": float(max(acc)),
+            "depth_index": d, "depth_rule": "first layer whose 95% interval overlaps the best "
+            "layer's (tol rule without intervals)", "best_layer": layer_ids[int(np.argmax(acc))],
+            "best_accuracy": float(max(acc)), "chance": chance,
+            "control": "type-level random labels (Hewitt & Liang 2019)",
             "control_accuracy_mean": float(np.mean([r["control"]["accuracy"]["value"]
                                                     for r in rows])),
             "layers": rows}
-        if out is not None:
+        if chance > 1.0 / ps.n_classes + 0.05:
+            entry["warning"] = (f"imbalanced classes: always answering the majority class "
+                                f"scores {chance:.3f}; read accuracy against that, or AUC")
+        if out is not None and ps.n_classes == 2:
             bank = directions_bank(lm, acts, ps)
             bank.provenance["reduce"] = reduce
             entry["bank"] = str(bank.save(Path(out) / "banks" / _safe(ps.name)))
@@ -184,25 +197,27 @@ def run_lm_ablate(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None
                   cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Project a concept direction out and measure the probe before / after and side effects.
 
-    ``layers`` default: each concept's depth (from a quick probe); ``scope="layer"`` edits
-    only that block's output, ``"onward"`` every block output from there to the last (the
-    same direction each time, as in Arditi et al. 2024's directional ablation).
+    ``layers`` default: each concept's depth from a probe of the *training* prompts only (the
+    held-out prompts play no part in choosing it); ``scope``: ``layer``, ``onward`` or ``all``
+    (Arditi et al. 2024, every layer; ``lm.ablation``). Judged on held-out prompts by AUROC.
     """
     t0 = time.perf_counter()
-    if scope not in ("layer", "onward"):
-        raise LMError(f"scope must be 'layer' or 'onward', got {scope!r}")
+    if scope not in SCOPES:
+        raise LMError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     prompt_sets = [load_prompts(spec, seed=seed) for spec in data]
+    for ps in prompt_sets:
+        ps.require_binary("ablation")
     seed_everything(seed)
     lm = _lm(model, lm)
     base = Baseline.of(lm, shipped_lines("neutral"))
     rows = []
     for ps in prompt_sets:
-        chosen = _resolve_layers(lm, layers) if layers else [_depth_of(lm, ps, seed, cache_dir)]
         train, test = split_indices(ps, test_fraction, seed)
+        chosen = (_resolve_layers(lm, layers) if layers
+                  else [_depth_of(lm, ps, seed, cache_dir, train)])
         for layer in chosen:
             v, gap, norm = _direction(lm, ps, layer, method, train, cache_dir)
-            targets = [layer] if scope == "layer" else list(range(layer, lm.n_layers))
-            edit = [E.project_out(f"blocks.{t}.hook_resid_post", v) for t in targets]
+            edit = ablation_edits(lm, v, layer, scope)
             read_at = [layer, lm.n_layers - 1] if layer != lm.n_layers - 1 else [layer]
             pts = [f"blocks.{r}.hook_resid_post" for r in read_at]
             base_acts = cached_activations(lm, ps, layer_points(lm), cache=_cache(cache_dir))
@@ -212,9 +227,10 @@ def run_lm_ablate(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None
             rows.append({"concept": ps.name, "layer": layer, "method": method, "scope": scope,
                          "class_gap": gap, "resid_norm": norm, "probes": probes,
                          "side_effects": side_effects(lm, base, edit),
-                         "n_train": len(train), "n_heldout": len(test)})
+                         "n_train": len(train), "n_heldout": len(test),
+                         "layer_chosen_by": "given" if layers else "depth on training prompts"})
     metrics: dict[str, Any] = {"command": "lm ablate", "model": lm.describe(), "seed": seed,
-                               "method": method, "scope": scope,
+                               "method": method, "scope": scope, "measure": "held-out AUROC",
                                "test_fraction": test_fraction, "rows": rows}
     if out is not None:
         metrics["figure"] = str(lm_plots.plot_ablation(rows, Path(out) / "ablation.png"))
@@ -222,11 +238,17 @@ def run_lm_ablate(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None
     return finish(out, metrics)
 
 
-def _depth_of(lm: CausalLM, ps: PromptSet, seed: int, cache_dir: str | Path | None) -> int:
+def _depth_of(lm: CausalLM, ps: PromptSet, seed: int, cache_dir: str | Path | None,
+              idx: np.ndarray) -> int:
+    """The concept's depth read from the prompts ``idx`` (the training part) only."""
     points = layer_points(lm)
     acts = cached_activations(lm, ps, points, cache=_cache(cache_dir))
-    rows, _ = probe_layers(acts, ps, seed=seed, n_boot=0, control=False)
-    return concept_depth([r["accuracy"]["value"] for r in rows])
+    sub = PromptSet(ps.name, [ps.texts[i] for i in idx], ps.labels[idx], ps.classes,
+                    None if ps.groups is None else [ps.groups[i] for i in idx])
+    rows, _ = probe_layers({p: X[idx] for p, X in acts.items()}, sub, seed=seed, n_boot=200,
+                           control=False)
+    return concept_depth([r["accuracy"]["value"] for r in rows],
+                         [r["accuracy"]["lo"] for r in rows], [r["accuracy"]["hi"] for r in rows])
 
 
 def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
@@ -244,6 +266,7 @@ def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
     """
     t0 = time.perf_counter()
     ps = load_prompts(data, seed=seed)
+    ps.require_binary("steering")
     pos_words, neg_words = concept_words(ps)
     if not pos_words:
         raise LMError(f"{ps.name}: no contrast pairs that differ in one word, so no concept "
@@ -300,6 +323,7 @@ def run_lm_observable(out: str | Path | None = None, *, model: str = "smollm2",
     from ``data`` at each layer (cosine), and how well projecting on it separates the prompts."""
     t0 = time.perf_counter()
     ps = load_prompts(data, seed=seed)
+    ps.require_binary("an observable's comparison")
     seed_everything(seed)
     lm = _lm(model, lm)
     layer_ids = _resolve_layers(lm, layers)
@@ -341,6 +365,7 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
 
     t0 = time.perf_counter()
     ps = load_prompts(data, seed=seed)
+    ps.require_binary("parametric concept vectors")
     pos_words, neg_words = concept_words(ps)
     prefixes = P.concept_prefixes(ps)
     if not pos_words or not prefixes:
