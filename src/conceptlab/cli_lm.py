@@ -178,7 +178,7 @@ def parametric(data: Annotated[str, typer.Option("--data")] = "animals",
                model: ModelOpt = "smollm2",
                n: Annotated[str, typer.Option("--n", help="neurons to zero, comma-separated")] =
                "10,50,200", seed: SeedOpt = 0) -> None:
-    """ConceptVectors: zero the MLP value vectors matching a concept's tokens, measured."""
+    """Top value-vector zeroing (a ConceptVectors-inspired variant), measured."""
     try:
         m = runs.run_lm_parametric(data, out, model=model, n_neurons=_ints(n) or [10],
                                    seed=seed)
@@ -189,3 +189,23 @@ def parametric(data: Annotated[str, typer.Option("--data")] = "animals",
            [[r["n"], r["neurons"], r["delta_logp_concept_on_prefixes"],
              r["delta_logp_concept_on_neutral"], r["delta_logp_contrast_on_prefixes"], r["kl"]]
             for r in m["rows"]], out)
+
+
+@app.command("concept-vectors")
+def concept_vectors(out: Annotated[Path, typer.Option("--out")] = Path("runs/lm-cv"),
+                    model: ModelOpt = "smollm2",
+                    concept: Annotated[list[str] | None, typer.Option(
+                        "--concept", help="repeatable (default: every shipped concept)")] = None,
+                    std: Annotated[float, typer.Option("--std")] = 0.1,
+                    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 100,
+                    seed: SeedOpt = 0) -> None:
+    """ConceptVectors (reference protocol): perturb one down-projection column per concept."""
+    try:
+        m = runs.run_lm_concept_vectors(out, model=model, concepts=concept, std=std,
+                                        max_new_tokens=max_new_tokens, seed=seed)
+    except ERRORS as err:
+        _fail(err)
+    _table("ConceptVectors", ["perturbation", "own BLEU", "unrelated BLEU", "own ROUGE-L",
+                              "unrelated ROUGE-L"],
+           [[k, v["own_bleu"]["mean"], v["unrelated_bleu"]["mean"], v["own_rouge_l"]["mean"],
+             v["unrelated_rouge_l"]["mean"]] for k, v in m["summary"].items()], out)

@@ -355,7 +355,8 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
                       model: str = "smollm2", lm: CausalLM | None = None,
                       n_neurons: Sequence[int] = (10, 50, 200), seed: int = 0,
                       ) -> dict[str, Any]:
-    """ConceptVectors: zero the MLP value vectors that best match a concept's tokens.
+    """Top value-vector zeroing (not ConceptVectors' procedure, see ``run_lm_concept_vectors``):
+    zero the MLP value vectors that best match a concept's tokens.
 
     For each size n: the change in log P(concept words) on the concept's prompt prefixes and
     on unrelated neutral prompts, the same for the contrast words (the other class), the same
@@ -399,10 +400,45 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
     metrics: dict[str, Any] = {
         "command": "lm parametric", "model": lm.describe(), "data": ps.describe(),
         "seed": seed, "concept_words": pos_words, "contrast_words": neg_words,
-        "prefixes": prefixes, "rows": rows,
+        "prefixes": prefixes, "rows": rows, "method": "top value-vector zeroing (a "
+        "simplification inspired by ConceptVectors; random neurons from all layers)",
         "top_neurons": [{"layer": a, "neuron": b, "z": float(scores[a, b])} for a, b in top],
         "logp_before": {k: float(v.mean()) for k, v in ref.items()}}
     if out is not None:
         metrics["figure"] = str(lm_plots.plot_parametric(rows, Path(out) / "parametric.png"))
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    return finish(out, metrics)
+
+
+def run_lm_concept_vectors(out: str | Path | None = None, *, model: str = "smollm2",
+                           lm: CausalLM | None = None, concepts: Sequence[str] | None = None,
+                           std: float = 0.1, n_unrelated: int = 5, max_new_tokens: int = 100,
+                           seed: int = 0) -> dict[str, Any]:
+    """ConceptVectors' concept validation as its reference notebook does it (``lm.concept_vectors``)
+    on the shipped QA set, with a layer-matched random column as the control."""
+    from conceptlab.lm import concept_vectors as CV
+
+    t0 = time.perf_counter()
+    qa = CV.concept_questions()
+    if concepts:
+        missing = [c for c in concepts if c not in qa]
+        if missing:
+            raise LMError(f"no questions for {missing}; concepts: {', '.join(qa)}")
+    seed_everything(seed)
+    lm = _lm(model, lm)
+    rows = CV.validate(lm, qa, concepts, std=std, n_unrelated=n_unrelated,
+                       max_new_tokens=max_new_tokens, seed=seed)
+    summary: dict[str, Any] = {}
+    for mode in CV.MODES:
+        for target in ("concept", "control"):
+            key = f"{mode}_{target}"
+            summary[key] = {m: CV.mean_interval([r[key][m] for r in rows])  # type: ignore[index]
+                            for m in ("own_bleu", "unrelated_bleu", "own_rouge_l",
+                                      "unrelated_rouge_l")}
+    metrics: dict[str, Any] = {
+        "command": "lm concept-vectors", "model": lm.describe(), "seed": seed, "std": std,
+        "n_unrelated": n_unrelated, "max_new_tokens": max_new_tokens, "prompt": CV.PROMPT,
+        "reference": "yihuaihong/ConceptVectors Concept_Validation_Experiments.ipynb",
+        "rows": rows, "summary": summary}
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     return finish(out, metrics)
