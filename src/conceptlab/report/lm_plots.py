@@ -76,8 +76,11 @@ def plot_clamps(rows: Sequence[Mapping[str, Any]], path: PathLike,
     """Bars: change in log P(the neuron's top tokens) vs random tokens, per searched word."""
     fig, ax = _figure(max(5.0, 0.9 * len(rows) + 2), 4)
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["delta_logp_tokens"] for r in rows], 0.4, label="its top tokens")
-    ax.bar(x + 0.2, [r["delta_logp_random_tokens"] for r in rows], 0.4, label="random tokens")
+    ax.bar(x - 0.27, [r["delta_logp_tokens"] for r in rows], 0.27, label="its top tokens")
+    ax.bar(x, [r.get("delta_logp_tokens_control_mean", np.nan) for r in rows], 0.27,
+           label="same tokens, random neurons of its layer")
+    ax.bar(x + 0.27, [r["delta_logp_random_tokens"] for r in rows], 0.27,
+           label="random tokens")
     ax.set_xticks(x, [f"{r['word']}\nL{r['layer']}.{r['neuron']}" for r in rows], fontsize=7)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_ylabel("change in log probability (nats)")
