@@ -73,12 +73,14 @@ def probe(data: DataListOpt = None, out: Annotated[Path, typer.Option("--out")] 
               "runs/lm-probe"), model: ModelOpt = "smollm2", layers: LayersOpt = None,
           folds: Annotated[int, typer.Option("--folds")] = 5,
           tol: Annotated[float, typer.Option("--tol", help="depth: within tol of best")] = 0.02,
-          seed: SeedOpt = 0, cache: CacheOpt = None) -> None:
+          seed: SeedOpt = 0, cache: CacheOpt = None,
+          cd_reference: Annotated[bool, typer.Option(
+              "--cd-reference", help="add Concept Depth's reference rows")] = False) -> None:
     """Concept depth: a cross-validated probe per layer for each prompt set, one figure."""
     try:
         m = runs.run_lm_probe(data or list(runs.DEFAULT_CONCEPTS), out, model=model,
                               layers=_ints(layers), folds=folds, tol=tol, seed=seed,
-                              cache_dir=cache)
+                              cache_dir=cache, cd_reference=cd_reference)
     except ERRORS as err:
         _fail(err)
     _table("Concept depth", ["concept", "depth", "best layer", "best acc", "control acc"],

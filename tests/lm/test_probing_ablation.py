@@ -157,3 +157,31 @@ def test_all_layer_ablation_keeps_the_direction_out_of_the_stream() -> None:
         assert np.abs(acts[p] @ v).max() < 1e-4
     with pytest.raises(LMError, match="scope"):
         ablation_edits(lm, v, 0, "somewhere")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_concept_depth_reference_rows_match_their_protocol_by_hand() -> None:
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from conceptlab.lm.depth_reference import reference_rows
+
+    lm = tiny_lm()
+    words = ["cat", "dog", "horse", "cow", "bird", "fish", "table", "chair", "car", "house",
+             "stone", "lamp"]
+    texts = [f.format(w) for w in words for f in ("the {} is", "a {} and", "it was a {}")]
+    y = np.asarray([int(i < 18) for i in range(len(texts))])
+    ps = PromptSet("t", texts, y, ["object", "animal"])
+    rows = reference_rows(lm, ps, [1])
+    # by hand: post_attention_layernorm(resid_pre + attn_out) at the last token, one 60/40
+    # split with random_state 42, sklearn's default L2 logistic regression
+    pts = ["blocks.1.hook_resid_pre", "blocks.1.hook_attn_out"]
+    acts = lm.activations(texts, pts)
+    norm = lm.model.model.layers[1].post_attention_layernorm
+    with torch.no_grad():
+        H = norm(torch.as_tensor(acts[pts[0]] + acts[pts[1]])).numpy()
+    Xtr, Xte, ytr, yte = train_test_split(H, y, test_size=0.4, random_state=42)
+    acc = (LogisticRegression(penalty="l2", max_iter=100).fit(Xtr, ytr).predict(Xte) == yte)
+    assert rows[0]["accuracy"] == pytest.approx(float(acc.mean()))
+    assert rows[0]["point"] == "blocks.1.post_attention_layernorm"

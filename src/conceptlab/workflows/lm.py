@@ -75,8 +75,12 @@ def run_lm_probe(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None 
                  model: str = "smollm2", lm: CausalLM | None = None,
                  layers: Sequence[int] | None = None, folds: int = 5, tol: float = 0.02,
                  n_boot: int = 1000, seed: int = 0, reduce: str = "last",
-                 cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Concept depth for each prompt set: per-layer probe curves, depth, banks, one figure."""
+                 cache_dir: str | Path | None = None,
+                 cd_reference: bool = False) -> dict[str, Any]:
+    """Concept depth for each prompt set: per-layer probe curves, depth, banks, one figure.
+
+    ``cd_reference`` adds the Concept Depth reference protocol's rows (its hook point and one
+    60/40 split, ``lm.depth_reference``) beside ours for two-class sets."""
     t0 = time.perf_counter()
     if not data:
         raise LMError("lm probe needs at least one --data prompt set")
@@ -107,6 +111,13 @@ def run_lm_probe(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None 
         if chance > 1.0 / ps.n_classes + 0.05:
             entry["warning"] = (f"imbalanced classes: always answering the majority class "
                                 f"scores {chance:.3f}; read accuracy against that, or AUC")
+        if cd_reference and ps.n_classes == 2:
+            from conceptlab.lm.depth_reference import reference_rows
+
+            ref = reference_rows(lm, ps, layer_ids)
+            racc = [r["accuracy"] for r in ref]
+            entry["reference_cd"] = {"layers": ref, "best_layer": ref[int(np.argmax(racc))]
+                                     ["layer"], "best_accuracy": float(max(racc))}
         if out is not None and ps.n_classes == 2:
             bank = directions_bank(lm, acts, ps)
             bank.provenance["reduce"] = reduce
