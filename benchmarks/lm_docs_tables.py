@@ -76,6 +76,19 @@ def probe(m: dict[str, Any]) -> list[str]:
     for c in m["concepts"]:
         out.append(f"| {c['name']} | " + " | ".join(
             _f(c["layers"][i]["accuracy"]["value"], 2) for i in layers) + " |")
+    refs = [c for c in m["concepts"] if c.get("reference_cd")]
+    if refs:
+        out += ["", "Concept Depth's reference protocol beside it (`--cd-reference`: the MLP-input "
+                "norm's output at the last token, one 60/40 item split with random_state 42, "
+                "sklearn's default L2 logistic regression, no interval):", "",
+                "| concept | " + " | ".join(f"L{i}" for i in layers) + " | best layer | "
+                "best accuracy |", "|---|" + "---|" * (len(layers) + 2)]
+        for c in refs:
+            rows = c["reference_cd"]["layers"]
+            out.append(f"| {c['name']} | " + " | ".join(
+                _f(rows[i]["accuracy"], 2) for i in layers) +
+                f" | {c['reference_cd']['best_layer']} | "
+                f"{_f(c['reference_cd']['best_accuracy'])} |")
     out += ["", probe_sentence(m)]
     return out
 
