@@ -13,10 +13,13 @@ run neurons --word dog --word happy --word France --word money --word water --wo
 run steer --data sentiment --out "$out/steer-sentiment"
 run steer --data animals --out "$out/steer-animals"
 run ablate --data animals --data sentiment --data gender --data gapminder --out "$out/ablate"
+run ablate --data animals --data sentiment --data gender --data gapminder --scope all \
+    --out "$out/ablate-all"
 run ablate --data animals --data sentiment --data gender --data gapminder --scope onward \
     --out "$out/ablate-onward"
 run observable --out "$out/observable"
 run parametric --data animals --out "$out/parametric-animals"
 run parametric --data sentiment --out "$out/parametric-sentiment"
+run concept-vectors --max-new-tokens 48 --out "$out/concept-vectors"
 echo "== benchmark"
 "$py" benchmarks/bench_lm_neurons.py --repeats 3

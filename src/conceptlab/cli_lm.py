@@ -73,12 +73,14 @@ def probe(data: DataListOpt = None, out: Annotated[Path, typer.Option("--out")] 
               "runs/lm-probe"), model: ModelOpt = "smollm2", layers: LayersOpt = None,
           folds: Annotated[int, typer.Option("--folds")] = 5,
           tol: Annotated[float, typer.Option("--tol", help="depth: within tol of best")] = 0.02,
-          seed: SeedOpt = 0, cache: CacheOpt = None) -> None:
+          seed: SeedOpt = 0, cache: CacheOpt = None,
+          cd_reference: Annotated[bool, typer.Option(
+              "--cd-reference", help="add Concept Depth's reference rows")] = False) -> None:
     """Concept depth: a cross-validated probe per layer for each prompt set, one figure."""
     try:
         m = runs.run_lm_probe(data or list(runs.DEFAULT_CONCEPTS), out, model=model,
                               layers=_ints(layers), folds=folds, tol=tol, seed=seed,
-                              cache_dir=cache)
+                              cache_dir=cache, cd_reference=cd_reference)
     except ERRORS as err:
         _fail(err)
     _table("Concept depth", ["concept", "depth", "best layer", "best acc", "control acc"],
@@ -93,11 +95,13 @@ def neurons(out: Annotated[Path, typer.Option("--out")] = Path("runs/lm-neurons"
             k: Annotated[int, typer.Option("--k", help="top tokens per neuron")] = 10,
             no_confirm: Annotated[bool, typer.Option("--no-confirm")] = False,
             map_dir: Annotated[Path | None, typer.Option("--map", help="reuse a saved map")] = None,
+            side: Annotated[str, typer.Option("--side", help="up (Davies 2025, default) | gate "
+                                              "| down (value vectors)")] = "up",
             seed: SeedOpt = 0) -> None:
     """Decode every MLP neuron through the head, search words, confirm by clamping."""
     try:
         m = runs.run_lm_neurons(out, model=model, words=word or list(runs.DEFAULT_WORDS), k=k,
-                                confirm=not no_confirm, seed=seed, map_dir=map_dir)
+                                confirm=not no_confirm, seed=seed, map_dir=map_dir, side=side)
     except ERRORS as err:
         _fail(err)
     rows = []
@@ -133,7 +137,8 @@ def steer(data: Annotated[str, typer.Option("--data")] = "sentiment",
 def ablate(data: DataListOpt = None, out: Annotated[Path, typer.Option("--out")] = Path(
                "runs/lm-ablate"), model: ModelOpt = "smollm2", layers: LayersOpt = None,
            method: Annotated[str, typer.Option("--method")] = "mean_diff",
-           scope: Annotated[str, typer.Option("--scope", help="layer | onward")] = "layer",
+           scope: Annotated[str, typer.Option(
+               "--scope", help="layer | onward | all (Arditi et al.)")] = "layer",
            seed: SeedOpt = 0, cache: CacheOpt = None) -> None:
     """Project a concept direction out; probe accuracy before / after and side-effect KL."""
     try:
@@ -175,7 +180,7 @@ def parametric(data: Annotated[str, typer.Option("--data")] = "animals",
                model: ModelOpt = "smollm2",
                n: Annotated[str, typer.Option("--n", help="neurons to zero, comma-separated")] =
                "10,50,200", seed: SeedOpt = 0) -> None:
-    """ConceptVectors: zero the MLP value vectors matching a concept's tokens, measured."""
+    """Top value-vector zeroing (a ConceptVectors-inspired variant), measured."""
     try:
         m = runs.run_lm_parametric(data, out, model=model, n_neurons=_ints(n) or [10],
                                    seed=seed)
@@ -186,3 +191,23 @@ def parametric(data: Annotated[str, typer.Option("--data")] = "animals",
            [[r["n"], r["neurons"], r["delta_logp_concept_on_prefixes"],
              r["delta_logp_concept_on_neutral"], r["delta_logp_contrast_on_prefixes"], r["kl"]]
             for r in m["rows"]], out)
+
+
+@app.command("concept-vectors")
+def concept_vectors(out: Annotated[Path, typer.Option("--out")] = Path("runs/lm-cv"),
+                    model: ModelOpt = "smollm2",
+                    concept: Annotated[list[str] | None, typer.Option(
+                        "--concept", help="repeatable (default: every shipped concept)")] = None,
+                    std: Annotated[float, typer.Option("--std")] = 0.1,
+                    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 100,
+                    seed: SeedOpt = 0) -> None:
+    """ConceptVectors (reference protocol): perturb one down-projection column per concept."""
+    try:
+        m = runs.run_lm_concept_vectors(out, model=model, concepts=concept, std=std,
+                                        max_new_tokens=max_new_tokens, seed=seed)
+    except ERRORS as err:
+        _fail(err)
+    _table("ConceptVectors", ["perturbation", "own BLEU", "unrelated BLEU", "own ROUGE-L",
+                              "unrelated ROUGE-L"],
+           [[k, v["own_bleu"]["mean"], v["unrelated_bleu"]["mean"], v["own_rouge_l"]["mean"],
+             v["unrelated_rouge_l"]["mean"]] for k, v in m["summary"].items()], out)

@@ -54,9 +54,13 @@ def test_csv_and_jsonl_tables(tmp_path: Path) -> None:
 
 
 def test_bad_tables_fail_with_a_clear_message(tmp_path: Path) -> None:
-    three = tmp_path / "three.csv"
+    one = tmp_path / "one.csv"
+    one.write_text("text,label\na,x\nb,x\nc,x\n")
+    with pytest.raises(LMError, match="two or more label values"):
+        from_table(one)
+    three = tmp_path / "three.csv"  # three labels are fine, one prompt per class is not
     three.write_text("text,label\na,x\nb,y\nc,z\n")
-    with pytest.raises(LMError, match="exactly two label values"):
+    with pytest.raises(LMError, match="at least 2 prompts"):
         from_table(three)
     nocol = tmp_path / "nocol.csv"
     nocol.write_text("sentence,label\na,x\n")

@@ -10,9 +10,10 @@ import torch
 
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.lm import edits
+from conceptlab.lm.ablation import probe_after_edit
 from conceptlab.lm.datasets import PromptSet
 from conceptlab.lm.directions import directions_bank, mean_diff, pca_diff
-from conceptlab.lm.effects import Baseline, probe_after_edit, side_effects, split_indices
+from conceptlab.lm.effects import Baseline, side_effects, split_indices
 from conceptlab.lm.probing import concept_depth, fit_probe, probe_layers
 from tests.lm.tiny import tiny_lm
 
@@ -62,10 +63,10 @@ def test_probe_per_layer_and_depth() -> None:
     lm, ps, _ = planted()
     points = [EMB, "blocks.0.hook_resid_post", "blocks.2.hook_resid_post"]
     rows, dirs = probe_layers(lm.activations(ps.texts, points), ps, n_boot=200)
-    for row in rows:
-        assert row["accuracy"]["value"] >= 0.9
+    for row in rows:  # standardised inside each fold
+        assert row["accuracy"]["value"] >= 0.85
         assert row["accuracy"]["lo"] <= row["accuracy"]["value"] <= row["accuracy"]["hi"]
-        assert row["control"]["accuracy"]["value"] < 0.8  # shuffled labels: no concept
+        assert row["control"]["accuracy"]["value"] < 0.8  # control task: no concept
     assert set(dirs) == set(points)
     assert concept_depth([0.5, 0.7, 0.9, 0.91, 0.92], tol=0.02) == 2
     assert concept_depth([0.5, 0.7, 0.9, 0.91, 0.92], tol=0.0) == 4
@@ -80,7 +81,8 @@ def test_ablating_the_planted_direction_drives_the_probe_to_chance() -> None:
     res = probe_after_edit(lm, ps, [later], [edits.project_out(EMB, direction)], train,
                            test)[later]
     assert res["heldout_before"] >= 0.9 and res["refit_before"] >= 0.9
-    assert res["heldout_after"] <= 0.6 and res["refit_after"] <= 0.6  # chance
+    # held-out AUROC: near chance, and the refit does not fall below it
+    assert 0.3 <= res["heldout_after"] <= 0.7 and 0.3 <= res["refit_after"] <= 0.7
     g = torch.Generator().manual_seed(9)
     rand = torch.randn(lm.d_model, generator=g)
     rand -= (rand @ u) * u  # a random direction orthogonal to the planted one

@@ -1,8 +1,10 @@
 """Labelled prompts for language-model concepts: shipped sets, gapminder, robots, CSV/JSONL.
 
-A ``PromptSet`` is binary: texts, labels (1 = the concept holds), the two class names
-(``[negative, positive]``) and optional ``groups`` (items sharing a template: a positive and a
-negative with the same group form a contrast pair, used by the PCA-of-differences direction).
+A ``PromptSet`` holds texts, labels ``0..K-1`` and the K class names; a binary set
+(``[negative, positive]``, 1 = the concept holds) is what directions, steering and ablation
+need (``require_binary``), probing takes any K >= 2. Optional ``groups``: items sharing a
+template (a positive and a negative with the same group form a contrast pair, used by the
+PCA-of-differences direction); a (group, label) pair is one *type* (one word across frames).
 
 Specs (``load_prompts(spec)``):
 
@@ -15,8 +17,9 @@ Specs (``load_prompts(spec)``):
   as in Concept Depth's country-continent task (Jin et al., 2024).
 * ``robots-text:CONCEPT``: concept-benchmark robot descriptions labelled by one of their nine
   body-part concepts (default ``head_is_square``), a seeded balanced sample of ``n`` (120).
-* ``csv:PATH`` / ``jsonl:PATH``: columns ``text`` and ``label`` (two distinct values; the
-  positive one is the second in sorted order unless ``positive=NAME``), optional ``group``.
+* ``csv:PATH`` / ``jsonl:PATH``: columns ``text`` and ``label`` (two or more distinct values,
+  classes in sorted order; with two, the positive one is the second unless ``positive=NAME``),
+  optional ``group``.
 """
 
 from __future__ import annotations
@@ -40,12 +43,12 @@ CONTINENTS = ["Africa", "Americas", "Asia", "Europe", "Oceania"]
 
 @dataclass
 class PromptSet:
-    """Binary labelled prompts; ``fingerprint`` hashes texts, labels and classes."""
+    """Labelled prompts (K >= 2 classes); ``fingerprint`` hashes texts, labels and classes."""
 
     name: str
     texts: list[str]
     labels: np.ndarray
-    classes: list[str]  # [negative, positive]
+    classes: list[str]  # binary: [negative, positive]
     groups: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -53,11 +56,11 @@ class PromptSet:
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if len(self.texts) != len(self.labels):
             raise LMError(f"{self.name}: {len(self.texts)} texts but {len(self.labels)} labels")
-        if len(self.classes) != 2:
-            raise LMError(f"{self.name}: a concept needs exactly two classes, got {self.classes}")
-        if not set(np.unique(self.labels)) <= {0, 1}:
-            raise LMError(f"{self.name}: labels must be 0 or 1")
-        counts = np.bincount(self.labels, minlength=2)
+        if len(self.classes) < 2:
+            raise LMError(f"{self.name}: a concept needs two or more classes, got {self.classes}")
+        if not set(np.unique(self.labels)) <= set(range(len(self.classes))):
+            raise LMError(f"{self.name}: labels must be in 0..{len(self.classes) - 1}")
+        counts = np.bincount(self.labels, minlength=len(self.classes))
         if counts.min() < 2:
             raise LMError(f"{self.name}: each class needs at least 2 prompts, got "
                           f"{dict(zip(self.classes, counts.tolist(), strict=True))}")
@@ -70,6 +73,24 @@ class PromptSet:
         return len(self.texts)
 
     @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def require_binary(self, what: str) -> None:
+        """One clear error where a method needs a positive and a negative class."""
+        if self.n_classes != 2:
+            raise LMError(f"{self.name}: {what} needs a two-class prompt set, this one has "
+                          f"{self.n_classes} classes ({', '.join(self.classes)}); probe it with "
+                          "`lm probe`, or keep two labels")
+
+    def types(self) -> list[str]:
+        """One id per item's *type* (its group and label, i.e. one word across frames), for
+        Hewitt & Liang's control task; each item is its own type when there are no groups."""
+        if self.groups is None:
+            return [str(i) for i in range(len(self))]
+        return [f"{g}|{int(y)}" for g, y in zip(self.groups, self.labels, strict=True)]
+
+    @property
     def fingerprint(self) -> str:
         return hash_json({"texts": self.texts, "labels": self.labels.tolist(),
                           "classes": self.classes, "groups": self.groups})
@@ -77,6 +98,7 @@ class PromptSet:
     def pairs(self, seed: int = 0) -> np.ndarray:
         """``(P, 2)`` index pairs (positive, negative): within groups when there are groups,
         else the positives and negatives matched in a seeded random order."""
+        self.require_binary("contrast pairs")
         pos, neg = np.flatnonzero(self.labels == 1), np.flatnonzero(self.labels == 0)
         if self.groups is not None:
             by_group: dict[str, list[int]] = {}
@@ -95,7 +117,9 @@ class PromptSet:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "n": len(self), "classes": self.classes,
-                "n_positive": int(self.labels.sum()), "fingerprint": self.fingerprint,
+                "n_positive": int(self.labels.sum()) if self.n_classes == 2 else None,
+                "class_counts": np.bincount(self.labels, minlength=self.n_classes).tolist(),
+                "fingerprint": self.fingerprint,
                 **self.meta}
 
 
@@ -148,15 +172,19 @@ def from_table(path: str | Path, fmt: str = "csv", *, name: str | None = None,
         raise LMError(f"{path}: no such file")
     rows = _read_rows(path, fmt, text_column, label_column, group_column)
     values = sorted({r[1] for r in rows})
-    if len(values) != 2:
-        raise LMError(f"{path}: a concept needs exactly two label values, got {values[:10]}")
+    if len(values) < 2:
+        raise LMError(f"{path}: a concept needs two or more label values, got {values}")
     if positive is not None and positive not in values:
         raise LMError(f"{path}: positive label {positive!r} is not one of {values}")
-    pos = positive or values[1]
-    classes = [v for v in values if v != pos] + [pos]
+    if len(values) == 2:
+        pos = positive or values[1]
+        classes = [v for v in values if v != pos] + [pos]
+    else:
+        classes = values
+    code = {c: i for i, c in enumerate(classes)}
     groups = [r[2] for r in rows]
     return PromptSet(name or path.stem, [r[0] for r in rows],
-                     np.asarray([r[1] == pos for r in rows], dtype=np.int64), classes,
+                     np.asarray([code[r[1]] for r in rows], dtype=np.int64), classes,
                      groups=None if any(g in (None, "") for g in groups) else
                      [str(g) for g in groups], meta={"source": str(path)})
 

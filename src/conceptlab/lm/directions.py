@@ -69,6 +69,7 @@ def estimate(method: str, X: np.ndarray, prompts: PromptSet) -> np.ndarray:
     if method not in ESTIMATORS:
         raise LMError(f"unknown direction method {method!r}; choose from "
                       f"{', '.join(ESTIMATORS)}")
+    prompts.require_binary("a concept direction")
     return ESTIMATORS[method](np.asarray(X), prompts.labels, prompts)
 
 
@@ -81,6 +82,7 @@ def directions_bank(lm: CausalLM, acts: Mapping[str, np.ndarray], prompts: Promp
     ``class_gap`` (mean projection of positives minus negatives, in activation units, the
     natural unit for steering coefficients) and ``resid_norm`` (mean activation norm there).
     """
+    prompts.require_binary("a bank of concept directions")
     vecs, names = [], []
     meta: dict[str, list[Any]] = {"point": [], "method": [], "concept": [], "class_gap": [],
                                   "resid_norm": []}

@@ -6,8 +6,8 @@ numbers steering papers report for fluency damage (e.g. Turner et al., 2023, Act
 4; Arditi et al., 2024, section 4.1).
 
 Intended effects: the log of the probability mass an edit puts on a concept's tokens at the
-next position of neutral prompts (``token_mass``), a probe's accuracy on held-out prompts after
-an ablation (in ``workflows.lm``), and greedy sample generations.
+next position of neutral prompts (``token_mass``), a probe's held-out AUROC after an ablation
+(``lm.ablation``), and greedy sample generations.
 """
 
 from __future__ import annotations
@@ -95,38 +95,3 @@ def split_indices(prompts: PromptSet, test_fraction: float = 0.3, seed: int = 0,
         if len(np.unique(prompts.labels[idx])) < 2:
             raise LMError(f"{prompts.name}: the {name} part has one class only; more prompts?")
     return train, test
-
-
-def probe_after_edit(lm: CausalLM, prompts: PromptSet, points: Sequence[str], edits: Edits,
-                     train: np.ndarray, test: np.ndarray, seed: int = 0,
-                     base: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
-    """Probes at ``points`` before and after an edit (one edited forward pass for all points).
-
-    ``heldout_before`` / ``heldout_after``: the probe fitted on unedited train prompts, scored
-    on held-out prompts without / with the edit (does the edit remove what the probe reads?).
-    ``refit_before`` / ``refit_after``: the cross-validated accuracy of a fresh probe on
-    unedited / edited activations of all prompts (is the concept still linearly readable some
-    other way? Ravfogel et al., 2020). ``base`` passes cached unedited activations.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    from conceptlab.lm.probing import fit_probe
-
-    points = list(points)
-    if base is None:
-        base = lm.activations(prompts.texts, points, desc="activations")
-    edited = lm.activations(prompts.texts, points, edits=edits, desc="edited activations")
-    y = prompts.labels
-    out = {}
-    for p in points:
-        B, A = base[p], edited[p]
-        mu, sd = B[train].mean(0), B[train].std(0) + 1e-6
-        clf = LogisticRegression(solver="liblinear", max_iter=2000, random_state=seed)
-        clf.fit((B[train] - mu) / sd, y[train])
-        refit = fit_probe(A, y, prompts.groups, seed=seed)
-        refit_base = fit_probe(B, y, prompts.groups, seed=seed)
-        out[p] = {"heldout_before": float((clf.predict((B[test] - mu) / sd) == y[test]).mean()),
-                  "heldout_after": float((clf.predict((A[test] - mu) / sd) == y[test]).mean()),
-                  "refit_before": float(((refit_base.scores > 0) == y).mean()),
-                  "refit_after": float(((refit.scores > 0) == y).mean())}
-    return out

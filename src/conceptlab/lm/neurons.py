@@ -1,22 +1,42 @@
-"""Every MLP neuron read through the final norm and the unembedding: its top tokens and a score.
+"""Every MLP neuron read through the final norm and the LM head: its top tokens and a score.
 
-"Decoding specialised feature neurons in LLMs with the final projection layer" (Lhotak et al.,
-2024): neuron ``j`` of block ``l`` writes ``a_j * W_down[:, j]`` into the residual stream, so
-its direct effect on the logits is proportional to
+Davies (2025), "Decoding specialised feature neurons in LLMs with the final projection layer"
+(arXiv 2501.02688; v2 retitled "Flash Interpretability: Decoding Specialised Feature Neurons in
+Large Language Models with the LM-Head"): the weights of each *up-projection* neuron (the row
+``W_up[j, :]`` that reads the residual stream) are passed through the final projection (the
+final norm and the LM head) as if they were a residual-stream vector, and the tokens they
+decode to name the feature the neuron responds to; clamping the neuron confirms it. The paper
+maps Llama 3.1 8B's up-projection neurons (75% keep their top token from the base to the
+instruct model). Here, for side ``s``:
 
-    logits_j = W_U (g * W_down[:, j])                                          (eq. 1)
+    logits_j = W_U (g * v_j)                                                   (eq. 1)
 
-with ``g`` the final norm's gain (RMSNorm's per-dimension weight; the norm's scalar 1/rms
-does not change the ranking of tokens). The tokens with the largest logits name what the
-neuron promotes. Its score is the z-score of the top logit over the vocabulary,
-``(max - mean) / std``; mean and variance come in closed form from the unembedding's row mean
-``mu`` and covariance ``S``: mean_j = c_j . mu, var_j = c_j^T S c_j, so the only pass over the
-``d_mlp x vocab`` logits is the top-k (``topk_rows``, exact, through block maxima), done chunk
-by chunk while the chunk's logits are still in cache.
+* ``up`` (default, the paper's side): ``v_j = W_up[j, :]``;
+* ``gate`` (gated MLPs only, the paper's method applied to the other read side):
+  ``v_j = W_gate[j, :]``;
+* ``down``: ``v_j = W_down[:, j]``, the neuron's *value vector*, what it writes into the
+  stream (Geva et al., EMNLP 2022, "Transformer feed-forward layers build predictions by
+  promoting concepts in the vocabulary space").
+
+``g`` is the final norm's gain (RMSNorm's weight, Gemma's ``1 + w``); for a LayerNorm (GPT-2)
+the vector is centred first, as the norm centres what it reads. The norm's scalar ``1/rms``
+and the softmax do not change the order of a neuron's tokens, so the top-k of eq. 1 are the
+tokens of highest probability in the paper's decoding. Only the abstract and secondary
+summaries of the paper's method section could be read while writing this; which norm gains
+the paper applies is this module's reading (the final norm's, as for any vector the head
+reads), recorded in the map's ``info``.
+
+Score: the z-score of the top logit over the vocabulary, ``(max - mean) / std``; mean and
+variance come in closed form from the unembedding's row mean ``mu`` and covariance ``S``:
+mean_j = c_j . mu, var_j = c_j^T S c_j, so the only pass over the ``d_mlp x vocab`` logits is
+the top-k (``topk_rows``, exact, through block maxima), done chunk by chunk into one reused
+buffer while the chunk's logits are still in cache.
 
 The map of all neurons is saved as safetensors (``neurons.safetensors`` + ``neurons.json``);
 ``search`` finds neurons whose top tokens hold a word, and ``confirm_by_clamping`` checks a
-neuron causally: clamped high on neutral prompts, the probability of its tokens must rise.
+neuron causally: clamped at its own sign and a multiple of its usual extreme on neutral
+prompts, the probability of its tokens must rise more than when random neurons *of the same
+layer* are clamped the same way, and more than random unrelated tokens move.
 """
 
 from __future__ import annotations
@@ -31,13 +51,22 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
+from conceptlab.hooks import HookError, get_module
 from conceptlab.lm.edits import clamp
 from conceptlab.lm.effects import token_mass
 from conceptlab.lm.model import CausalLM, LMError
 from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
 from conceptlab.utils.progress import progress
 
-MAP_FORMAT = 1
+MAP_FORMAT = 2
+SIDES = ("up", "gate", "down")
+#: the MLP input projections per family: (up, gate or None), relative to a block
+READ_PROJECTIONS = {"llama": ("mlp.up_proj", "mlp.gate_proj"),
+                    "gemma": ("mlp.up_proj", "mlp.gate_proj"),
+                    "gpt2": ("mlp.c_fc", None)}
+METHODS = {"up": "W_U (g * W_up[j, :]) (Davies 2025, up-projection neurons)",
+           "gate": "W_U (g * W_gate[j, :]) (Davies 2025's decoding, gate side)",
+           "down": "W_U (g * W_down[:, j]) (value vectors, Geva et al. 2022)"}
 
 
 @dataclass
@@ -85,9 +114,39 @@ class NeuronMap:
                    arr["score"], meta["tokens"], meta["info"])
 
 
+def read_rows(lm: CausalLM, layer: int, side: str) -> torch.Tensor:
+    """The raw weight vector of every neuron of ``layer`` on ``side``, ``(d_mlp, d_model)``."""
+    if side not in SIDES:
+        raise LMError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
+    if side == "down":
+        return lm.down_columns(layer)
+    up, gate = READ_PROJECTIONS[lm.arch.family]
+    path = up if side == "up" else gate
+    if path is None:
+        raise LMError(f"{lm.arch.family} MLPs have no gate projection (use --side up or down)")
+    try:
+        proj: Any = get_module(lm.blocks[layer], path)
+        w = proj.weight.detach()
+    except HookError as err:
+        raise LMError(f"block {layer} has no {path}: {err}") from err
+    w = w.T if lm.arch.down_transposed else w  # GPT-2's Conv1D stores (in, out)
+    if w.shape != (lm.d_mlp, lm.d_model):
+        raise LMError(f"{path} has shape {tuple(w.shape)}, expected ({lm.d_mlp}, {lm.d_model})")
+    return w
+
+
+def neuron_vectors(lm: CausalLM, layer: int, side: str = "up") -> torch.Tensor:
+    """``g * v_j`` for every neuron of ``layer`` (eq. 1's ``c_j``): ``(d_mlp, d_model)``
+    float32; centred first when the final norm is a LayerNorm."""
+    v = read_rows(lm, layer, side).float()
+    if isinstance(lm.final_norm_module(), torch.nn.LayerNorm):
+        v = v - v.mean(1, keepdim=True)
+    return (v * lm.final_norm_gain().float()).contiguous()
+
+
 def neuron_output_vectors(lm: CausalLM, layer: int) -> torch.Tensor:
-    """``g * W_down[:, j]`` for every neuron of ``layer``: ``(d_mlp, d_model)`` float32."""
-    return (lm.down_columns(layer).float() * lm.final_norm_gain().float()).contiguous()
+    """``g * W_down[:, j]`` for every neuron of ``layer`` (value vectors): ``(d_mlp, d_model)``."""
+    return neuron_vectors(lm, layer, "down")
 
 
 def topk_rows(L: torch.Tensor, k: int, block: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,26 +167,32 @@ def topk_rows(L: torch.Tensor, k: int, block: int = 128) -> tuple[torch.Tensor, 
 
 
 def decode_neurons(lm: CausalLM, layers: Sequence[int] | None = None, k: int = 10,
-                   chunk: int = 256, block: int = 128,
+                   chunk: int = 256, block: int = 128, side: str = "up",
                    on_layer: Callable[[int], None] | None = None) -> NeuronMap:
-    """The top-``k`` tokens and score of every MLP neuron in ``layers`` (default all)."""
+    """The top-``k`` tokens and score of every MLP neuron in ``layers`` (default all), read on
+    ``side`` (``up``: the paper's up-projection rows; ``gate``; ``down``: value vectors)."""
     if k < 1:
         raise LMError("k must be >= 1")
+    if side not in SIDES:
+        raise LMError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
     layers = list(range(lm.n_layers)) if layers is None else [int(i) for i in layers]
     W = lm.unembed_weight().float().contiguous()  # (V, D)
     mu = W.mean(0)
     S = torch.cov(W.T, correction=0)  # (D, D)
     Wt = W.T.contiguous()  # (D, V): row-major right operand for the GEMM
     ids, vals, scores, lay, neu = [], [], [], [], []
+    buf = torch.empty((min(chunk, lm.d_mlp), W.shape[0]), dtype=torch.float32)
     t0 = time.perf_counter()
     with torch.inference_mode():
         for layer in progress(layers, total=len(layers), desc="decoding neurons", unit="layer"):
-            C = neuron_output_vectors(lm, layer)
+            C = neuron_vectors(lm, layer, side)
             mean = C @ mu
             std = ((C @ S) * C).sum(1).clamp_min(1e-12).sqrt()
             top1 = []
             for s in range(0, C.shape[0], chunk):
-                logits = C[s:s + chunk] @ Wt
+                part = C[s:s + chunk]
+                logits = buf[:part.shape[0]]
+                torch.matmul(part, Wt, out=logits)  # one reused buffer: no page faults
                 v, i = topk_rows(logits, k, block)
                 ids.append(i.to(torch.int32))
                 vals.append(v)
@@ -140,8 +205,8 @@ def decode_neurons(lm: CausalLM, layers: Sequence[int] | None = None, k: int = 1
     seconds = time.perf_counter() - t0
     tokens = decoded_vocab(lm)
     info = {"model": lm.name, "model_fingerprint": lm.fingerprint(), "layers": layers, "k": k,
-            "d_mlp": lm.d_mlp, "n_neurons": int(sum(len(x) for x in lay)),
-            "seconds": round(seconds, 3), "method": "W_U (g * W_down[:, j]) (Lhotak et al. 2024)"}
+            "d_mlp": lm.d_mlp, "n_neurons": int(sum(len(x) for x in lay)), "side": side,
+            "seconds": round(seconds, 3), "method": METHODS[side]}
     return NeuronMap(torch.cat(lay).numpy(), torch.cat(neu).numpy(), torch.cat(ids).numpy(),
                      torch.cat(vals).numpy().astype(np.float32),
                      torch.cat(scores).numpy().astype(np.float32), tokens, info)
@@ -185,34 +250,66 @@ def token_index(nmap: NeuronMap) -> dict[str, list[int]]:
     return out
 
 
-def neuron_scale(lm: CausalLM, layer: int, neuron: int, texts: Sequence[str]) -> float:
-    """Largest |activation| of a neuron over all tokens of ``texts`` (its natural range)."""
+def neuron_extremes(lm: CausalLM, layer: int, neurons: Sequence[int], texts: Sequence[str],
+                    ) -> np.ndarray:
+    """Each neuron's usual extreme over every token of ``texts``: the activation of largest
+    magnitude, *with its sign* (a neuron that fires negative keeps its negative side)."""
     point = f"blocks.{layer}.mlp.hook_post"
     _, acts, b = lm.run(list(texts), record=[point])
-    a = acts[point][..., neuron][b.attention_mask.bool()]
-    return float(a.abs().max())
+    a = acts[point][..., list(neurons)][b.attention_mask.bool()].float()  # (tokens, n)
+    idx = a.abs().argmax(0)
+    return a[idx, torch.arange(a.shape[1])].numpy().astype(np.float64)
+
+
+def neuron_scale(lm: CausalLM, layer: int, neuron: int, texts: Sequence[str]) -> float:
+    """Largest |activation| of a neuron over all tokens of ``texts`` (its natural range)."""
+    return float(abs(neuron_extremes(lm, layer, [neuron], texts)[0]))
+
+
+def _clamp_effect(lm: CausalLM, layer: int, neuron: int, value: float, prompts: Sequence[str],
+                  token_sets: Sequence[Sequence[int]], before: Sequence[np.ndarray],
+                  ) -> list[np.ndarray]:
+    edit = clamp(f"blocks.{layer}.mlp.hook_post", [neuron], value)
+    return [token_mass(lm, prompts, ids, [edit]) - b
+            for ids, b in zip(token_sets, before, strict=True)]
 
 
 def confirm_by_clamping(lm: CausalLM, nmap: NeuronMap, layer: int, neuron: int,
                         prompts: Sequence[str], factor: float = 4.0, n_tokens: int = 5,
-                        seed: int = 0, value: float | None = None) -> dict[str, Any]:
-    """Clamp a neuron at every position to ``value`` (default ``factor`` x its largest
-    activation on ``prompts``); report the change in log P(its top tokens) at the next
-    position, against as many random tokens."""
+                        seed: int = 0, value: float | None = None,
+                        n_control: int = 5) -> dict[str, Any]:
+    """Clamp a neuron at every position to ``value`` (default ``factor`` x its usual extreme on
+    ``prompts``, sign kept) and report the change in log P(its top tokens) at the next position,
+    against (a) ``n_tokens`` random unrelated tokens under the same clamp and (b) ``n_control``
+    random neurons *of the same layer*, each clamped to ``factor`` x its own extreme."""
     r = nmap.row(layer, neuron)
     if not 0 <= r < len(nmap) or nmap.layer[r] != layer or nmap.neuron[r] != neuron:
         raise LMError(f"neuron {layer}.{neuron} is not in the map")
     tokens = [int(t) for t in nmap.top_ids[r, :n_tokens]]
     rng = np.random.default_rng(seed)
-    random_ids = [int(t) for t in rng.choice(lm.vocab_size, n_tokens, replace=False)]
+    top = set(int(t) for t in nmap.top_ids[r])
+    pool = np.setdiff1d(np.arange(lm.vocab_size), np.asarray(sorted(top)))
+    random_ids = [int(t) for t in rng.choice(pool, n_tokens, replace=False)]
+    others = np.setdiff1d(np.arange(lm.d_mlp), [neuron])
+    controls = [int(j) for j in rng.choice(others, min(n_control, len(others)), replace=False)]
+    ext = neuron_extremes(lm, layer, [neuron, *controls], prompts)
     if value is None:
-        value = factor * neuron_scale(lm, layer, neuron, prompts)
-    edit = clamp(f"blocks.{layer}.mlp.hook_post", [neuron], value)
-    before, after = token_mass(lm, prompts, tokens), token_mass(lm, prompts, tokens, [edit])
-    rb, ra = token_mass(lm, prompts, random_ids), token_mass(lm, prompts, random_ids, [edit])
+        value = float(factor * ext[0])
+    before = [token_mass(lm, prompts, tokens), token_mass(lm, prompts, random_ids)]
+    d_tok, d_rand = _clamp_effect(lm, layer, neuron, value, prompts, [tokens, random_ids],
+                                  before)
+    ctrl = [float(_clamp_effect(lm, layer, j, float(factor * e), prompts, [tokens],
+                                before[:1])[0].mean())
+            for j, e in zip(controls, ext[1:], strict=True)]
     return {"layer": layer, "neuron": neuron, "clamp_value": round(value, 4),
+            "usual_extreme": round(float(ext[0]), 4), "side": nmap.info.get("side", "down"),
             "tokens": [nmap.tokens[t] for t in tokens],
-            "logp_tokens_before": float(before.mean()), "logp_tokens_after": float(after.mean()),
-            "delta_logp_tokens": float((after - before).mean()),
-            "delta_logp_random_tokens": float((ra - rb).mean()),
-            "prompts_raised": int((after > before).sum()), "n_prompts": len(prompts)}
+            "logp_tokens_before": float(before[0].mean()),
+            "logp_tokens_after": float((before[0] + d_tok).mean()),
+            "delta_logp_tokens": float(d_tok.mean()),
+            "delta_logp_random_tokens": float(d_rand.mean()),
+            "control_neurons": controls,
+            "delta_logp_tokens_control_neurons": ctrl,
+            "delta_logp_tokens_control_mean": float(np.mean(ctrl)) if ctrl else float("nan"),
+            "beats_every_control": bool(ctrl) and float(d_tok.mean()) > max(ctrl),
+            "prompts_raised": int((d_tok > 0).sum()), "n_prompts": len(prompts)}

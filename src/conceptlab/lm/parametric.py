@@ -1,9 +1,11 @@
-"""Parametric concept vectors: MLP value vectors whose head projection matches a concept's tokens.
+"""Top value-vector zeroing: the MLP value vectors whose head projection matches a concept's
+tokens, zeroed in bulk (a simplification inspired by ConceptVectors, under its own name).
 
 ConceptVectors (Hong et al., 2024, "Intrinsic Evaluation of Unlearning Using Parametric
-Knowledge Traces", section 3): a concept lives partly in MLP value vectors (columns of the
-down-projection) whose projection onto the vocabulary favours the concept's tokens; ablating
-them should remove the concept's knowledge. Here each neuron gets the z-score of the mean logit
+Knowledge Traces") locates *one* down-projection column per concept, perturbs it and scores
+question answering; that protocol is ``lm.concept_vectors``. This module is the variant that
+zeroes the top 10 / 50 / 200 neurons at once and measures log P of the tokens that chose them,
+which is not the paper's procedure. Here each neuron gets the z-score of the mean logit
 of the concept tokens T in its head projection (``neurons`` eq. 1):
 
     z_j = (mean_{t in T} logit_j[t] - mean_v logit_j[v]) / std_v logit_j[v]

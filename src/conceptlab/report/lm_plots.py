@@ -33,11 +33,20 @@ def plot_depth(concepts: Sequence[Mapping[str, Any]], path: PathLike,
             ctrl = [r["control"]["accuracy"]["value"] for r in c["layers"]]
             ax.plot(x, ctrl, color=col, linestyle=":", linewidth=1)
         ax.plot([c["depth"]], [acc[c["depth"]]], marker="o", color=col)
-    ax.axhline(0.5, color="grey", linewidth=0.8)
+        chance = float(c.get("chance", 0.5))
+        if abs(chance - 0.5) > 1e-9:  # an imbalanced or multi-class set: its own chance line
+            ax.axhline(chance, color=col, linewidth=0.8, linestyle="--")
+    chances = [float(c.get("chance", 0.5)) for c in concepts]
+    if any(abs(x - 0.5) <= 1e-9 for x in chances):
+        ax.axhline(0.5, color="grey", linewidth=0.8)
+    warn = [c["name"] for c in concepts if c.get("warning")]
+    if warn:
+        ax.text(0.01, 0.02, "imbalanced: " + ", ".join(warn) + " (dashed: majority-class rate)",
+                transform=ax.transAxes, fontsize=7, color="darkred")
     ax.set_xlabel("layer (output of block)")
     ax.set_ylabel("cross-validated probe accuracy")
-    ax.set_ylim(0.3, 1.02)
-    ax.set_title(title + " (dotted: shuffled-label control)")
+    ax.set_ylim(min(0.3, min(chances) - 0.05), 1.02)
+    ax.set_title(title + " (dotted: control task)")
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 
@@ -67,8 +76,11 @@ def plot_clamps(rows: Sequence[Mapping[str, Any]], path: PathLike,
     """Bars: change in log P(the neuron's top tokens) vs random tokens, per searched word."""
     fig, ax = _figure(max(5.0, 0.9 * len(rows) + 2), 4)
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["delta_logp_tokens"] for r in rows], 0.4, label="its top tokens")
-    ax.bar(x + 0.2, [r["delta_logp_random_tokens"] for r in rows], 0.4, label="random tokens")
+    ax.bar(x - 0.27, [r["delta_logp_tokens"] for r in rows], 0.27, label="its top tokens")
+    ax.bar(x, [r.get("delta_logp_tokens_control_mean", np.nan) for r in rows], 0.27,
+           label="same tokens, random neurons of its layer")
+    ax.bar(x + 0.27, [r["delta_logp_random_tokens"] for r in rows], 0.27,
+           label="random tokens")
     ax.set_xticks(x, [f"{r['word']}\nL{r['layer']}.{r['neuron']}" for r in rows], fontsize=7)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_ylabel("change in log probability (nats)")
@@ -95,7 +107,7 @@ def plot_observable(rows: Sequence[Mapping[str, Any]], path: PathLike,
 
 def plot_ablation(rows: Sequence[Mapping[str, Any]], path: PathLike,
                   title: str = "Ablating concept directions") -> Path:
-    """Per concept: held-out probe accuracy before / after, the refit probe after, and KL."""
+    """Per concept: held-out probe AUROC before / after, the refit probe after, and KL."""
     fig, ax = _figure(max(5.0, 1.4 * len(rows) + 2), 4)
     x = np.arange(len(rows))
     probes = [r["probes"][f"layer_{r['layer']}"] for r in rows]
@@ -105,7 +117,7 @@ def plot_ablation(rows: Sequence[Mapping[str, Any]], path: PathLike,
     ax.axhline(0.5, color="grey", linewidth=0.8)
     ax.set_xticks(x, [f"{r['concept']}\nL{r['layer']}, KL {r['side_effects']['kl']:.3f}"
                       for r in rows], fontsize=7)
-    ax.set_ylabel("held-out / cross-validated accuracy")
+    ax.set_ylabel("held-out AUROC")
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.legend(fontsize=7, loc="lower right")

@@ -16,18 +16,19 @@ import numpy as np
 
 from conceptlab.cache import ActivationCache
 from conceptlab.lm import edits as E
+from conceptlab.lm.ablation import SCOPES, ablation_edits, probe_after_edit
 from conceptlab.lm.datasets import PromptSet, load_prompts, shipped_lines
 from conceptlab.lm.directions import directions_bank, estimate
 from conceptlab.lm.effects import (
     Baseline,
     concept_words,
-    probe_after_edit,
     side_effects,
     split_indices,
     token_mass,
 )
 from conceptlab.lm.model import CausalLM, LMError, load_lm
 from conceptlab.lm.neurons import (
+    SIDES,
     NeuronMap,
     confirm_by_clamping,
     decode_neurons,
@@ -35,7 +36,13 @@ from conceptlab.lm.neurons import (
     token_index,
 )
 from conceptlab.lm.observables import compare, observable_vector
-from conceptlab.lm.probing import cached_activations, concept_depth, layer_points, probe_layers
+from conceptlab.lm.probing import (
+    cached_activations,
+    concept_depth,
+    layer_points,
+    majority_rate,
+    probe_layers,
+)
 from conceptlab.report import lm_plots
 from conceptlab.utils.seed import seed_everything
 from conceptlab.workflows.prepare import finish
@@ -68,8 +75,12 @@ def run_lm_probe(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None 
                  model: str = "smollm2", lm: CausalLM | None = None,
                  layers: Sequence[int] | None = None, folds: int = 5, tol: float = 0.02,
                  n_boot: int = 1000, seed: int = 0, reduce: str = "last",
-                 cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Concept depth for each prompt set: per-layer probe curves, depth, banks, one figure."""
+                 cache_dir: str | Path | None = None,
+                 cd_reference: bool = False) -> dict[str, Any]:
+    """Concept depth for each prompt set: per-layer probe curves, depth, banks, one figure.
+
+    ``cd_reference`` adds the Concept Depth reference protocol's rows (its hook point and one
+    60/40 split, ``lm.depth_reference``) beside ours for two-class sets."""
     t0 = time.perf_counter()
     if not data:
         raise LMError("lm probe needs at least one --data prompt set")
@@ -85,15 +96,29 @@ def run_lm_probe(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None 
         for r, layer in zip(rows, layer_ids, strict=True):
             r["layer"] = layer
         acc = [r["accuracy"]["value"] for r in rows]
-        d = concept_depth(acc, tol)
+        d = concept_depth(acc, [r["accuracy"]["lo"] for r in rows],
+                          [r["accuracy"]["hi"] for r in rows], tol)
+        chance = majority_rate(ps.labels)
         entry: dict[str, Any] = {
             "name": ps.name, "prompts": ps.describe(), "depth": layer_ids[d],
-            "depth_index": d, "best_layer": layer_ids[int(np.argmax(acc))],
-            "best_accuracy": float(max(acc)),
+            "depth_index": d, "depth_rule": "first layer whose 95% interval overlaps the best "
+            "layer's (tol rule without intervals)", "best_layer": layer_ids[int(np.argmax(acc))],
+            "best_accuracy": float(max(acc)), "chance": chance,
+            "control": "type-level random labels (Hewitt & Liang 2019)",
             "control_accuracy_mean": float(np.mean([r["control"]["accuracy"]["value"]
                                                     for r in rows])),
             "layers": rows}
-        if out is not None:
+        if chance > 1.0 / ps.n_classes + 0.05:
+            entry["warning"] = (f"imbalanced classes: always answering the majority class "
+                                f"scores {chance:.3f}; read accuracy against that, or AUC")
+        if cd_reference and ps.n_classes == 2:
+            from conceptlab.lm.depth_reference import reference_rows
+
+            ref = reference_rows(lm, ps, layer_ids)
+            racc = [r["accuracy"] for r in ref]
+            entry["reference_cd"] = {"layers": ref, "best_layer": ref[int(np.argmax(racc))]
+                                     ["layer"], "best_accuracy": float(max(racc))}
+        if out is not None and ps.n_classes == 2:
             bank = directions_bank(lm, acts, ps)
             bank.provenance["reduce"] = reduce
             entry["bank"] = str(bank.save(Path(out) / "banks" / _safe(ps.name)))
@@ -111,20 +136,28 @@ def run_lm_probe(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None 
 def run_lm_neurons(out: str | Path | None = None, *, model: str = "smollm2",
                    lm: CausalLM | None = None, words: Sequence[str] = DEFAULT_WORDS,
                    k: int = 10, confirm: bool = True, factor: float = 4.0, top: int = 5,
-                   seed: int = 0, map_dir: str | Path | None = None) -> dict[str, Any]:
+                   seed: int = 0, map_dir: str | Path | None = None,
+                   side: str = "up") -> dict[str, Any]:
     """Decode every MLP neuron through the head, save the map, search words, clamp the best hit.
 
-    ``map_dir`` reuses a saved map (``OUT/map`` from an earlier run) instead of decoding again.
+    ``side``: ``up`` (default, Davies 2025's up-projection rows), ``gate`` or ``down`` (value
+    vectors, Geva et al. 2022). ``map_dir`` reuses a saved map (``OUT/map`` from an earlier run)
+    instead of decoding again; its side must match.
     """
     t0 = time.perf_counter()
+    if side not in SIDES:
+        raise LMError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
     seed_everything(seed)
     lm = _lm(model, lm)
     if map_dir is not None:
         nmap = NeuronMap.load(map_dir)
         if nmap.info.get("model_fingerprint") != lm.fingerprint():
             raise LMError(f"{map_dir}: the neuron map was made for another model")
+        if nmap.info.get("side") != side:
+            raise LMError(f"{map_dir}: the map decodes side {nmap.info.get('side')!r}, "
+                          f"not {side!r}")
     else:
-        nmap = decode_neurons(lm, k=k)
+        nmap = decode_neurons(lm, k=k, side=side)
         if out is not None:
             nmap.save(Path(out) / "map")
     index = token_index(nmap)
@@ -145,7 +178,7 @@ def run_lm_neurons(out: str | Path | None = None, *, model: str = "smollm2",
     order = np.argsort(-nmap.score)[:20]
     metrics: dict[str, Any] = {
         "command": "lm neurons", "model": lm.describe(), "seed": seed, "k": k,
-        "factor": factor, "map": nmap.info, "words": found,
+        "side": side, "factor": factor, "map": nmap.info, "words": found,
         "most_specialised": [nmap.describe(int(r)) for r in order],
         "neutral_prompts": prompts}
     if out is not None and clamps:
@@ -175,25 +208,27 @@ def run_lm_ablate(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None
                   cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Project a concept direction out and measure the probe before / after and side effects.
 
-    ``layers`` default: each concept's depth (from a quick probe); ``scope="layer"`` edits
-    only that block's output, ``"onward"`` every block output from there to the last (the
-    same direction each time, as in Arditi et al. 2024's directional ablation).
+    ``layers`` default: each concept's depth from a probe of the *training* prompts only (the
+    held-out prompts play no part in choosing it); ``scope``: ``layer``, ``onward`` or ``all``
+    (Arditi et al. 2024, every layer; ``lm.ablation``). Judged on held-out prompts by AUROC.
     """
     t0 = time.perf_counter()
-    if scope not in ("layer", "onward"):
-        raise LMError(f"scope must be 'layer' or 'onward', got {scope!r}")
+    if scope not in SCOPES:
+        raise LMError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     prompt_sets = [load_prompts(spec, seed=seed) for spec in data]
+    for ps in prompt_sets:
+        ps.require_binary("ablation")
     seed_everything(seed)
     lm = _lm(model, lm)
     base = Baseline.of(lm, shipped_lines("neutral"))
     rows = []
     for ps in prompt_sets:
-        chosen = _resolve_layers(lm, layers) if layers else [_depth_of(lm, ps, seed, cache_dir)]
         train, test = split_indices(ps, test_fraction, seed)
+        chosen = (_resolve_layers(lm, layers) if layers
+                  else [_depth_of(lm, ps, seed, cache_dir, train)])
         for layer in chosen:
             v, gap, norm = _direction(lm, ps, layer, method, train, cache_dir)
-            targets = [layer] if scope == "layer" else list(range(layer, lm.n_layers))
-            edit = [E.project_out(f"blocks.{t}.hook_resid_post", v) for t in targets]
+            edit = ablation_edits(lm, v, layer, scope)
             read_at = [layer, lm.n_layers - 1] if layer != lm.n_layers - 1 else [layer]
             pts = [f"blocks.{r}.hook_resid_post" for r in read_at]
             base_acts = cached_activations(lm, ps, layer_points(lm), cache=_cache(cache_dir))
@@ -203,9 +238,10 @@ def run_lm_ablate(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None
             rows.append({"concept": ps.name, "layer": layer, "method": method, "scope": scope,
                          "class_gap": gap, "resid_norm": norm, "probes": probes,
                          "side_effects": side_effects(lm, base, edit),
-                         "n_train": len(train), "n_heldout": len(test)})
+                         "n_train": len(train), "n_heldout": len(test),
+                         "layer_chosen_by": "given" if layers else "depth on training prompts"})
     metrics: dict[str, Any] = {"command": "lm ablate", "model": lm.describe(), "seed": seed,
-                               "method": method, "scope": scope,
+                               "method": method, "scope": scope, "measure": "held-out AUROC",
                                "test_fraction": test_fraction, "rows": rows}
     if out is not None:
         metrics["figure"] = str(lm_plots.plot_ablation(rows, Path(out) / "ablation.png"))
@@ -213,11 +249,17 @@ def run_lm_ablate(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None
     return finish(out, metrics)
 
 
-def _depth_of(lm: CausalLM, ps: PromptSet, seed: int, cache_dir: str | Path | None) -> int:
+def _depth_of(lm: CausalLM, ps: PromptSet, seed: int, cache_dir: str | Path | None,
+              idx: np.ndarray) -> int:
+    """The concept's depth read from the prompts ``idx`` (the training part) only."""
     points = layer_points(lm)
     acts = cached_activations(lm, ps, points, cache=_cache(cache_dir))
-    rows, _ = probe_layers(acts, ps, seed=seed, n_boot=0, control=False)
-    return concept_depth([r["accuracy"]["value"] for r in rows])
+    sub = PromptSet(ps.name, [ps.texts[i] for i in idx], ps.labels[idx], ps.classes,
+                    None if ps.groups is None else [ps.groups[i] for i in idx])
+    rows, _ = probe_layers({p: X[idx] for p, X in acts.items()}, sub, seed=seed, n_boot=200,
+                           control=False)
+    return concept_depth([r["accuracy"]["value"] for r in rows],
+                         [r["accuracy"]["lo"] for r in rows], [r["accuracy"]["hi"] for r in rows])
 
 
 def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
@@ -235,6 +277,7 @@ def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
     """
     t0 = time.perf_counter()
     ps = load_prompts(data, seed=seed)
+    ps.require_binary("steering")
     pos_words, neg_words = concept_words(ps)
     if not pos_words:
         raise LMError(f"{ps.name}: no contrast pairs that differ in one word, so no concept "
@@ -291,6 +334,7 @@ def run_lm_observable(out: str | Path | None = None, *, model: str = "smollm2",
     from ``data`` at each layer (cosine), and how well projecting on it separates the prompts."""
     t0 = time.perf_counter()
     ps = load_prompts(data, seed=seed)
+    ps.require_binary("an observable's comparison")
     seed_everything(seed)
     lm = _lm(model, lm)
     layer_ids = _resolve_layers(lm, layers)
@@ -322,7 +366,8 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
                       model: str = "smollm2", lm: CausalLM | None = None,
                       n_neurons: Sequence[int] = (10, 50, 200), seed: int = 0,
                       ) -> dict[str, Any]:
-    """ConceptVectors: zero the MLP value vectors that best match a concept's tokens.
+    """Top value-vector zeroing (not ConceptVectors' procedure, see ``run_lm_concept_vectors``):
+    zero the MLP value vectors that best match a concept's tokens.
 
     For each size n: the change in log P(concept words) on the concept's prompt prefixes and
     on unrelated neutral prompts, the same for the contrast words (the other class), the same
@@ -332,6 +377,7 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
 
     t0 = time.perf_counter()
     ps = load_prompts(data, seed=seed)
+    ps.require_binary("parametric concept vectors")
     pos_words, neg_words = concept_words(ps)
     prefixes = P.concept_prefixes(ps)
     if not pos_words or not prefixes:
@@ -365,10 +411,45 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
     metrics: dict[str, Any] = {
         "command": "lm parametric", "model": lm.describe(), "data": ps.describe(),
         "seed": seed, "concept_words": pos_words, "contrast_words": neg_words,
-        "prefixes": prefixes, "rows": rows,
+        "prefixes": prefixes, "rows": rows, "method": "top value-vector zeroing (a "
+        "simplification inspired by ConceptVectors; random neurons from all layers)",
         "top_neurons": [{"layer": a, "neuron": b, "z": float(scores[a, b])} for a, b in top],
         "logp_before": {k: float(v.mean()) for k, v in ref.items()}}
     if out is not None:
         metrics["figure"] = str(lm_plots.plot_parametric(rows, Path(out) / "parametric.png"))
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    return finish(out, metrics)
+
+
+def run_lm_concept_vectors(out: str | Path | None = None, *, model: str = "smollm2",
+                           lm: CausalLM | None = None, concepts: Sequence[str] | None = None,
+                           std: float = 0.1, n_unrelated: int = 5, max_new_tokens: int = 100,
+                           seed: int = 0) -> dict[str, Any]:
+    """ConceptVectors' concept validation as its reference notebook does it (``lm.concept_vectors``)
+    on the shipped QA set, with a layer-matched random column as the control."""
+    from conceptlab.lm import concept_vectors as CV
+
+    t0 = time.perf_counter()
+    qa = CV.concept_questions()
+    if concepts:
+        missing = [c for c in concepts if c not in qa]
+        if missing:
+            raise LMError(f"no questions for {missing}; concepts: {', '.join(qa)}")
+    seed_everything(seed)
+    lm = _lm(model, lm)
+    rows = CV.validate(lm, qa, concepts, std=std, n_unrelated=n_unrelated,
+                       max_new_tokens=max_new_tokens, seed=seed)
+    summary: dict[str, Any] = {}
+    for mode in CV.MODES:
+        for target in ("concept", "control"):
+            key = f"{mode}_{target}"
+            summary[key] = {m: CV.mean_interval([r[key][m] for r in rows])  # type: ignore[index]
+                            for m in ("own_bleu", "unrelated_bleu", "own_rouge_l",
+                                      "unrelated_rouge_l")}
+    metrics: dict[str, Any] = {
+        "command": "lm concept-vectors", "model": lm.describe(), "seed": seed, "std": std,
+        "n_unrelated": n_unrelated, "max_new_tokens": max_new_tokens, "prompt": CV.PROMPT,
+        "reference": "yihuaihong/ConceptVectors Concept_Validation_Experiments.ipynb",
+        "rows": rows, "summary": summary}
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     return finish(out, metrics)

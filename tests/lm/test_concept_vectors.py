@@ -1,0 +1,73 @@
+"""ConceptVectors (reference protocol): BLEU / ROUGE-L parity, the column perturbation, the loop."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+import torch
+
+from conceptlab.lm import concept_vectors as CV
+from conceptlab.lm.model import LMError
+from tests.lm.tiny import tiny_lm
+
+
+def test_bleu_matches_nltk_method3_by_hand() -> None:
+    # reference "the cat sat on the mat", candidate "the cat sat on a mat":
+    # 1-grams 5/6, 2-grams 3/5, 3-grams 2/4, 4-grams 1/3, equal lengths (BP = 1)
+    p = [Fraction(5, 6), Fraction(3, 5), Fraction(2, 4), Fraction(1, 3)]
+    want = math.exp(sum(0.25 * math.log(x) for x in p))
+    assert CV.bleu("the cat sat on the mat", "the cat sat on a mat") == pytest.approx(want)
+    # no 3- or 4-gram match: method3 gives 1/(2*2) and 1/(4*1); candidate shorter: BP < 1
+    p2 = [2 / 3, 1 / 2, 1 / (2 * 1), 1 / (4 * 1)]
+    bp = math.exp(1 - 4 / 3)
+    want2 = bp * math.exp(sum(0.25 * math.log(x) for x in p2))
+    assert CV.bleu("a b c d", "a b x") == pytest.approx(want2)
+    assert CV.bleu("a b", "c d") == 0.0  # no unigram in common
+
+
+def test_rouge_l_matches_the_rouge_package_formula() -> None:
+    # LCS("a b c d e", "a c e f") = 3 (a c e): r = 3/5, p = 3/4, beta = p / r
+    r, p = 3 / 5, 3 / 4
+    beta = p / r
+    want = (1 + beta ** 2) * r * p / (r + beta ** 2 * p)
+    assert CV.rouge_l("a b c d e", "a c e f") == pytest.approx(want, rel=1e-9)
+    assert CV.rouge_l("same words here", "same words here") == pytest.approx(1.0)
+    assert CV.rouge_l("", "anything") == 0.0
+
+
+def test_perturbing_a_column_changes_only_it_and_restores_it() -> None:
+    lm = tiny_lm()
+    w = lm.model.model.layers[1].mlp.down_proj.weight
+    before = w.detach().clone()
+    with CV.perturb_column(lm, 1, 5, "noise", std=0.1, seed=3):
+        diff = w.detach() - before
+        assert torch.count_nonzero(diff[:, 5]) == w.shape[0]
+        assert torch.count_nonzero(diff[:, torch.arange(w.shape[1]) != 5]) == 0
+        assert 0.03 < float(diff[:, 5].std()) < 0.2
+    assert torch.equal(w.detach(), before)
+    with CV.perturb_column(lm, 1, 5, "zero"):
+        assert torch.count_nonzero(w.detach()[:, 5]) == 0
+    assert torch.equal(w.detach(), before)
+    with pytest.raises(LMError, match="mode"), CV.perturb_column(lm, 1, 5, "melt"):
+        pass
+
+
+def test_validation_loop_locates_a_planted_column_and_scores_answers() -> None:
+    lm = tiny_lm()
+    cat = lm.token_ids(["cat"])[0]
+    W_U, g = lm.unembed_weight(), lm.model.model.norm.weight.detach()
+    with torch.no_grad():  # plant: column 7 of block 2 writes "cat"
+        lm.model.model.layers[2].mlp.down_proj.weight[:, 7] = 30 * W_U[cat] / g
+    assert CV.locate(lm, [cat])[:2] == (2, 7)
+    qa = {w: [f"the {w} is", f"a {w} and"] for w in ("cat", "dog", "horse", "cow")}
+    rows = CV.validate(lm, qa, ["cat"], n_unrelated=2, max_new_tokens=3)
+    r = rows[0]
+    assert (r["layer"], r["dim"]) == (2, 7) and r["control_dim"] != 7
+    for key in ("noise_concept", "noise_control", "zero_concept", "zero_control"):
+        s = r[key]
+        assert isinstance(s, dict) and 0.0 <= s["own_bleu"] <= 1.0
+    with pytest.raises(LMError, match="no questions"):
+        CV.validate(lm, qa, ["zebra"])
+    assert len(CV.concept_questions()) >= 10
