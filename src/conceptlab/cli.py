@@ -363,6 +363,10 @@ app.command("discover")(cli_discover.discover)
 app.command("importance")(cli_discover.importance)
 app.add_typer(cli_discover.concepts_app, name="concepts")
 
+from conceptlab.cli_export import export as export_command  # noqa: E402  (tables to take away)
+
+app.command("export")(export_command)
+
 
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)
     app(sys.argv[1:], prog_name="conceptlab")

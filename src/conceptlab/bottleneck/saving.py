@@ -33,6 +33,7 @@ from conceptlab.bottleneck.training import TrainConfig
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.errors import ConceptlabError
 from conceptlab.utils.io import atomic_dir, write_json_atomic
+from conceptlab.utils.version import package_version
 
 
 def save_model(model: ConceptBottleneckModel, folder: str | Path) -> Path:
@@ -60,6 +61,7 @@ def save_model(model: ConceptBottleneckModel, folder: str | Path) -> Path:
         "dropped_concepts": model.dropped_concepts_, "metrics": model.metrics_,
         "training": model.training_, "faithfulness": model.faithfulness_,
         "head_info": head.info, "torch_version": torch.__version__,
+        "conceptlab_version": package_version(),
     }
     with atomic_dir(folder) as tmp:
         save_file(tensors, str(tmp / MODEL_WEIGHTS))

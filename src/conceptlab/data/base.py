@@ -212,13 +212,21 @@ def file_digest(path: str | os.PathLike[str]) -> str:
 
 DatasetFactory = Callable[[str, dict[str, Any]], Dataset]
 _REGISTRY: dict[str, DatasetFactory] = {}
+_OPTIONS: dict[str, tuple[dict[str, Any], str | None]] = {}
 
 
-def register_dataset(prefix: str) -> Callable[[DatasetFactory], DatasetFactory]:
-    """Register a factory for specs ``prefix`` or ``prefix:PATH``."""
+def register_dataset(prefix: str, options: Mapping[str, Any] | None = None,
+                     path: str | None = None) -> Callable[[DatasetFactory], DatasetFactory]:
+    """Register a factory for specs ``prefix`` or ``prefix:PATH``.
+
+    ``options``: the ``-D`` options the family takes with their defaults; ``path``: an example
+    path when the spec takes one (``None``: no path, or an optional one). Both are what
+    :func:`dataset_options` returns, so documentation and help are derived from the registry.
+    """
 
     def deco(factory: DatasetFactory) -> DatasetFactory:
         _REGISTRY[prefix] = factory
+        _OPTIONS[prefix] = (dict(options or {}), path)
         return factory
 
     return deco
@@ -227,6 +235,15 @@ def register_dataset(prefix: str) -> Callable[[DatasetFactory], DatasetFactory]:
 def known_datasets() -> list[str]:
     _load_builtin_loaders()
     return sorted(_REGISTRY)
+
+
+def dataset_options(prefix: str) -> tuple[dict[str, Any], str | None]:
+    """``(options with defaults, example path or None)`` a registered family takes."""
+    _load_builtin_loaders()
+    if prefix not in _OPTIONS:
+        raise DataError(f"unknown data family {prefix!r}; known: {', '.join(sorted(_REGISTRY))}")
+    opts, path = _OPTIONS[prefix]
+    return dict(opts), path
 
 
 def build_dataset(spec: str, **options: Any) -> Dataset:

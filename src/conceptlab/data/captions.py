@@ -213,9 +213,11 @@ class CaptionedImages(Dataset):
         return [list(self.table.captions[int(i)]) for i in split.indices]
 
 
-@register_dataset("captions")
+_OPTIONS: dict[str, Any] = {"test_fraction": 0.2, "split_seed": 0, "image_column": "image",
+                           "caption_column": "caption"}
+
+
+@register_dataset("captions", options=_OPTIONS, path="captions.csv")
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
-    opts = take_path_options("captions", arg, options,
-                             {"test_fraction": 0.2, "split_seed": 0, "image_column": "image",
-                              "caption_column": "caption"}, "captions.csv")
+    opts = take_path_options("captions", arg, options, _OPTIONS, "captions.csv")
     return CaptionedImages(arg, **opts)

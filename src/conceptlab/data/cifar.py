@@ -208,14 +208,17 @@ class Cifar(Dataset):
         return self._splits[name]
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", options={}, path="/data/cifar-10-batches-py")
 def _build10(arg: str, options: dict[str, Any]) -> Dataset:
     take_path_options("cifar10", arg, options, {}, "/data/cifar-10-batches-py")
     return Cifar(arg, variant="cifar10")
 
 
-@register_dataset("cifar100")
+_OPTIONS100: dict[str, Any] = {"label_kind": "fine"}
+
+
+@register_dataset("cifar100", options=_OPTIONS100, path="/data/cifar-100-python")
 def _build100(arg: str, options: dict[str, Any]) -> Dataset:
-    opts = take_path_options("cifar100", arg, options, {"label_kind": "fine"},
+    opts = take_path_options("cifar100", arg, options, _OPTIONS100,
                              "/data/cifar-100-python")
     return Cifar(arg, variant="cifar100", label_kind=opts["label_kind"])

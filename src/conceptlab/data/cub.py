@@ -231,8 +231,11 @@ class CUB(Dataset):
         return self._splits[name]
 
 
-@register_dataset("cub")
+_OPTIONS: dict[str, Any] = {"attributes": None, "on_error": "raise"}
+
+
+@register_dataset("cub", options=_OPTIONS, path="/data/CUB_200_2011")
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
-    opts = take_path_options("cub", arg, options, {"attributes": None, "on_error": "raise"},
+    opts = take_path_options("cub", arg, options, _OPTIONS,
                              "/data/CUB_200_2011")
     return CUB(arg, **opts)

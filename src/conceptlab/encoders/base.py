@@ -16,7 +16,7 @@ is what concept banks and fitted models record and check.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,16 +148,33 @@ class Encoder(ABC):
 
 EncoderFactory = Callable[[str, dict[str, Any]], Encoder]
 _REGISTRY: dict[str, EncoderFactory] = {}
+_OPTIONS: dict[str, tuple[list[str], str | None]] = {}
 
 
-def register_encoder(prefix: str) -> Callable[[EncoderFactory], EncoderFactory]:
-    """Register a factory for specs ``prefix`` or ``prefix:ARG`` (``ARG`` passed as the string)."""
+def register_encoder(prefix: str, options: Iterable[str] = (), arg: str | None = None
+                     ) -> Callable[[EncoderFactory], EncoderFactory]:
+    """Register a factory for specs ``prefix`` or ``prefix:ARG`` (``ARG`` passed as the string).
+
+    ``options``: the ``-E`` option names the family takes; ``arg``: an example ``ARG`` when the
+    spec takes one (``None``: none). Both are what :func:`encoder_options` returns, so the
+    documentation is derived from the registry.
+    """
 
     def deco(factory: EncoderFactory) -> EncoderFactory:
         _REGISTRY[prefix] = factory
+        _OPTIONS[prefix] = (sorted(options), arg)
         return factory
 
     return deco
+
+
+def encoder_options(prefix: str) -> tuple[list[str], str | None]:
+    """``(option names, example ARG or None)`` of a registered encoder family."""
+    _load_builtin_adapters()
+    if prefix not in _OPTIONS:
+        raise EncoderError(f"unknown encoder {prefix!r}; known: {', '.join(sorted(_REGISTRY))}")
+    names, arg = _OPTIONS[prefix]
+    return list(names), arg
 
 
 def known_encoders() -> list[str]:

@@ -202,7 +202,7 @@ _OPTIONS = {"k", "template", "temperature", "names", "image_size", "crop", "batc
             "backend"}
 
 
-@register_encoder("conse")
+@register_encoder("conse", options=_OPTIONS)
 def _build(arg: str, options: dict[str, Any]) -> ConSEEncoder:
     if arg:
         raise EncoderError(f"'conse' takes no argument (got 'conse:{arg}'); pass options instead")

@@ -414,7 +414,7 @@ class EfficientNetEncoder(Encoder):
 _OPTIONS = {"image_size", "crop", "weights", "batch_size", "device", "backend"}
 
 
-@register_encoder("efficientnet")
+@register_encoder("efficientnet", options=_OPTIONS)
 def _build(arg: str, options: dict[str, Any]) -> EfficientNetEncoder:
     if arg not in ("", "lite0"):
         raise EncoderError(

@@ -162,7 +162,7 @@ class HFClipEncoder(Encoder):
 _OPTIONS = {"normalize", "batch_size", "device", "dtype"}
 
 
-@register_encoder("hf")
+@register_encoder("hf", options=_OPTIONS, arg="/models/clip-vit-base-patch32")
 def _build(arg: str, options: dict[str, Any]) -> HFClipEncoder:
     check_options("hf", arg, options, _OPTIONS)
     return HFClipEncoder(arg, **options)

@@ -233,13 +233,16 @@ class LinearMapEncoder(Encoder):
                 "map_hash": self.map.weights_hash()}
 
 
-@register_encoder("linear")
+_OPTIONS = {"check_fingerprints"}
+
+
+@register_encoder("linear", options=_OPTIONS, arg="runs/align")
 def _build(arg: str, options: dict[str, Any]) -> LinearMapEncoder:
     if not arg:
         raise EncoderError("linear: needs the folder written by `conceptlab align`, e.g. "
                            "linear:runs/align")
-    unknown = set(options) - {"check_fingerprints"}
+    unknown = set(options) - _OPTIONS
     if unknown:
         raise EncoderError(f"linear:{arg}: unknown options {sorted(unknown)}; known: "
-                           "['check_fingerprints']")
+                           f"{sorted(_OPTIONS)}")
     return LinearMapEncoder.load(arg, **options)

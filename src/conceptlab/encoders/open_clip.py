@@ -146,7 +146,7 @@ class OpenClipEncoder(Encoder):
 _OPTIONS = {"normalize", "batch_size", "device"}
 
 
-@register_encoder("openclip")
+@register_encoder("openclip", options=_OPTIONS, arg="ViT-B-32/laion2b_s34b_b79k")
 def _build(arg: str, options: dict[str, Any]) -> OpenClipEncoder:
     check_options("openclip", arg, options, _OPTIONS)
     return OpenClipEncoder(arg, **options)

@@ -296,7 +296,7 @@ def _check(spec: str, options: dict[str, Any]) -> None:
         raise EncoderError(f"{spec}: unknown options {sorted(unknown)}; known: {sorted(_OPTIONS)}")
 
 
-@register_encoder("minilm")
+@register_encoder("minilm", options=_OPTIONS)
 def _build_minilm(arg: str, options: dict[str, Any]) -> SentenceEncoder:
     if arg:
         raise EncoderError(f"'minilm' takes no argument (got 'minilm:{arg}'); use 'st:{arg}'")
@@ -304,7 +304,7 @@ def _build_minilm(arg: str, options: dict[str, Any]) -> SentenceEncoder:
     return SentenceEncoder(minilm_path(), spec="minilm", offline=True, **options)
 
 
-@register_encoder("st")
+@register_encoder("st", options=_OPTIONS, arg="/models/all-mpnet-base-v2")
 def _build_st(arg: str, options: dict[str, Any]) -> SentenceEncoder:
     _check(f"st:{arg}", options)
     return SentenceEncoder(arg, **options)

@@ -13,12 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from conceptlab.report.plots import PathLike, _figure, _save
 
 
 def plot_depth(concepts: Sequence[Mapping[str, Any]], path: PathLike,
                title: str = "Concept depth: probe accuracy per layer") -> Path:
+    """:func:`depth_figure` written to ``path`` (PNG)."""
+    return _save(depth_figure(concepts, title), path)
+
+
+def depth_figure(concepts: Sequence[Mapping[str, Any]],
+                 title: str = "Concept depth: probe accuracy per layer") -> Figure:
     """``concepts``: dicts with ``name``, ``depth`` and ``layers`` (rows from ``probe_layers``)."""
     fig, ax = _figure(8, 4.5)
     colors = [f"C{i}" for i in range(10)]
@@ -48,7 +55,7 @@ def plot_depth(concepts: Sequence[Mapping[str, Any]], path: PathLike,
     ax.set_ylim(min(0.3, min(chances) - 0.05), 1.02)
     ax.set_title(title + " (dotted: control task)")
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return fig
 
 
 def plot_sweep(rows: Sequence[Mapping[str, Any]], path: PathLike, intended: str = "intended",

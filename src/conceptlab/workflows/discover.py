@@ -50,6 +50,7 @@ from conceptlab.report.discover_plots import (
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.io import read_json, write_json_atomic
 from conceptlab.utils.seed import seed_everything
+from conceptlab.utils.version import package_version
 
 DATA_SEED = 0  # which items are drawn per class is fixed; `seed` moves the dictionary and QMC
 
@@ -218,7 +219,8 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                "classes": [names[c] for c in wanted], "class_names": names,
                "train_items": train.indices.tolist(), "data_fingerprint": train.fingerprint(),
                "model_fingerprint": tapped.fingerprint(), "probe_train_accuracy": probe_acc,
-               "per_class": per_class, "seconds": round(time.perf_counter() - t0, 2)}
+               "per_class": per_class, "seconds": round(time.perf_counter() - t0, 2),
+               "version": package_version()}
     write_json_atomic(out / "metrics.json", metrics)
     return metrics
 

@@ -21,6 +21,7 @@ from conceptlab.pipeline import (
 )
 from conceptlab.utils.io import check_output_dir, write_json_atomic
 from conceptlab.utils.seed import seed_everything
+from conceptlab.utils.version import package_version
 
 DEFAULT_ENCODER = {"image": "conse", "text": "minilm"}
 
@@ -127,7 +128,9 @@ def check_out(out: str | Path | None) -> None:
 
 
 def finish(out: str | Path | None, metrics: dict[str, Any]) -> dict[str, Any]:
-    """Write ``OUT/metrics.json`` atomically (when ``out`` is given) and return the metrics."""
+    """Record the package version, write ``OUT/metrics.json`` atomically (when ``out`` is
+    given) and return the metrics."""
+    metrics.setdefault("version", package_version())
     if out is not None:
         write_json_atomic(Path(out) / "metrics.json", metrics)
     return metrics

@@ -310,6 +310,28 @@ def _decision_examples(run: SavedRun, n_right: int = N_RIGHT, n_wrong: int = N_W
     return out
 
 
+def removal_reason(dropped: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[str, str]:
+    """``(filter, why)`` of one concept the model's unit selection removed, from what the saved
+    model recorded: the objective's own selection score, the grounding cutoff on validation
+    fidelity (unit k's correlation with concept k's score), or an explicit filter/reason."""
+    if dropped.get("filter"):
+        return str(dropped["filter"]), str(dropped.get("reason", ""))
+    training = meta.get("training") if isinstance(meta.get("training"), Mapping) else {}
+    rule = str(((training or {}).get("unit_selection") or {}).get("rule") or "")
+    cutoff = ((training or {}).get("grounding") or {}).get("cutoff")
+    fid, score = dropped.get("val_fidelity"), dropped.get("objective_score")
+    if isinstance(score, int | float):
+        objective = rule.split(";")[0].strip() or "the objective's unit selection"
+        return (f"{meta.get('method', 'objective')} unit selection",
+                f"validation score {score:.3f} fails {objective}")
+    if isinstance(fid, int | float):
+        why = f"validation correlation with the concept's score {fid:.3f}" + \
+            (f" < cutoff {cutoff:g}" if isinstance(cutoff, int | float) else "")
+        return "grounding cutoff (unit k must track concept k)", why
+    return "unit selection", rule or "recorded without a reason (a model saved before reasons "\
+        "were kept)"
+
+
 def _vocabulary_sections(run: SavedRun) -> list[Section]:
     meta = run.model_meta or {}
     names = list(meta.get("concept_names") or [])
@@ -323,7 +345,7 @@ def _vocabulary_sections(run: SavedRun) -> list[Section]:
                 (f" < cutoff {cutoff:g}" if isinstance(cutoff, int | float) else "")
             removed.append([d.get("concept"), "cos3 (Label-free CBM, Sec. 3.3)", why])
         else:
-            removed.append([d.get("concept"), d.get("filter", "?"), d.get("reason", "")])
+            removed.append([d.get("concept"), *removal_reason(d, meta)])
     raw_filters = concepts.get("filters")
     filters: Mapping[str, Any] | None = raw_filters if isinstance(raw_filters, Mapping) \
         else None
@@ -375,11 +397,25 @@ def provenance(run: SavedRun) -> dict[str, Any]:
         "encoding": m.get("encoding"),
         "concepts": {k: v for k, v in (m.get("concepts") or {}).items() if k != "filters"},
         "hyper-parameters": m.get("hyper_parameters") or meta.get("hyper_parameters"),
-        "conceptlab version": m.get("version") or f"{version} (of this report; not recorded)",
+        "conceptlab version": m.get("version") or meta.get("conceptlab_version") or
+        f"not recorded by the run (this report: {version})",
         "torch version": meta.get("torch_version"),
         "folder": str(run.path.resolve()),
     }
     return {k: v for k, v in rec.items() if v not in (None, {}, [])}
+
+
+def no_intervention_note(metrics: Mapping[str, Any]) -> str:
+    """Why a CBM run has no intervention curve (said on the page instead of a missing plot)."""
+    origin = (metrics.get("concepts") or {}).get("origin") if isinstance(
+        metrics.get("concepts"), Mapping) else None
+    if origin != "ground-truth":
+        return (f"No intervention curve: it sets concepts to their true values, and "
+                f"{metrics.get('data', 'this data')!r} has no ground-truth concept labels "
+                f"(concepts here: {origin or 'not recorded'}). Data with them: robots-text, "
+                "idsprites, cub:PATH (with --concepts auto).")
+    return ("No intervention curve: this model's CBL reads backbone features, and the curve "
+            "is measured on embedding-fed models only.")
 
 
 def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
@@ -429,6 +465,11 @@ def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
             text += " " + run.input_note
         sections.append(Section(f"{prefix}Concepts behind single decisions", text=text,
                                 examples=_decision_examples(run)))
+    elif run.model_meta is not None:
+        sections.append(Section(f"{prefix}Concepts behind single decisions",
+                                text="No explained decisions: this run folder has no "
+                                     "explanations.json (`fit` writes it; `conceptlab explain "
+                                     "RUN --input FILE` explains new inputs)."))
     curve = m.get("intervention_curve")
     if isinstance(curve, list) and curve:
         fig = intervention_figure({str(m.get("method", "")): curve})
@@ -436,6 +477,8 @@ def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
                                 text="Accuracy as the true value of more concepts is set "
                                      "(ground-truth concepts).",
                                 figures=[Figure(png=png_bytes(fig))]))
+    elif run.model_meta is not None:
+        sections.append(Section(f"{prefix}Test-time intervention", text=no_intervention_note(m)))
     for vocab in _vocabulary_sections(run):
         vocab.heading = prefix + vocab.heading
         sections.append(vocab)
@@ -459,10 +502,30 @@ def comparison_sections(runs: Sequence[SavedRun]) -> list[Section]:
             points.append({"label": r.name, "accuracy": m["accuracy"], "nec": nec,
                            "n_concepts": m.get("n_concepts") or
                            len((r.model_meta or {}).get("concept_names") or [])})
-    table = Table(["run", "command", "method", "data", "NEC", "test accuracy",
-                   "active concepts", "concepts", *faith], rows)
+    table = Table(["run", "command", "method", "data", "encoder", "NEC", "test accuracy",
+                   "active concepts", "concepts", *faith],
+                  [[*row[:4], r.metrics.get("encoder"), *row[4:]]
+                   for row, r in zip(rows, runs, strict=True)])
     figures = [Figure(png=png_bytes(accuracy_nec_figure(points)))] if points else []
-    return [Section("Runs side by side", table=table, figures=figures)]
+    return [Section("Runs side by side", table=table, figures=figures,
+                    warnings=comparability_warnings(runs))]
+
+
+def comparability_warnings(runs: Sequence[SavedRun]) -> list[str]:
+    """Warnings when runs shown side by side do not share their data, their test split or their
+    encoder: their accuracies are then not comparable, whatever one chart suggests."""
+    out = []
+    for key, what in (("data", "data"), ("encoder", "encoder")):
+        values = {str(r.metrics.get(key)) for r in runs}
+        if len(values) > 1:
+            out.append(f"these runs do not share their {what} ({', '.join(sorted(values))}): "
+                       "their numbers are not comparable with each other")
+    tests = {str(((r.metrics.get("splits") or {}).get("fingerprints") or {}).get("test"))
+             for r in runs if r.metrics.get("splits")}
+    if len(tests) > 1 and not out:
+        out.append("these runs were tested on different test items (test split fingerprints "
+                   "differ): their accuracies are not comparable")
+    return out
 
 
 def build_report(folders: Sequence[str | Path], out: str | Path | None = None) -> Path:
