@@ -322,6 +322,10 @@ app.command("discover")(cli_discover.discover)
 app.command("importance")(cli_discover.importance)
 app.add_typer(cli_discover.concepts_app, name="concepts")
 
+from conceptlab.cli_tcav import tcav as tcav_command  # noqa: E402  (TCAV: its own module)
+
+app.command("tcav")(tcav_command)
+
 
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)
     app(sys.argv[1:], prog_name="conceptlab")

@@ -17,6 +17,7 @@ Two learners, one signature ``(concept_rows, random_rows, seed) -> unit directio
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,13 +59,16 @@ def _check(concept: np.ndarray, random: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def svm_cav(concept: np.ndarray, random: np.ndarray, seed: int = 0) -> np.ndarray:
     """The reference TCAV direction: a hinge-loss SGD linear classifier, concept = 1."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import SGDClassifier
 
     c, r = _check(concept, random)
     X = np.vstack([c, r])
     y = np.r_[np.ones(len(c)), np.zeros(len(r))]
     clf = SGDClassifier(alpha=SVM_ALPHA, max_iter=SVM_MAX_ITER, tol=SVM_TOL, random_state=seed)
-    clf.fit(X, y)
+    with warnings.catch_warnings():  # the reference fits with the same budget and warns alike
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
     return _unit(np.asarray(clf.coef_[0]))
 
 
@@ -90,7 +94,7 @@ class CAVFit:
 def split_rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (train, held-out) positions of ``n`` rows; the held-out part is ``HELD_OUT``."""
     order = np.random.default_rng(seed).permutation(n)
-    n_out = int(round(HELD_OUT * n)) if n >= 6 else 0
+    n_out = round(HELD_OUT * n) if n >= 6 else 0
     return np.sort(order[n_out:]), np.sort(order[:n_out])
 
 
