@@ -82,3 +82,17 @@ def test_save_load_is_exact_and_bad_input_is_refused(fitted, tmp_path):
     with pytest.raises(CEMError, match="0/1"):
         ConceptEmbeddingModel(["a"], ["x", "y"]).fit(X, np.zeros(20), np.full((20, 1), 0.5),
                                                     X, np.zeros(20))
+
+
+def test_fit_method_cem_is_listed_and_refuses_bad_settings_before_encoding(tmp_path):
+    from conceptlab.errors import OptionError
+    from conceptlab.workflows.cbm import methods, run_fit
+    from conceptlab.workflows.prepare import RunConfig
+
+    assert "cem" in methods()
+    cfg = RunConfig(data=f"csv:{tmp_path / 'missing.csv'}", encoder="minilm")
+    with pytest.raises(OptionError, match="no sparse head"):
+        run_fit(cfg, tmp_path / "out", method="cem", nec=5)
+    with pytest.raises(CEMError, match="unknown settings"):
+        run_fit(cfg, tmp_path / "out", method="cem", hparams={"emb": 3})
+    assert not (tmp_path / "out").exists()
