@@ -63,9 +63,10 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
+    from conceptlab.faithfulness.leakage import leakage_columns
     from conceptlab.utils.io import write_json_atomic, write_text_atomic
     from conceptlab.workflows.cbm import fit_cbm
-    from conceptlab.workflows.cem import fit_cem_row, leakage_record
+    from conceptlab.workflows.cem import fit_cem_row
     from conceptlab.workflows.concepts import concept_source
     from conceptlab.workflows.prepare import RunConfig, prepare
 
@@ -89,7 +90,7 @@ def main() -> int:
         def probs(X: np.ndarray, model: Any = model) -> np.ndarray:
             return 1 / (1 + np.exp(-model.unit_values(X)))
 
-        leak = leakage_record(probs(prep.X["train"]), prep.y["train"], probs(prep.X["test"]),
+        leak = leakage_columns(probs(prep.X["train"]), prep.y["train"], probs(prep.X["test"]),
                               prep.y["test"], C["test"][:, cols], seed)
         keep = {k: row[k] for k in ("method", "seed", "accuracy", "val_accuracy",
                                     "concept_accuracy", "intervention_curve", "fit_seconds")}

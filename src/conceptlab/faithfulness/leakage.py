@@ -26,6 +26,7 @@ are pure functions of arrays (no models, no files):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -146,3 +147,15 @@ def niche_impurity(C_hat: np.ndarray, C: np.ndarray, n_betas: int = 11, seed: in
             per.append(float(roc_auc_score(T[te, j], clf.predict_proba(R[te][:, outside])[:, 1])))
         scores.append(np.mean(per))
     return float(np.mean(scores))
+
+
+def leakage_columns(P_train: np.ndarray, y_train: np.ndarray, P_test: np.ndarray,
+                    y_test: np.ndarray, C_test: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """The leakage columns reported for a model with concept probabilities and labels:
+    ``soft_concept_accuracy``, ``hard_concept_accuracy``, ``soft_hard_gap``, ``leaky`` and
+    ``oracle_impurity_logistic`` (test probabilities against test labels)."""
+    gap = soft_hard_gap(P_train, y_train, P_test, y_test, seed=seed)
+    return {"soft_concept_accuracy": gap.soft_accuracy,
+            "hard_concept_accuracy": gap.hard_accuracy, "soft_hard_gap": gap.gap,
+            "leaky": gap.leaky,
+            "oracle_impurity_logistic": oracle_impurity(P_test, C_test, seed=seed)}

@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from conceptlab.bottleneck.cem import CEMConfig, CEMError, ConceptEmbeddingModel
 from conceptlab.errors import OptionError
-from conceptlab.faithfulness.leakage import oracle_impurity, soft_hard_gap
+from conceptlab.faithfulness.leakage import leakage_columns
 from conceptlab.metrics import accuracy
 from conceptlab.utils.io import atomic_run_dir
 from conceptlab.workflows.concepts import (
@@ -33,16 +31,6 @@ from conceptlab.workflows.concepts import (
 from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
 
 METHOD = "cem"
-
-
-def leakage_record(P_train: np.ndarray, y_train: np.ndarray, P_test: np.ndarray,
-                   y_test: np.ndarray, C_test: np.ndarray, seed: int = 0) -> dict[str, Any]:
-    """The leakage columns for a model with concept probabilities and concept labels."""
-    gap = soft_hard_gap(P_train, y_train, P_test, y_test, seed=seed)
-    return {"soft_concept_accuracy": gap.soft_accuracy,
-            "hard_concept_accuracy": gap.hard_accuracy, "soft_hard_gap": gap.gap,
-            "leaky": gap.leaky, "oracle_impurity_logistic": oracle_impurity(P_test, C_test,
-                                                                            seed=seed)}
 
 
 def fit_cem_row(prep: Prepared, src: ConceptSource, options: dict[str, Any] | None = None, *,
@@ -67,7 +55,7 @@ def fit_cem_row(prep: Prepared, src: ConceptSource, options: dict[str, Any] | No
         "val_accuracy": model.training_["val_accuracy"], "n_concepts": len(names),
         "concept_accuracy": float(per.mean()),
         "intervention_curve": model.intervention_curve(Xt, yt, C["test"], seed=seed),
-        "leakage": leakage_record(model.concept_probs(prep.X["train"]), prep.y["train"], P, yt,
+        "leakage": leakage_columns(model.concept_probs(prep.X["train"]), prep.y["train"], P, yt,
                                   C["test"], seed),
         "epochs": model.training_["epochs"], "fit_seconds": round(fit_seconds, 3),
         "hyper_parameters": cfg.__dict__.copy()}
