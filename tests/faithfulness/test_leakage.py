@@ -54,3 +54,14 @@ def test_impurity_scores_separate_an_impure_representation_from_a_pure_one():
     assert niche_impurity(pure, c, n_betas=6) < niche_impurity(impure, c, n_betas=6) - 0.03
     with pytest.raises(LeakageError, match="0/1"):
         oracle_impurity(pure, c + 0.5)
+
+
+def test_leakage_columns_report_the_gap_and_flag():
+    from conceptlab.faithfulness.leakage import leakage_columns
+
+    Ptr, _, ytr = planted(300, True, 0)
+    Pte, Cte, yte = planted(300, True, 1)
+    cols = leakage_columns(Ptr, ytr, Pte, yte, Cte)
+    assert cols["leaky"] and cols["soft_hard_gap"] == pytest.approx(
+        cols["soft_concept_accuracy"] - cols["hard_concept_accuracy"])
+    assert 0 <= cols["oracle_impurity_logistic"] <= 1
