@@ -52,7 +52,22 @@ def markdown(result: dict[str, Any]) -> str:
     curves.append("|---|" + "---|" * len(result["mean_curves"][next(iter(result["mean_curves"]))]))
     for name, curve in result["mean_curves"].items():
         curves.append(f"| {name} | " + " | ".join(f"{c['accuracy']:.3f}" for c in curve) + " |")
-    return "\n".join(lines + curves) + "\n"
+    return "\n".join(lines + curves) + "\n\n" + prose(result) + "\n"
+
+
+def prose(result: dict[str, Any]) -> str:
+    """The sentences that read the table, from the JSON's numbers only."""
+    parts = []
+    for name, summ in result["summary"].items():
+        curve = result["mean_curves"][name]
+        gain = curve[-1]["accuracy"] - curve[0]["accuracy"]
+        leak = summ["soft_hard_gap"][0]
+        parts.append(f"{name}: task accuracy {summ['accuracy'][0]:.3f}, concept accuracy "
+                     f"{summ['concept_accuracy'][0]:.3f}, {gain:+.3f} from correcting every "
+                     f"concept, and its soft concept probabilities predict the class "
+                     f"{leak:+.3f} better than the thresholded concepts"
+                     f" ({'above' if leak > 0.05 else 'within'} the 0.05 leakage flag).")
+    return "Read it plainly: " + " ".join(parts)
 
 
 def main() -> int:
