@@ -65,14 +65,14 @@ def main() -> int:
         SPRITES_MODEL,
         SPRITES_N_TEST,
         SPRITES_N_TRAIN,
-        _map_dir,
+        sprites_map_dir,
     )
     from conceptlab.workflows.prepare import RunConfig, prepare
     from conceptlab.workflows.variants import variant
 
     t0 = time.perf_counter()
     options = {"n_train": SPRITES_N_TRAIN, "n_test": SPRITES_N_TEST}
-    map_dir = _map_dir(None, {**options, "seed": 0})
+    map_dir = sprites_map_dir(None, {**options, "seed": 0})
     if not (map_dir / "map.json").is_file():
         run_align(AlignConfig(data="idsprites", data_options=options, seed=0), map_dir)
     prep = prepare(RunConfig(data="idsprites", encoder=f"linear:{map_dir}", seed=0,

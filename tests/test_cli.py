@@ -561,3 +561,46 @@ def test_a_failing_fit_keeps_the_earlier_results(fit_l1: Path, text_data: dict[s
     assert "disk full" in invoke_fails(*base, "--method", "gumbel")
     assert all(path.read_bytes() == content for path, content in kept.items())
     assert invoke_json("predict", out, "--text", NEW_TEXTS["cooking"]) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# audit
+# ---------------------------------------------------------------------------------------------
+
+
+def test_audit_recomputes_the_recorded_profile_of_a_cbm_run(fit_l1: Path) -> None:
+    record = invoke_json("audit", fit_l1, "--json")
+    recorded = read_metrics(fit_l1)["faithfulness"]
+    assert record["claims"] == recorded["claims"]  # same data, same seed: the same profile
+    assert record["trusted"] is recorded["trusted"] is False
+    # 12 test items: too few to decide, said so rather than passed
+    assert record["claims"]["units_follow_concepts"]["status"] == "undecided"
+    assert "too few" in record["claims"]["units_follow_concepts"]["reason"]
+    table = invoke("audit", fit_l1).output
+    assert "do the units follow their concepts?" in table and "NOT trusted" in table
+
+
+def test_audit_reads_concept_example_sets(fit_l1: Path, tmp_path: Path) -> None:
+    ex = tmp_path / "examples"
+    ex.mkdir()
+    (ex / "a_ball_game.txt").write_text("a football match\nplayers kick the ball\n"
+                                        "the tennis rally went on\n")
+    (ex / "random.txt").write_text("the weather is mild\na chair by the window\n"
+                                   "seven plus three\n")
+    record = invoke_json("audit", fit_l1, "--concept-examples", ex, "--json")
+    claim = record["claims"]["concepts_mean_words"]
+    assert claim["source"] == "concept example sets" and claim["n_concepts"] == 1
+    assert 0 <= record["concept_auroc_mean"] <= 1
+    (ex / "random.txt").unlink()
+    assert "random" in invoke_fails("audit", fit_l1, "--concept-examples", ex)
+
+
+def test_audit_works_on_a_dncbm_run_and_refuses_a_folder_that_is_not_a_run(
+        tmp_path: Path, text_data: dict[str, Path], cache: Path) -> None:
+    out = fit_text_cbm_at(tmp_path / "dn", text_data, cache, "dncbm", "--nec", "2",
+                          "--set", "units=24", "--set", "min_steps=300")
+    record = invoke_json("audit", out, "--json")
+    assert record["grounded_by"] == "naming"
+    assert record["claims"]["decisions_need_concepts"]["status"] == "not measured"
+    assert record["claims"] == read_metrics(out)["faithfulness"]["claims"]
+    assert "not a run folder" in invoke_fails("audit", tmp_path)

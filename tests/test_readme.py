@@ -22,5 +22,7 @@ def test_readme_python_example_runs() -> None:
     with contextlib.redirect_stdout(out):
         exec(compile(code.group(1), "README.md", "exec"), {})
     lines = out.getvalue().strip().splitlines()
-    assert float(lines[0].split()[0]) >= 0.9  # training accuracy of a separable toy task
-    assert float(lines[-1]) >= 0.8  # the units mean their names
+    assert float(lines[0].split()[0]) >= 0.9  # held-out accuracy of a separable toy task
+    # real words on an easy task: trusted, units and class links pass
+    assert lines[-1].startswith("True") and "'units_follow_concepts': 'pass'" in lines[-1]
+    assert "'class_links_make_sense': 'pass'" in lines[-1]

@@ -284,7 +284,7 @@ def demo(out: OutOpt = Path("runs/demo"),
                                               cache_dir=str(cache) if cache else None,
                                               with_sprites=sprites))
     table = Table(title="Fashion-MNIST through the offline ConSE space")
-    for col in ("method", "nec", "accuracy", "unit fidelity", "random-bank gap"):
+    for col in ("method", "nec", "accuracy", "unit fidelity", "random-bank gap", "audit"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in metrics["rows"]:
         nec_txt = "-" if "nec_requested" not in r else (
@@ -292,20 +292,57 @@ def demo(out: OutOpt = Path("runs/demo"),
         f = r.get("faithfulness", {})
         fid, gap = f.get("unit_fidelity_median"), f.get("random_bank_gap")
         name = r["method"] if r.get("is_cbm", True) else f"{r['method']} [not a CBM]"
+        verdict = "-" if "trusted" not in f else ("trusted" if f["trusted"] else "NOT trusted")
         table.add_row(escape(name), nec_txt, f"{r['accuracy']:.3f}",
-                      "-" if fid is None else f"{fid:.2f}", "-" if gap is None else f"{gap:+.3f}")
+                      "-" if fid is None else f"{fid:.2f}", "-" if gap is None else f"{gap:+.3f}",
+                      verdict)
     Console().print(table)
     if metrics.get("idsprites_rows"):
         shapes = Table(title="Captioned shapes through a caption-trained linear map (NEC=5)")
-        for col in ("model", "accuracy", "unit fidelity", "concept AUROC"):
+        for col in ("model", "accuracy", "unit fidelity", "concept AUROC", "audit"):
             shapes.add_column(col, justify="left" if col == "model" else "right")
         for r in metrics["idsprites_rows"]:
             f = r["faithfulness"]
             shapes.add_row(escape(r["method"]), f"{r['accuracy']:.3f}",
                            f"{f['unit_fidelity_median']:.2f}",
-                           f"{f.get('concept_auroc_mean', float('nan')):.2f}")
+                           f"{f.get('concept_auroc_mean', float('nan')):.2f}",
+                           "trusted" if f.get("trusted") else "NOT trusted")
         Console().print(shapes)
+    for sentence in metrics.get("story", []):
+        Console().print(escape(sentence), soft_wrap=True)
     console.print(f"report: {escape(str(Path(out) / 'report.html'))}", soft_wrap=True)
+
+
+@app.command("audit")
+def audit_command(
+        run_dir: Annotated[Path, typer.Argument(help="run folder written by `fit` (CBM or "
+                                                     "DN-CBM)")],
+        concept_examples: Annotated[Path | None, typer.Option(
+            "--concept-examples", help="folder of concept example sets: NAME.txt or NAME/ per "
+            "concept, plus random.txt or random/ (counter-examples)")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print the profile as JSON")] = False,
+) -> None:
+    """Audit a saved run: each claim about its concepts with its measurement, control and
+    status (pass / fail / undecided / not measured), and the verdict."""
+    from conceptlab.workflows.audit import profile_rows, run_audit
+
+    record = _call(lambda: run_audit(run_dir, concept_examples=concept_examples))
+    if as_json:
+        print(json.dumps(record, indent=2, default=str))
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("claim", "status", "measurement"):
+        table.add_column(col)
+    colours = {"pass": "green", "fail": "red", "undecided": "yellow", "not measured": "dim"}
+    for question, status, reason in profile_rows(record):
+        table.add_row(escape(question), f"[{colours[status]}]{status}[/]",
+                      escape(reason.partition(": ")[2] or reason))
+    Console().print(table)
+    verdict = "trusted" if record.get("trusted") else "NOT trusted"
+    Console().print(f"verdict: {verdict} ({record.get('n')} held-out items)")
+    for f in record.get("findings", []):
+        console.print(f"[cyan]finding:[/cyan] {escape(f)}", soft_wrap=True)
+    _warn(list(record.get("warnings", [])))
 
 
 app.command("align")(align_command)

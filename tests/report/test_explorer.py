@@ -189,3 +189,18 @@ def test_serve_command_refuses_bad_arguments(tmp_path: Path) -> None:
     assert bad_port.exit_code == 2 and "--port" in bad_port.output
     missing = runner.invoke(app, ["serve", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no such folder" in missing.output
+
+
+def test_the_explorer_shows_the_audit_profile_badges(tiny: Any) -> None:
+    import dataclasses
+
+    model, data, encode = tiny
+    claims = {"units_follow_concepts": {"status": "pass", "reason": "pass: 0.9"},
+              "class_links_make_sense": {"status": "fail", "reason": "fail: 0.01"}}
+    audited = dataclasses.replace(data, metrics={"faithfulness": {"claims": claims}},
+                                  warnings=["class links fail"])
+    info = TestClient(create_app(model, audited, encode)).get("/api/info").json()
+    assert [(c["label"], c["status"]) for c in info["claims"]] == [
+        ("units follow their concepts", "pass"), ("class links make sense", "fail")]
+    assert info["warnings"] == ["class links fail"]
+    assert TestClient(create_app(model, data, encode)).get("/api/info").json()["claims"] == []

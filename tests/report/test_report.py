@@ -137,7 +137,11 @@ def test_report_tables_are_readable(run: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("faith", "words"), [
     ({"trusted": False, "warnings": ["units are free"]}, ["trusted = no", "units are free"]),
     ({"unit_fidelity_median": 0.2}, ["median unit fidelity 0.20 &lt; 0.5"]),
-    ({"random_bank_agreement": 0.997}, ["99.7% of test predictions unchanged"]),
+    ({"trusted": False, "warnings": ["class links fail"], "claims": {
+        "class_links_make_sense": {"status": "fail", "question": "q?", "reason": "fail: x"},
+        "decisions_need_concepts": {"status": "undecided", "question": "n?",
+                                    "reason": "undecided: y"}}},
+     ["trusted = no", "class links fail"]),
 ])
 def test_untrusted_models_carry_a_visible_warning(tmp_path: Path, data_root: Path,
                                                   faith: dict[str, Any],
@@ -203,3 +207,21 @@ def test_pick_decisions_takes_right_and_wrong_ones() -> None:
     p = np.array([0, 1, 1, 1, 0, 0])
     assert pick_decisions(y, p) == [0, 1, 2, 4]
     assert pick_decisions(y, p, n_right=1, n_wrong=1) == [0, 1]
+
+
+def test_the_profile_shows_a_badge_per_claim_and_a_finding(tmp_path: Path, data_root: Path
+                                                           ) -> None:
+    claims = {"units_follow_concepts": {"status": "pass", "question": "do the units follow "
+                                        "their concepts?", "reason": "pass: fidelity 0.91"},
+              "decisions_need_concepts": {"status": "undecided", "question": "do the decisions "
+                                          "need these concepts?", "reason": "undecided: gap "
+                                          "+0.1 [-0.2, +0.4] points"}}
+    faith = {"trusted": True, "warnings": [], "claims": claims,
+             "findings": ["any directions would do as well for accuracy"]}
+    run = write_run(tmp_path / "run", data_root, faithfulness=faith)
+    html = build_report([run], tmp_path / "r.html").read_text()
+    assert "Audit profile" in html and "fidelity 0.91" in html
+    assert "units follow their concepts" in html and "decisions need these concepts" in html
+    assert "Finding: any directions would do" in html
+    assert 'class="banner"' not in html  # an undecided necessity is a finding, not a warning
+    assert html.count('class="card bad"') == 1  # the undecided claim's badge

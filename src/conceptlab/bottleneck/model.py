@@ -265,6 +265,20 @@ class ConceptBottleneckModel:
         return {"objective": self.objective.name, **self.hyper_parameters(),
                 "seed": self.seed, "association": self._association_arg}
 
+    @property
+    def input_bank(self) -> ConceptBank:
+        """The bank every fit starts from (``bank`` holds the kept concepts after unit
+        selection); control refits replace this one."""
+        return self._input_bank
+
+    def check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless the model is fitted."""
+        self._require_fitted()
+
+    def check_inputs(self, X: Any, name: str = "X") -> np.ndarray:
+        """``X`` as an N x D float matrix in the bank's space, or a clear error naming it."""
+        return self._check_X(X, name)
+
     def _require_fitted(self) -> tuple[ConceptBottleneckLayer, LinearHead]:
         if self.cbl_ is None or self.head_ is None:
             raise NotFittedError("this ConceptBottleneckModel is not fitted; call fit() or load()")

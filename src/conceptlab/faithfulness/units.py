@@ -129,3 +129,62 @@ def intervention_gain(curve: Sequence[dict[str, Any]]) -> float:
         raise ValueError("empty intervention curve")
     pts = sorted(curve, key=lambda p: p["n_corrected"])
     return float(pts[-1]["accuracy"] - pts[0]["accuracy"])
+
+
+def unit_figures(U: Any, S: Any, used: Any = None, *, own: Any = None, seed: int = 0,
+                 n_boot: int = 200, level: float = 0.95) -> dict[str, Any]:
+    """Fidelity (``unit_fidelity``) and name match (``name_match_rate``) with item-bootstrap
+    percentile intervals (``n_boot`` seeded resamples of the rows): ``fidelity`` (the
+    ``unit_fidelity`` dict), ``name_match``, ``fidelity_ci``, ``name_match_ci``.
+
+    ``S`` holds one column per concept of the vocabulary; with ``own`` (unit k's column), the
+    fidelity reads ``S[:, own]``, else unit k reads column k."""
+    u = np.asarray(U, dtype=np.float64)
+    s = np.asarray(S, dtype=np.float64)
+    cols = None if own is None else np.asarray(own, dtype=np.int64)
+
+    def both(idx: np.ndarray | None) -> tuple[dict[str, Any], float]:
+        uu, ss = (u, s) if idx is None else (u[idx], s[idx])
+        fid = unit_fidelity(uu, ss if cols is None else ss[:, cols], used)
+        return fid, name_match_rate(uu, ss, used, own=cols)
+
+    fid, match = both(None)
+    rng = np.random.default_rng(seed)
+    fids, matches = np.full(n_boot, np.nan), np.full(n_boot, np.nan)
+    if fid["n_used"] and len(u) >= 2:
+        for i in range(n_boot):
+            f, m = both(rng.integers(0, len(u), len(u)))
+            fids[i], matches[i] = f["median"], m
+    a = (1 - level) / 2
+
+    def interval(v: np.ndarray) -> tuple[float, float]:
+        v = v[np.isfinite(v)]
+        if not len(v):
+            return float("nan"), float("nan")
+        return float(np.quantile(v, a)), float(np.quantile(v, 1 - a))
+
+    return {"fidelity": fid, "name_match": match, "fidelity_ci": interval(fids),
+            "name_match_ci": interval(matches)}
+
+
+def auroc_figures(U: Any, labels: Any, *, seed: int = 0, n_boot: int = 200, level: float = 0.95
+                  ) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Per-concept AUROC (``concept_auroc``), its mean over concepts with both label values,
+    and an item-bootstrap percentile interval of that mean (``n_boot`` seeded resamples)."""
+    u = np.asarray(U, dtype=np.float64)
+    t = np.asarray(labels)
+    per = concept_auroc(u, t)
+    ok = np.isfinite(per)
+    mean = float(per[ok].mean()) if ok.any() else float("nan")
+    reps = []
+    if ok.any():
+        rng = np.random.default_rng(seed)
+        for _ in range(n_boot):
+            idx = rng.integers(0, len(u), len(u))
+            a = concept_auroc(u[idx][:, ok], t[idx][:, ok])
+            if np.isfinite(a).any():
+                reps.append(float(np.nanmean(a)))
+    if not reps:
+        return per, mean, (float("nan"), float("nan"))
+    tail = (1 - level) / 2
+    return per, mean, (float(np.quantile(reps, tail)), float(np.quantile(reps, 1 - tail)))

@@ -35,6 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from conceptlab.faithfulness.claims import LABELS
 from conceptlab.report.plots import thumbnail_png
 
 #: limits on what a user may send (checked before any decoding or encoding)
@@ -154,6 +155,16 @@ class Explorer:
     def _unit_rows(Z: np.ndarray) -> np.ndarray:
         return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
 
+    def _claims(self) -> list[dict[str, str]]:
+        """The audit profile's badges: one ``{label, status, reason}`` per claim recorded."""
+        faith = (self.data.metrics or {}).get("faithfulness") or {}
+        claims = faith.get("claims") if isinstance(faith, dict) else None
+        if not isinstance(claims, dict):
+            return []
+        return [{"label": label, "status": str(claims[name].get("status")),
+                 "reason": str(claims[name].get("reason", ""))}
+                for name, label in LABELS.items() if isinstance(claims.get(name), dict)]
+
     def info(self) -> dict[str, Any]:
         m = self.model
         low = getattr(m, "unit_low_", None)
@@ -162,6 +173,7 @@ class Explorer:
             "title": self.data.title, "modality": self.data.modality,
             "class_names": list(m.class_names), "n_test": len(self.U_test),
             "n_train": len(self.U_train), "warnings": list(self.data.warnings),
+            "claims": self._claims(),
             "accuracy": float((self.pred_test == self.data.y_test).mean())
             if len(self.U_test) else None,
             "has_inputs": self.data.test_items is not None,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates, zero_shot_predict
-from conceptlab.bottleneck.audit import FitArrays, audit
+from conceptlab.bottleneck.audit import FitArrays, audit, record_fields, text_encoder_of
 from conceptlab.bottleneck.cms import (
     class_concept_similarities,
     cms_predict_cosine,
@@ -34,7 +34,6 @@ from conceptlab.data.base import DataError
 from conceptlab.data.folder import open_image
 from conceptlab.encoders.base import Encoder, build_encoder
 from conceptlab.errors import InputError
-from conceptlab.faithfulness import intervention_gain
 from conceptlab.metrics import accuracy, per_class_accuracy
 from conceptlab.report.plots import plot_explanation
 from conceptlab.utils.io import atomic_run_dir, check_output_dir, read_json, write_json_atomic
@@ -100,29 +99,43 @@ def fit_cbm(prep: Prepared, src: ConceptSource, method: str, nec: float | None,
         "mean_active_concepts": model.mean_active_concepts(prep.X["test"], F=Fs),
         "fit_seconds": round(fit_seconds, 3),
     }
-    refit = (FitArrays(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
-                       concept_labels=labels, F_train=Ft, F_val=Fv) if controls else None)
-    names = list(src.bank.names)
-    faith = audit(model, prep.X["test"], prep.y["test"], refit=refit, F_test=Fs,
-                  concept_labels_test=(src.concept_labels["test"]
-                                       if src.concept_labels is not None else None),
-                  concept_label_names=names if src.concept_labels is not None else None)
-    if src.concept_labels is not None and Fs is None:
-        kept = [n for n in names if n in model.concept_names]
-        cols = [names.index(n) for n in kept]
-        th = fit_concept_thresholds(model, prep.X["train"], src.concept_labels["train"][:, cols],
-                                    kept)
-        row["concept_accuracy"] = concept_accuracy(
-            model, prep.X["test"], src.concept_labels["test"][:, cols], kept, th)["mean"]
-        row["intervention_curve"] = intervention_curve(
-            model, prep.X["test"], prep.y["test"], src.concept_labels["test"][:, cols], kept,
-            seed=seed)
-        faith["intervention_gain"] = intervention_gain(row["intervention_curve"])
-    row["faithfulness"] = {k: v for k, v in faith.items()
-                           if not isinstance(v, dict | list) or k == "warnings"}
-    row["trusted"] = faith["trusted"]
+    row.update(audit_fitted(model, prep, src, seed=seed, controls=controls, F=F))
     model.metrics_.update({k: v for k, v in row.items() if k != "intervention_curve"})
     return model, row
+
+
+def audit_fitted(model: ConceptBottleneckModel, prep: Prepared, src: ConceptSource, *,
+                 seed: int, controls: bool = True, F: dict[str, np.ndarray] | None = None,
+                 examples: Any = None) -> dict[str, Any]:
+    """The faithfulness profile of a fitted CBM on the run's test split (``fit`` and
+    ``audit`` share it): control refits on the cached train/val embeddings, the encoder's
+    text side for the controls and the class links, ground-truth concept labels (with the
+    concept accuracy and intervention curve) where the data has them, and ``examples``
+    (``concepts.examples.ExampleEmbeddings``) where given. Returns the row fields."""
+    labels = src.concept_labels
+    Ft, Fv, Fs = (None, None, None) if F is None else (F["train"], F["val"], F["test"])
+    refit = (FitArrays(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
+                       concept_labels=None if labels is None else labels["train"],
+                       F_train=Ft, F_val=Fv) if controls else None)
+    names = list(src.bank.names)
+    row: dict[str, Any] = {}
+    if labels is not None and Fs is None:
+        kept = [n for n in names if n in model.concept_names]
+        cols = [names.index(n) for n in kept]
+        th = fit_concept_thresholds(model, prep.X["train"], labels["train"][:, cols], kept)
+        row["concept_accuracy"] = concept_accuracy(
+            model, prep.X["test"], labels["test"][:, cols], kept, th)["mean"]
+        row["intervention_curve"] = intervention_curve(
+            model, prep.X["test"], prep.y["test"], labels["test"][:, cols], kept, seed=seed)
+    faith = audit(model, prep.X["test"], prep.y["test"], refit=refit, F_test=Fs,
+                  encoder=text_encoder_of(prep.encoder),
+                  concept_labels_test=None if labels is None else labels["test"],
+                  concept_label_names=names if labels is not None else None,
+                  concept_examples=examples, intervention_curve=row.get("intervention_curve"),
+                  control_seed=seed)
+    row["faithfulness"] = record_fields(faith)
+    row["trusted"] = faith["trusted"]
+    return row
 
 
 def save_explanations(model: ConceptBottleneckModel, prep: Prepared, out: Path,

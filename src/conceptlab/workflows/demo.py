@@ -22,6 +22,7 @@ from conceptlab.workflows.concepts import concept_source, describe_source
 from conceptlab.workflows.demo_sprites import as_record, run_sprites
 from conceptlab.workflows.prepare import RunConfig, finish, prepare
 from conceptlab.workflows.report import build_report
+from conceptlab.workflows.story import demo_story
 from conceptlab.workflows.variants import variant
 
 DEMO_N_TRAIN = 2000
@@ -33,11 +34,6 @@ DEMO_IMAGE_SIZE = 224
 DEMO_VARIANTS = (variant("LF-CBM (reference)"), variant("Sparse-CBM l1 (reference)"),
                  variant("l1, scores CBL, grounded"),
                  variant("contrastive, embedding CBL, grounded"))
-NOTE = ("Every CBM here is grounded: its units track their concepts' scores (unit fidelity). "
-        "On Fashion-MNIST the offline ConSE space reads concept texts little better than random "
-        "directions (see the random-bank gap and the nonsense-vocabulary control in "
-        "docs/benchmarks.md): use it for plumbing and relative comparisons. The shapes section "
-        "uses a joint space fitted on captions, where the concept names are read.")
 #: the Sparse-CBM the demo saves and explains: grounded, at NEC = 5 (chosen on validation)
 SHOWN_MODEL = "contrastive, embedding CBL, grounded"
 
@@ -68,11 +64,16 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
                    "nec": best["nec"], "mean_active_concepts": best["mean_active_concepts"],
                    "faithfulness": best["faithfulness"],
                    "rows": rows, **prep.base_metrics(), "concepts": describe_source(src),
-                   "note": NOTE, "seconds": round(time.perf_counter() - t0, 3)}
+                   "seconds": round(time.perf_counter() - t0, 3)}
+        sprite_rows: list[dict[str, Any]] = []
         if with_sprites:
             sprite_rows, sprite_section = run_sprites(seed=seed, cache_dir=cache_dir)
             metrics["idsprites_rows"] = sprite_rows
             metrics["extra_sections"] = [as_record(sprite_section)]
+        vs = sprite_rows[0].get("vs_nonsense") if sprite_rows else None
+        metrics["story"] = demo_story(
+            best, sprite_rows, None if vs is None else (vs["difference"], *vs["interval"]))
+        metrics["note"] = " ".join(metrics["story"])
         save_fitted(model, prep, out)
         metrics = finish(out, metrics)
         build_report([out])  # report.html: the self-contained report of this run

@@ -3,8 +3,8 @@
 Shapes with ground-truth concepts (``idsprites``) seen through a linear map from
 EfficientNet-Lite0 into MiniLM, fitted on the shapes' captions (``conceptlab align``,
 Merullo et al. 2023). Beside the grounded CBM, the same CBM with its concept texts replaced by
-random letter strings: in this space the real names must win, and per-concept AUROC against
-the ground truth says whether each unit means its name.
+random letter strings; the audit and per-concept AUROC against the ground truth say whether
+each unit means its name (the sentences are computed from the rows: ``workflows.story``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from conceptlab.workflows.align import AlignConfig, run_align
 from conceptlab.workflows.cbm import fit_cbm
 from conceptlab.workflows.concepts import ConceptSource, concept_source
 from conceptlab.workflows.prepare import RunConfig, prepare
+from conceptlab.workflows.story import comparison_sentence, paired_difference, verdict_sentence
 from conceptlab.workflows.variants import variant
 
 SPRITES_N_TRAIN = 800
@@ -29,7 +30,7 @@ SPRITES_N_TEST = 400
 SPRITES_MODEL = "l1, scores CBL, grounded"
 
 
-def _map_dir(cache_dir: str | None, options: dict[str, Any]) -> Path:
+def sprites_map_dir(cache_dir: str | None, options: dict[str, Any]) -> Path:
     """The fitted map lives in the cache (it is an encoder, reused by later runs), not in
     the run folder that is swapped in at the end."""
     key = hashlib.sha256(repr(sorted(options.items())).encode()).hexdigest()[:12]
@@ -49,7 +50,7 @@ def run_sprites(seed: int = 0, cache_dir: str | None = None, *, n_train: int = S
                 n_test: int = SPRITES_N_TEST) -> tuple[list[dict[str, Any]], Section]:
     """Fit the map (cached), the grounded CBM and its nonsense twin; rows and a report section."""
     options = {"n_train": n_train, "n_test": n_test}
-    map_dir = _map_dir(cache_dir, {**options, "seed": seed})
+    map_dir = sprites_map_dir(cache_dir, {**options, "seed": seed})
     if not (map_dir / "map.json").is_file():
         run_align(AlignConfig(data="idsprites", data_options=options, seed=seed,
                               cache_dir=cache_dir), map_dir)
@@ -58,23 +59,27 @@ def run_sprites(seed: int = 0, cache_dir: str | None = None, *, n_train: int = S
     src = concept_source(prep, "auto")
     v = variant(SPRITES_MODEL)
     rows = []
+    correct = []
     for label, source in (("real concept names", src),
                           ("nonsense names (control)", nonsense_source(src, prep.encoder, seed))):
-        _, row = fit_cbm(prep, source, v.objective, 5.0, v.options, seed=seed)
+        model, row = fit_cbm(prep, source, v.objective, 5.0, v.options, seed=seed)
+        correct.append(model.predict(prep.X["test"]) == prep.y["test"])
         rows.append({**row, "method": f"{SPRITES_MODEL}: {label}", "encoder": prep.config.encoder})
-    cols = ("accuracy", "unit_fidelity_median", "name_match_rate", "concept_auroc_mean",
-            "random_bank_gap", "intervention_gain")
+    diff = paired_difference(correct[0], correct[1], seed=seed)
+    rows[0]["vs_nonsense"] = {"difference": diff[0], "interval": [diff[1], diff[2]]}
+    cols = ("accuracy", "trusted", "unit_fidelity_median", "name_match_rate",
+            "concept_auroc_mean", "class_link_support", "random_bank_gap", "intervention_gain")
     table = Table(["model", *cols], [[r["method"], r["accuracy"],
                                       *(r["faithfulness"].get(c, "-") for c in cols[1:])]
                                      for r in rows])
     text = (f"{len(prep.y['train'])} train / {len(prep.y['val'])} val / {len(prep.y['test'])} "
             f"test shapes, {len(prep.class_names)} classes (colour x size), "
             f"{len(src.bank)} ground-truth concepts, NEC = 5. The map from EfficientNet-Lite0 "
-            f"to MiniLM was fitted on the shapes' captions (conceptlab align). Here the concept "
-            f"texts are read: the real names beat random letter strings, and concept AUROC "
-            f"measures each unit against the ground truth.")
-    section = Section("A CBM whose concepts mean their names: shapes through a "
-                      "caption-trained linear map", text=text, table=table)
+            f"to MiniLM was fitted on the shapes' captions (conceptlab align). "
+            + comparison_sentence("The real concept names", "random letter strings", diff, 5.0)
+            + " " + " ".join(verdict_sentence(r["method"], r["faithfulness"]) for r in rows))
+    section = Section("Shapes through a caption-trained linear map, real names against "
+                      "nonsense", text=text, table=table)
     return rows, section
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.baselines.zeroshot import build_class_embeddings
+from conceptlab.bottleneck.audit import text_encoder_of
 from conceptlab.bottleneck.heads import HeadConfig
 from conceptlab.discover.dncbm import DNCBM, DNCBMConfig, fit_dncbm
 from conceptlab.discover.dncbm_audit import audit_dncbm
@@ -54,7 +56,8 @@ def fit_dncbm_row(prep: Prepared, src: ConceptSource, nec: float | None,
     faith = audit_dncbm(
         model, X["test"], y["test"], vocab=vocab, vocab_embeddings=E,
         concept_labels_test=None if labels is None else labels["test"],
-        concept_label_names=vocab if labels is not None else None)
+        concept_label_names=vocab if labels is not None else None,
+        class_embeddings=class_embeddings_of(prep.encoder, prep.class_names))
     row: dict[str, Any] = {
         "method": METHOD, "seed": seed, "accuracy": accuracy(y["test"], pred),
         "val_accuracy": model.head.info.get("val_accuracy"), "nec": model.head.nec,
@@ -64,6 +67,12 @@ def fit_dncbm_row(prep: Prepared, src: ConceptSource, nec: float | None,
         "faithfulness": faith, "trusted": faith["trusted"],
     }
     return model, row
+
+
+def class_embeddings_of(encoder: Any, class_names: list[str]) -> np.ndarray | None:
+    """The class names through the encoder's text side (None for an encoder without one)."""
+    text = text_encoder_of(encoder)
+    return None if text is None else build_class_embeddings(text, class_names)
 
 
 def run_dncbm(config: RunConfig, out: str | Path, *, concepts: str = "auto",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
+from conceptlab.faithfulness.claims import LABELS
 from conceptlab.report.html import Card, Example, Figure, Section, Table, write_report
 from conceptlab.report.plots import (
     accuracy_nec_figure,
@@ -37,12 +38,17 @@ from conceptlab.utils.io import read_json
 
 #: faithfulness fields shown beside accuracy, in this order, with what each one says
 FAITHFULNESS_FIELDS: dict[str, str] = {
-    "trusted": "all faithfulness checks passed",
+    "trusted": "every measured claim about the explanations passed (see the profile)",
     "unit_fidelity_median": "median correlation of each unit with its concept's encoder score",
     "name_match_rate": "share of units whose best-matching concept is their own name",
-    "random_bank_accuracy": "accuracy with a random concept bank in place of the real one",
-    "random_bank_gap": "accuracy lost with the random bank (large = the concepts matter)",
-    "random_bank_agreement": "share of test predictions unchanged by the random bank",
+    "random_bank_accuracy": "mean accuracy with control banks (random character strings or "
+                            "directions) in place of the real one",
+    "random_bank_gap": "mean accuracy lost with a control bank (large = the concepts matter)",
+    "random_bank_agreement": "mean share of test predictions unchanged by a control bank",
+    "n_control_banks": "control banks refitted",
+    "class_link_support": "how much closer each used concept's words are to the classes the "
+                          "head links it with (cosine)",
+    "class_link_agreement": "cosine of the head's class links with the words' (scale-free)",
     "shuffled_names_accuracy": "accuracy with shuffled class-concept associations",
     "intercept_share": "share of a decision carried by the bias, not by concepts",
     "deletion_auc": "accuracy area as top concepts are deleted (low = they matter)",
@@ -53,7 +59,8 @@ FAITHFULNESS_FIELDS: dict[str, str] = {
     "n": "test items audited",
 }
 #: faithfulness fields not shown (bookkeeping)
-_FAITH_HIDDEN = {"warnings", "split"}
+_FAITH_HIDDEN = {"warnings", "split", "claims", "findings", "required_claim",
+                 "failed_controls"}
 #: result fields of a metrics.json shown in the first table, in this order
 RESULT_FIELDS: dict[str, str] = {
     "accuracy": "test accuracy",
@@ -69,7 +76,6 @@ RESULT_FIELDS: dict[str, str] = {
     "fit_seconds": "fit seconds", "seconds": "whole run seconds",
 }
 UNIT_FIDELITY_MIN = 0.5
-RANDOM_AGREEMENT_MAX = 0.99
 N_RIGHT, N_WRONG = 6, 6
 
 
@@ -171,27 +177,45 @@ def read_test_inputs(metrics: Mapping[str, Any], positions: Sequence[int]
 
 
 def trust_warnings(metrics: Mapping[str, Any]) -> list[str]:
-    """Warnings for the top of the page when the faithfulness record says the concepts may
-    not mean their names (``trusted`` false, low unit fidelity, a random bank that changes
-    nothing), plus the record's own warnings."""
+    """Warnings for the top of the page when the audit withholds trust (``trusted`` false, or
+    an old record's low unit fidelity), plus the record's own warnings (one per claim that
+    failed or could not be decided)."""
     f = metrics.get("faithfulness")
     if not isinstance(f, Mapping):
         return []
     out: list[str] = []
     if f.get("trusted") is False:
-        out.append("the faithfulness checks recorded for this model failed (trusted = no)")
+        out.append("the audit of this model's concepts failed (trusted = no): read its "
+                   "explanations with the warnings below")
     fid = f.get("unit_fidelity_median")
-    if isinstance(fid, int | float) and fid < UNIT_FIDELITY_MIN:
+    if "claims" not in f and isinstance(fid, int | float) and fid < UNIT_FIDELITY_MIN:
         out.append(f"median unit fidelity {fid:.2f} < {UNIT_FIDELITY_MIN}: the concept units "
                    "do not track their concepts' encoder scores")
-    agree = f.get("random_bank_agreement")
-    if isinstance(agree, int | float) and agree > RANDOM_AGREEMENT_MAX:
-        out.append(f"a random concept bank leaves {agree:.1%} of test predictions unchanged: "
-                   "the model does not depend on what its concepts mean")
     for w in f.get("warnings") or []:
         if str(w) not in out:
             out.append(str(w))
     return out
+
+
+def claim_badges(faithfulness: Mapping[str, Any]) -> list[Card]:
+    """One headline badge per claim of the audit profile: its status, marked when it fails
+    or is undecided."""
+    claims = faithfulness.get("claims")
+    if not isinstance(claims, Mapping):
+        return []
+    return [Card(label, str(claims[name].get("status")),
+                 bad=claims[name].get("status") in ("fail", "undecided"))
+            for name, label in LABELS.items() if isinstance(claims.get(name), Mapping)]
+
+
+def profile_rows(faithfulness: Mapping[str, Any]) -> list[list[Any]]:
+    """``[question, status, measurement]`` per claim, in the audit's order."""
+    claims = faithfulness.get("claims")
+    if not isinstance(claims, Mapping):
+        return []
+    return [[c.get("question", name), c.get("status"),
+             str(c.get("reason", "")).partition(": ")[2] or c.get("reason", "")]
+            for name, c in claims.items() if isinstance(c, Mapping)]
 
 
 def _nec(metrics: Mapping[str, Any]) -> Any:
@@ -214,18 +238,14 @@ def headline_cards(run: SavedRun) -> list[Card]:
             f" ({int((np.abs(run.weights).sum(0) > 0).sum())} used)"
         cards.append(Card(f"concepts{used}", len(names)))
     if "trusted" in f:
-        cards.append(Card("faithfulness checks", "passed" if f["trusted"] else "FAILED",
+        cards.append(Card("audit verdict", "trusted" if f["trusted"] else "NOT trusted",
                           bad=not f["trusted"]))
-    fid = f.get("unit_fidelity_median")
+    badges = claim_badges(f)
+    if badges:
+        return cards + badges
+    fid = f.get("unit_fidelity_median")  # a record from before the profile
     if isinstance(fid, int | float):
         cards.append(Card("unit fidelity (median)", float(fid), bad=fid < UNIT_FIDELITY_MIN))
-    agree = f.get("random_bank_agreement")
-    if isinstance(agree, int | float):
-        cards.append(Card("agreement with a random bank", float(agree),
-                          bad=agree > RANDOM_AGREEMENT_MAX))
-    gap = f.get("random_bank_gap")
-    if isinstance(gap, int | float):
-        cards.append(Card("accuracy lost with a random bank", float(gap)))
     return cards
 
 
@@ -373,6 +393,13 @@ def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
                         else None, half=True,
                         text="" if faith else "No faithfulness record in this run's "
                                               "metrics.json: the explanations are unchecked.")]
+    profile = profile_rows(m.get("faithfulness") or {})
+    if profile:
+        findings = (m.get("faithfulness") or {}).get("findings") or []
+        sections.insert(0, Section(
+            f"{prefix}Audit profile: each claim, its measurement and its status",
+            table=Table(["claim", "status", "measurement"], profile, css="notes"),
+            text=" ".join(f"Finding: {f}" for f in findings)))
     if m.get("note"):
         sections.insert(0, Section(f"{prefix}About this run", text=str(m["note"])))
     if isinstance(m.get("rows"), list) and m["rows"]:
