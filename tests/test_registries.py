@@ -36,7 +36,7 @@ def test_objective_registry_lists_are_derived_from_the_registry() -> None:
     from conceptlab.cli import app
     from conceptlab.workflows.cbm import methods
 
-    assert methods() == [*objective_names(), "dncbm", "probe"]
+    assert methods() == [*objective_names(), "dncbm", "cem", "probe"]
     fit = next(c for c in app.registered_commands if c.name == "fit" or
                getattr(c.callback, "__name__", "") == "fit")
     assert fit is not None

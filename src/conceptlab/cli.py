@@ -366,6 +366,9 @@ app.add_typer(cli_discover.concepts_app, name="concepts")
 from conceptlab.cli_export import export as export_command  # noqa: E402  (tables to take away)
 
 app.command("export")(export_command)
+from conceptlab.cli_tcav import tcav as tcav_command  # noqa: E402  (TCAV: its own module)
+
+app.command("tcav")(tcav_command)
 
 
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)

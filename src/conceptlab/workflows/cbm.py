@@ -38,7 +38,7 @@ from conceptlab.errors import InputError
 from conceptlab.metrics import accuracy, per_class_accuracy
 from conceptlab.report.plots import plot_explanation
 from conceptlab.utils.io import atomic_run_dir, check_output_dir, read_json, write_json_atomic
-from conceptlab.workflows import dncbm
+from conceptlab.workflows import cem, dncbm
 from conceptlab.workflows.baselines import backbone_features, probe_accuracy, run_probe
 from conceptlab.workflows.concepts import (
     ConceptSource,
@@ -52,9 +52,9 @@ from conceptlab.workflows.variants import ALL_VARIANTS, Variant
 
 
 def methods() -> list[str]:
-    """Every ``--method`` the fit command takes: the registered objectives, DN-CBM, then
-    ``probe``."""
-    return [*objective_names(), dncbm.METHOD, "probe"]
+    """Every ``--method`` the fit command takes: the registered objectives, DN-CBM, the
+    concept embedding model, then ``probe``."""
+    return [*objective_names(), dncbm.METHOD, cem.METHOD, "probe"]
 
 
 def _features_for(prep: Prepared, options: dict[str, Any]) -> dict[str, np.ndarray] | None:
@@ -173,6 +173,8 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
         return run_probe(config, out)
     if method == dncbm.METHOD:
         return dncbm.run_dncbm(config, out, concepts=concepts, nec=nec, hparams=hparams)
+    if method == cem.METHOD:
+        return cem.run_cem(config, out, concepts=concepts, nec=nec, hparams=hparams)
     if method not in objective_names():
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods())}")
     check_concepts(concepts)  # before encoding: a typo must not cost an encoding pass

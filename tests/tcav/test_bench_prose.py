@@ -1,0 +1,32 @@
+"""The TCAV benchmark's sentences follow its numbers (no result is written by hand)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_tcav.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("_bench_tcav_prose", BENCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _result(ratio: float, agree: float) -> dict:
+    test = {"svm_mean": 0.6, "fast_mean": 0.9, "svm_significant": False,
+            "fast_significant": True}
+    return {"summary": {"ratio": (ratio, 1.0), "cosine": (0.5, 0.1), "agreement": (agree, 0.1)},
+            "per_seed": [{"tests": [test, dict(test)]}]}
+
+
+def test_prose_changes_with_the_numbers():
+    mod = _module()
+    fast = mod.prose(_result(54.0, 0.5))
+    assert "54x faster" in fast and "meets the aim" in fast and "50%" in fast
+    slow = mod.prose(_result(5.0, 1.0))
+    assert "5x faster" in slow and "misses the aim" in slow and "100%" in slow
+    assert "calls 2 of 2 tests significant against 0" in fast
