@@ -186,3 +186,8 @@ def parametric(data: Annotated[str, typer.Option("--data")] = "animals",
            [[r["n"], r["neurons"], r["delta_logp_concept_on_prefixes"],
              r["delta_logp_concept_on_neutral"], r["delta_logp_contrast_on_prefixes"], r["kl"]]
             for r in m["rows"]], out)
+
+
+from conceptlab.cli_lm_dictionary import register as _register_dictionary  # noqa: E402
+
+_register_dictionary(app)
