@@ -187,3 +187,29 @@ def test_run_lm_dictionary_end_to_end(tmp_path: Path) -> None:
     assert back.n_concepts == 32
     with pytest.raises(LMError, match="no such file"):
         run_lm_dictionary(f"csv:{tmp_path / 'missing.csv'}", None, lm=lm)
+
+
+def test_doc_sentences_follow_the_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from lm_dictionary_tables import tables
+
+    def res(fve: float, ce: float) -> dict:
+        return {"fve": fve, "l0": 32.0, "dead_rate": 0.0, "dense_rate": 0.0,
+                "heldout_tokens": 10, "ce_increase": ce, "loss_recovered": 0.5,
+                "naming_audit": {"n_named": 3, "auroc_mean": 0.8,
+                                 "shuffled_auroc_mean": 0.5, "shuffled_auroc_sd": 0.01}}
+
+    def metrics(fve_sae: float) -> dict:
+        d = {"tokens_per_s": 10.0, "gemm_bound_tokens_per_s": 20.0, "ratio_to_bound": 2.0}
+        return {"model": {"name": "m", "n_layers": 2}, "hook": "h", "method": "topk-sae",
+                "width": 8, "k": 2, "corpus": {"name": "c", "n_texts": 4, "digest": "x"},
+                "n_train_texts": 3, "n_heldout_texts": 1, "seconds": 1.0,
+                "training": {"tokens": 10, "texts": 3, "sink_tokens_dropped": 0,
+                             "model_tokens_per_s": 5.0, "chunk_rows": 4,
+                             "memory_mb": [(4, 100.0), (8, 101.0)],
+                             "dictionaries": {"sae": d, "random": d}},
+                "loss": {"ce_clean": 1.0, "ce_zero": 3.0, "ce_sae": 1.2, "ce_random": 1.5},
+                "results": {"sae": res(fve_sae, 0.2), "random": res(0.5, 0.5)}}
+
+    assert "explains more held-out variance" in tables(metrics(0.9))
+    assert "explains less held-out variance" in tables(metrics(0.1))
