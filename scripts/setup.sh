@@ -12,6 +12,7 @@ want_test=0
 need_apt=()
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
 [ -d /usr/share/wordnet ] || need_apt+=(wordnet-base)
+[ -d /usr/share/games/fortunes ] || need_apt+=(fortunes fortunes-min)  # lm dictionary corpus
 # Debian's chromium: the browser of the explorer's end-to-end tests (never `playwright install`)
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then

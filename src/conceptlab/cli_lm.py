@@ -211,3 +211,6 @@ def concept_vectors(out: Annotated[Path, typer.Option("--out")] = Path("runs/lm-
                               "unrelated ROUGE-L"],
            [[k, v["own_bleu"]["mean"], v["unrelated_bleu"]["mean"], v["own_rouge_l"]["mean"],
              v["unrelated_rouge_l"]["mean"]] for k, v in m["summary"].items()], out)
+from conceptlab.cli_lm_dictionary import register as register_dictionary  # noqa: E402
+
+register_dictionary(app)

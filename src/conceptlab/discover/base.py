@@ -108,6 +108,21 @@ class Dictionary(ABC):
         """``fit(A)`` then ``encode(A)``."""
         return self.fit(A).encode(A)
 
+    # --- streaming (optional) -----------------------------------------------------------
+    #: whether ``partial_fit`` works (activations too many to hold: a language model's tokens)
+    streaming: ClassVar[bool] = False
+
+    def partial_fit(self, A: np.ndarray, total_rows: int | None = None) -> Dictionary:
+        """Learn from one chunk of a stream of activations (rows seen once, never stored).
+
+        The first call initialises the dictionary from its chunk; ``total_rows`` (the planned
+        size of the whole stream) lets methods schedule by progress. After every call the
+        dictionary encodes and decodes with what it has learnt so far. Methods that need all
+        rows at once (NMF, PCA, ...) refuse, by name.
+        """
+        raise DictionaryError(f"{self.name} learns from all rows at once and has no streaming "
+                              "fit; use a sparse autoencoder (sae, topk-sae, batchtopk-sae)")
+
     # --- saving -------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
         """JSON-able constructor arguments (recorded and used by ``from_state``)."""

@@ -19,11 +19,20 @@ Units silent for a whole window early in training are restarted at the residuals
 worst-reconstructed rows (Bricken et al. 2023's resampling, simplified).
 
 The dictionary in input units is ``s * W_dec``; the bias is ``s * b_dec``.
+
+Streaming: ``partial_fit(chunk)`` runs the same steps over chunks of a stream (a language
+model's token activations, which are never all held): the first chunk sets the centre, scale
+and atoms, and the optimiser state carries over between chunks.
+
+``frozen_decoder=True`` keeps the atoms at random unit directions and trains only the encoder
+and biases with the same activation and sparsity: the random-direction baseline a trained
+dictionary has to beat.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +47,23 @@ from conceptlab.discover.base import (
 from conceptlab.utils.progress import progress
 
 
+@dataclass
+class _Train:
+    """What an SAE's optimiser carries between steps (and between ``partial_fit`` calls)."""
+
+    W_enc: torch.Tensor
+    b_enc: torch.Tensor
+    W_dec: torch.Tensor
+    b_dec: torch.Tensor
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    scale: float
+    steps: int  # planned optimiser steps (schedules: resampling, warm-up)
+    window: int
+    fired: torch.Tensor
+    step: int = 0
+
+
 @register_dictionary
 class SAEDictionary(Dictionary):
     """ReLU sparse autoencoder with an l1 penalty (``l1`` relative to unit-norm inputs)."""
@@ -46,18 +72,22 @@ class SAEDictionary(Dictionary):
 
     def __init__(self, n_concepts: int, seed: int = 0, l1: float = 0.1, k: int = 4,
                  epochs: int = 5, min_steps: int = 1500, batch_size: int = 256,
-                 lr: float = 5e-3) -> None:
+                 lr: float = 5e-3, frozen_decoder: bool = False) -> None:
         super().__init__(n_concepts, seed)
         if l1 < 0 or batch_size < 1 or lr <= 0 or k < 1:
             raise DictionaryError(f"{self.name}: need l1 >= 0, batch_size >= 1, lr > 0, k >= 1")
         self.l1, self.k = float(l1), int(min(k, n_concepts))
         self.epochs, self.min_steps = int(epochs), int(min_steps)
         self.batch_size, self.lr = int(batch_size), float(lr)
+        self.frozen_decoder = bool(frozen_decoder)
         self._enc: dict[str, np.ndarray] = {}
+        self._train: _Train | None = None
+        self.last_loss = float("nan")
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "l1": self.l1, "k": self.k, "epochs": self.epochs,
-                "min_steps": self.min_steps, "batch_size": self.batch_size, "lr": self.lr}
+                "min_steps": self.min_steps, "batch_size": self.batch_size, "lr": self.lr,
+                **({"frozen_decoder": True} if self.frozen_decoder else {})}
 
     # --- what the variants change ---------------------------------------------------------
     def _activate(self, pre: torch.Tensor, training: bool) -> torch.Tensor:
@@ -70,55 +100,100 @@ class SAEDictionary(Dictionary):
         """Hook for variants that track statistics while training (BatchTopK's threshold)."""
 
     # --- shared machinery -----------------------------------------------------------------
-    def fit(self, A: np.ndarray) -> SAEDictionary:
-        A = check_activations(A)
+    def _begin(self, A: np.ndarray, steps: int) -> tuple[_Train, torch.Tensor]:
+        """Training state from a first block of rows ``A`` (centre, scale, atoms) for a run of
+        ``steps`` optimiser steps; returns the state and ``A`` in scaled units."""
         gen = torch.Generator().manual_seed(self.seed)
         mu = A.mean(0)
         scale = float(np.sqrt(((A - mu) ** 2).sum(1).mean())) or 1.0
         X = torch.from_numpy(A / scale)
         n, d = X.shape
-        # atoms start at random (unit-norm) data rows: fewer dead units than noise
-        pick = torch.randperm(n, generator=gen)[: self.n_concepts]
-        W_dec = X[pick].clone() if n >= self.n_concepts else torch.randn(
-            self.n_concepts, d, generator=gen)
-        W_dec += 1e-3 * torch.randn(W_dec.shape, generator=gen)
+        if self.frozen_decoder:  # the random-direction baseline: atoms never move
+            W_dec = torch.randn(self.n_concepts, d, generator=gen)
+        else:  # atoms start at random (unit-norm) data rows: fewer dead units than noise
+            pick = torch.randperm(n, generator=gen)[: self.n_concepts]
+            W_dec = X[pick].clone() if n >= self.n_concepts else torch.randn(
+                self.n_concepts, d, generator=gen)
+            W_dec += 1e-3 * torch.randn(W_dec.shape, generator=gen)
         W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
-        W_dec.requires_grad_(True)
+        W_dec.requires_grad_(not self.frozen_decoder)
         W_enc = W_dec.detach().T.clone().requires_grad_(True)
         b_enc = torch.zeros(self.n_concepts, requires_grad=True)
         b_dec = torch.from_numpy(mu / scale).clone().requires_grad_(True)
-        opt = torch.optim.Adam([W_enc, b_enc, W_dec, b_dec], lr=self.lr)
+        params = [W_enc, b_enc, b_dec] + ([] if self.frozen_decoder else [W_dec])
+        st = _Train(W_enc, b_enc, W_dec, b_dec, torch.optim.Adam(params, lr=self.lr), gen,
+                    scale, steps, max(100, steps // 8),
+                    torch.zeros(self.n_concepts, dtype=torch.bool))
+        return st, X
+
+    def _train_step(self, st: _Train, xb: torch.Tensor) -> float:
+        """One optimiser step on a batch of scaled rows; returns the batch loss."""
+        W_enc, b_enc, W_dec, b_dec = st.W_enc, st.b_enc, st.W_dec, st.b_dec
+        pre = (xb - b_dec) @ W_enc + b_enc
+        self._progress = st.step / st.steps
+        z = self._activate(pre, training=True)
+        loss = ((z @ W_dec + b_dec - xb) ** 2).sum(1).mean() + self._penalty(z)
+        st.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        st.opt.step()
+        with torch.no_grad():
+            if not self.frozen_decoder:
+                W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+            self._after_step(pre, z)
+            st.fired |= (z > 0).any(0)
+            if (st.step + 1) % st.window == 0 and st.step < 0.6 * st.steps:
+                if not self.frozen_decoder:
+                    self._resample(st.fired, xb, z @ W_dec + b_dec, W_enc, b_enc, W_dec)
+                st.fired[:] = False
+        st.step += 1
+        return float(loss.detach())
+
+    def _publish(self, st: _Train) -> None:
+        """Copy the training state into the arrays ``encode`` / ``decode`` / ``state`` use."""
+        self._enc = {"W_enc": st.W_enc.detach().numpy().copy(),
+                     "b_enc": st.b_enc.detach().numpy().copy(),
+                     "b_dec": st.b_dec.detach().numpy().copy(),
+                     "scale": np.array([st.scale], np.float32),
+                     **self._extra_state()}
+        self._set(st.W_dec.detach().numpy() * st.scale, st.scale * st.b_dec.detach().numpy())
+
+    def fit(self, A: np.ndarray) -> SAEDictionary:
+        A = check_activations(A)
+        n = A.shape[0]
         bs = min(self.batch_size, n)
         per_epoch = math.ceil(n / bs)
         steps = max(self.min_steps, self.epochs * per_epoch)
-        order = torch.randperm(n, generator=gen)
-        fired = torch.zeros(self.n_concepts, dtype=torch.bool)
-        window = max(100, steps // 8)
+        st, X = self._begin(A, steps)
+        order = torch.randperm(n, generator=st.gen)
         for step in progress(range(steps), total=steps, desc=f"fit {self.name}"):
             i = step % per_epoch
             if i == 0 and step:
-                order = torch.randperm(n, generator=gen)
-            xb = X[order[i * bs:(i + 1) * bs]]
-            pre = (xb - b_dec) @ W_enc + b_enc
-            self._progress = step / steps
-            z = self._activate(pre, training=True)
-            loss = ((z @ W_dec + b_dec - xb) ** 2).sum(1).mean() + self._penalty(z)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
-                self._after_step(pre, z)
-                fired |= (z > 0).any(0)
-                if (step + 1) % window == 0 and step < 0.6 * steps:
-                    self._resample(fired, xb, z @ W_dec + b_dec, W_enc, b_enc, W_dec)
-                    fired[:] = False
-        self._enc = {"W_enc": W_enc.detach().numpy().copy(),
-                     "b_enc": b_enc.detach().numpy().copy(),
-                     "b_dec": b_dec.detach().numpy().copy(),
-                     "scale": np.array([scale], np.float32),
-                     **self._extra_state()}
-        self._set(W_dec.detach().numpy() * scale, scale * b_dec.detach().numpy())
+                order = torch.randperm(n, generator=st.gen)
+            self._train_step(st, X[order[i * bs:(i + 1) * bs]])
+        self._publish(st)
+        return self
+
+    streaming = True
+
+    def partial_fit(self, A: np.ndarray, total_rows: int | None = None) -> SAEDictionary:
+        """One pass of minibatch steps over a chunk of a stream, rows shuffled within it.
+
+        The first chunk sets the centre and scale (so the first chunk should be a few
+        thousand rows) and the atoms; ``total_rows`` sizes the schedule (resampling windows,
+        BatchTopK's warm-up), defaulting to ten chunks like this one.
+        """
+        A = check_activations(A, dim=None if self._train is None else self._train.W_enc.shape[0])
+        bs = min(self.batch_size, A.shape[0])
+        if self._train is None:
+            planned = total_rows if total_rows else 10 * A.shape[0]
+            self._train, X = self._begin(A, max(1, math.ceil(planned / bs)))
+        else:
+            X = torch.from_numpy(A / self._train.scale)
+        st = self._train
+        order = torch.randperm(len(X), generator=st.gen)
+        losses = [self._train_step(st, X[order[s:s + bs]]) for s in range(0, len(X), bs)]
+        self.last_loss = float(np.mean(losses))
+        self._publish(st)
         return self
 
     def _extra_state(self) -> dict[str, np.ndarray]:
