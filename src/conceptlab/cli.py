@@ -319,6 +319,10 @@ cli_report.register(app)
 from conceptlab import cli_discover  # noqa: E402  (concept discovery: its own module)
 
 app.command("discover")(cli_discover.discover)
+
+from conceptlab import cli_match  # noqa: E402  (seed systems: match, lancet, cab)
+
+app.command("match")(cli_match.match)
 app.command("importance")(cli_discover.importance)
 app.add_typer(cli_discover.concepts_app, name="concepts")
 
