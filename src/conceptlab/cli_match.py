@@ -1,4 +1,4 @@
-"""``conceptlab match`` (and the other seed-system commands): parse, call the workflow, print."""
+"""``conceptlab match``: parse, call ``workflows.match.run_match``, print."""
 
 from __future__ import annotations
 
