@@ -64,9 +64,21 @@ def lancet_row(lancet: dict[str, Any]) -> str:
 
 
 def cab_row(cab: dict[str, Any] | None) -> str:
+    head = "| `conceptlab cab` (concept association bias, Yamada et al.) | "
     if cab is None:
-        return ("| `conceptlab cab` (concept association bias, Yamada et al.) | not built | - |")
-    return cab["readme_row"]
+        return head + "not measured | - |"
+    s, levels = cab["summary"], cab["levels"]
+    lo, hi = s[f"{levels[0]:g}"], s[f"{levels[-1]:g}"]
+    grows = verdict(s["paired_cab_highest_minus_lowest"], "grows", "shrinks",
+                    "does not change measurably")
+    fill = verdict(s["paired_fill_rate_highest_minus_lowest"], "grows", "shrinks",
+                   "does not change measurably")
+    return (head + "smaller analogue: drawn two-shape scenes, caption maps fitted at chosen "
+            "association strengths instead of CLIP | CAB (other object's colour minus the "
+            f"one-object baseline) {_iv(lo['cab'])} at {levels[0]:g} red circles, "
+            f"{_iv(hi['cab'])} at {levels[-1]:g}: the bias exists and {grows} with the "
+            f"association; 'red' named for a non-red circle {_iv(lo['fill_rate'])} -> "
+            f"{_iv(hi['fill_rate'])} ({fill}) |")
 
 
 SHIFT_ROW = ("| `conceptlab shift` (fine-tuning shift vectors, Khayatan et al.) | not built in "
@@ -82,9 +94,14 @@ def readme_block(match: dict[str, Any], lancet: dict[str, Any],
 
 
 def docs_block(match_md: str, lancet_md: str, match: dict[str, Any],
-               lancet: dict[str, Any]) -> str:
+               lancet: dict[str, Any], cab_md: str | None = None) -> str:
+    cab_part = [] if cab_md is None else [
+        "### Concept association bias (`benchmarks/bench_cab.py`)", "", "```bash",
+        "python benchmarks/bench_cab.py", "```", "", cab_md.strip(), "",
+        "![bias against association](../benchmarks/results/bench_cab.png)", ""]
     return "\n".join([
-        START, "", "## Seed systems: explicit matching, Concept Lancet (issue 24)", "",
+        START, "",
+        "## Seed systems: explicit matching, Concept Lancet, association bias (issue 24)", "",
         "### Explicit concept matching, after SESA (`benchmarks/bench_match.py`)", "",
         "```bash", match["command"], "```", "",
         "Data split fixed (seed 0, validation carved from train); matcher seeds 0, 1, 2; every "
@@ -95,7 +112,8 @@ def docs_block(match_md: str, lancet_md: str, match: dict[str, Any],
         "### Concept Lancet (`benchmarks/bench_lancet.py`)", "", "```bash",
         "conceptlab align --data idsprites --out MAP_ROOT/seed0   # and -D seed=s --seed s",
         lancet["command"], "```", "", lancet_md.strip(), "",
-        "![edit success against consistency](../benchmarks/results/bench_lancet.png)", "", END])
+        "![edit success against consistency](../benchmarks/results/bench_lancet.png)", "",
+        *cab_part, END])
 
 
 def replace_block(path: Path, block: str, anchor: str | None) -> None:
@@ -117,7 +135,8 @@ def main() -> None:
     replace_block(ROOT / "README.md", readme_block(match, lancet, cab), "## From Python")
     replace_block(ROOT / "docs" / "benchmarks.md",
                   docs_block((RESULTS / "bench_match.md").read_text(),
-                             (RESULTS / "bench_lancet.md").read_text(), match, lancet), None)
+                             (RESULTS / "bench_lancet.md").read_text(), match, lancet,
+                             (RESULTS / "bench_cab.md").read_text() if cab else None), None)
 
 
 if __name__ == "__main__":
