@@ -56,8 +56,9 @@ def lancet_row(lancet: dict[str, Any]) -> str:
     vs = verdict(d, "beats", "is below", "matches")
     return ("| `conceptlab lancet` (Concept Lancet, Luo et al.) | decomposition and transplant "
             "as in the paper, on a caption-trained image space (no diffusion model, no "
-            "CoLan-150K: 48 concepts x 5 texts) | presence AUROC "
-            f"{_iv(s['presence_auroc'])}, {pres} cosine ({s['cosine_auroc'][0]:.3f}); "
+            f"CoLan-150K: {lancet['n_dictionary']} concepts x 5 texts) | presence AUROC "
+            f"{_iv(s['presence_auroc'])}, {pres} cosine ({s['cosine_auroc'][0]:.3f}) with "
+            f"{s['active_per_input'][0]:.1f} active concepts per image; "
             f"transplant success {tr['success'][0]:.3f} / consistency "
             f"{tr['consistency'][0]:.3f}, {vs} the best fixed strength chosen on test "
             f"({s['best_fixed_by_test_both']}) without tuning one |")

@@ -27,7 +27,8 @@ def fake() -> tuple[dict[str, Any], dict[str, Any]]:
         "paired_explicit_minus_cosine_nDCG@10": [0.1, 0.02],
         "paired_explicit_minus_dense_nDCG@10": [-0.05, 0.01]}]}
     edit = {"success": [0.9, 0.01], "consistency": [0.8, 0.01], "both": [0.7, 0.01]}
-    lancet = {"command": "y", "summary": {
+    lancet = {"command": "y", "n_dictionary": 25, "summary": {
+        "active_per_input": [5.0, 1.0],
         "presence_auroc": [0.97, 0.01], "cosine_auroc": [0.93, 0.01],
         "paired_presence_minus_cosine": [0.04, 0.01], "edits": {"transplant": edit},
         "best_fixed_by_test_both": "fixed 0.5",

@@ -126,7 +126,7 @@ _STIMULI: dict[str, list[str]] = {
 
 
 def sprite_dictionary_texts() -> str:
-    """The ``auto`` dictionary for idsprites in the file format (48 words x 5 stimuli)."""
+    """The ``auto`` dictionary for idsprites in the file format (25 concepts x 5 stimuli)."""
     lines: list[str] = []
     for group, words in SPRITE_GROUPS.items():
         for w in words:
