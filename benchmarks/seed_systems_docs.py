@@ -104,7 +104,8 @@ def docs_block(match_md: str, lancet_md: str, match: dict[str, Any],
         START, "",
         "## Seed systems: explicit matching, Concept Lancet, association bias (issue 24)", "",
         "### Explicit concept matching, after SESA (`benchmarks/bench_match.py`)", "",
-        "```bash", match["command"], "```", "",
+        "```bash", "conceptlab align --data idsprites --out MAP   # seed 0, defaults; --map MAP",
+        match["command"], "```", "",
         "Data split fixed (seed 0, validation carved from train); matcher seeds 0, 1, 2; every "
         "matcher's epoch chosen on validation nDCG@10; leave-one-out same-class retrieval on "
         "test. R@10 is the share of ALL same-class items in the top 10 (small where a class "
