@@ -360,6 +360,12 @@ cli_report.register(app)
 from conceptlab import cli_discover  # noqa: E402  (concept discovery: its own module)
 
 app.command("discover")(cli_discover.discover)
+
+from conceptlab import cli_cab, cli_lancet, cli_match  # noqa: E402  (seed systems)
+
+app.command("match")(cli_match.match)
+app.command("lancet")(cli_lancet.lancet)
+app.command("cab")(cli_cab.cab)
 app.command("importance")(cli_discover.importance)
 app.add_typer(cli_discover.concepts_app, name="concepts")
 

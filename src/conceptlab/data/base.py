@@ -272,6 +272,7 @@ def _load_builtin_loaders() -> None:
         places365,
         robots,
         text_table,
+        twoshapes,
     )
 
 

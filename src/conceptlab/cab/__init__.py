@@ -1,0 +1,1 @@
+"""Concept association bias (``conceptlab cab``): the measure and its offline probe."""
