@@ -306,7 +306,7 @@ def test_fit_dncbm_reports_accuracy_beside_faithfulness(
     message = invoke_fails("predict", out, "--text", "a robot")
     assert "DN-CBM" in message
     page = (out / "report.html").read_text()
-    assert "unit fidelity" in page and "(unit " in page  # the audit and the head's columns
+    assert "units follow their concepts" in page and "(unit " in page  # audit badges, head
 
 
 def test_fit_gumbel_dense_records_hyper_parameters(fit_gumbel: Path) -> None:
