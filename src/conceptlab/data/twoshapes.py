@@ -191,7 +191,7 @@ _DEFAULTS = {"n_train": 1500, "n_test": 600, "seed": 0, "association": 1 / 6,
              "img_size": 64}
 
 
-@register_dataset("twoshapes")
+@register_dataset("twoshapes", options=_DEFAULTS)
 def _build(arg: str, options: dict[str, Any]) -> Dataset:
     if arg:
         raise DataError(f"twoshapes takes no path; options: {', '.join(sorted(_DEFAULTS))}")
