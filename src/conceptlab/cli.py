@@ -328,7 +328,8 @@ def audit_command(
 ) -> None:
     """Audit a saved run: each claim about its concepts with its measurement, control and
     status (pass / fail / undecided / not measured), and the verdict."""
-    from conceptlab.workflows.audit import profile_rows, run_audit
+    from conceptlab.workflows.audit import run_audit
+    from conceptlab.workflows.report import profile_rows
 
     record = _call(lambda: run_audit(run_dir, concept_examples=concept_examples))
     if as_json:
@@ -338,9 +339,8 @@ def audit_command(
     for col in ("claim", "status", "measurement"):
         table.add_column(col)
     colours = {"pass": "green", "fail": "red", "undecided": "yellow", "not measured": "dim"}
-    for question, status, reason in profile_rows(record):
-        table.add_row(escape(question), f"[{colours[status]}]{status}[/]",
-                      escape(reason.partition(": ")[2] or reason))
+    for question, status, measurement in profile_rows(record):
+        table.add_row(escape(question), f"[{colours[status]}]{status}[/]", escape(measurement))
     Console().print(table)
     verdict = "trusted" if record.get("trusted") else "NOT trusted"
     Console().print(f"verdict: {verdict} ({record.get('n')} held-out items)")

@@ -92,19 +92,6 @@ def waffle_bank(bank: ConceptBank, encoder: Any, seed: int) -> ConceptBank:
                        metadata={k: list(v) for k, v in bank.metadata.items()})
 
 
-def shuffled_bank(bank: ConceptBank, seed: int) -> ConceptBank:
-    """The bank's directions permuted among its names (a derangement where K > 1)."""
-    rng = np.random.default_rng(seed)
-    k = len(bank)
-    perm = np.arange(k)
-    while k > 1 and (perm == np.arange(k)).any():
-        perm = rng.permutation(k)
-    prov = {**bank.provenance, "method": "shuffled-names control", "control_seed": seed}
-    return ConceptBank(bank.vectors[perm], list(bank.names), provenance=prov,
-                       metadata={key: list(v) for key, v in bank.metadata.items()},
-                       normalize=False)
-
-
 def text_encoder_of(encoder: Any) -> Any:
     """``encoder`` when it reads texts (the controls and the class links need its text side),
     else None."""

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from conceptlab.bottleneck.audit import audit
+from conceptlab.bottleneck.audit import FitArrays, audit
 from conceptlab.bottleneck.heads import HeadConfig, LinearHead
 from conceptlab.bottleneck.layers import CBLConfig
 from conceptlab.bottleneck.model import ConceptBottleneckModel
@@ -186,19 +186,15 @@ def _audit(model: ConceptBottleneckModel, world: tuple[World, World, World], *,
            label_names: Sequence[str] = WORDS, train_labels: bool = False) -> dict[str, Any]:
     tr, va, te = world
     te = test or te
-    return audit(model, te.X, te.y,
-                 refit=(tr.X, tr.y, va.X, va.y) if refit else None, encoder=ENCODER,
+    controls: Any = None
+    if refit:
+        controls = _labelled(world) if train_labels else (tr.X, tr.y, va.X, va.y)
+    return audit(model, te.X, te.y, refit=controls, encoder=ENCODER,
                  concept_labels_test=te.labels if with_labels else None,
-                 concept_label_names=list(label_names) if with_labels else None,
-                 ) if not train_labels else audit(
-        model, te.X, te.y, refit=_labelled(world), encoder=ENCODER,
-        concept_labels_test=te.labels if with_labels else None,
-        concept_label_names=list(label_names) if with_labels else None)
+                 concept_label_names=list(label_names) if with_labels else None)
 
 
-def _labelled(world: tuple[World, World, World]) -> Any:
-    from conceptlab.bottleneck.audit import FitArrays
-
+def _labelled(world: tuple[World, World, World]) -> FitArrays:
     tr, va, _ = world
     return FitArrays(tr.X, tr.y, va.X, va.y, concept_labels=tr.labels)
 

@@ -382,6 +382,25 @@ def profile_verdict(claims: Iterable[Claim], required: str) -> Verdict:
     return Verdict(not warnings, warnings, findings)
 
 
+def claim_summary(record: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Per claim stored in an audit record, in the audit's order: its ``name``, short
+    ``label``, ``question``, ``status``, ``reason`` and ``measurement`` (the reason without its
+    leading status word): what the report, the explorer and the CLI show."""
+    raw = record.get("claims")
+    if not isinstance(raw, Mapping):
+        return []
+    out = []
+    for name in QUESTIONS:
+        c = raw.get(name)
+        if isinstance(c, Mapping):
+            reason = str(c.get("reason", ""))
+            out.append({"name": name, "label": LABELS[name],
+                        "question": str(c.get("question", QUESTIONS[name])),
+                        "status": str(c.get("status")), "reason": reason,
+                        "measurement": reason.partition(": ")[2] or reason})
+    return out
+
+
 def claims_from_record(record: Mapping[str, Any]) -> list[Claim]:
     """The claims stored in an audit record (``record["claims"]``), as ``Claim`` objects."""
     raw = record.get("claims")

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from conceptlab.faithfulness.claims import bootstrap_interval
+
 
 def _pair(U: Any, S: Any) -> tuple[np.ndarray, np.ndarray]:
     u, s = np.asarray(U, dtype=np.float64), np.asarray(S, dtype=np.float64)
@@ -155,16 +157,9 @@ def unit_figures(U: Any, S: Any, used: Any = None, *, own: Any = None, seed: int
         for i in range(n_boot):
             f, m = both(rng.integers(0, len(u), len(u)))
             fids[i], matches[i] = f["median"], m
-    a = (1 - level) / 2
-
-    def interval(v: np.ndarray) -> tuple[float, float]:
-        v = v[np.isfinite(v)]
-        if not len(v):
-            return float("nan"), float("nan")
-        return float(np.quantile(v, a)), float(np.quantile(v, 1 - a))
-
-    return {"fidelity": fid, "name_match": match, "fidelity_ci": interval(fids),
-            "name_match_ci": interval(matches)}
+    return {"fidelity": fid, "name_match": match,
+            "fidelity_ci": bootstrap_interval(fids, level),
+            "name_match_ci": bootstrap_interval(matches, level)}
 
 
 def auroc_figures(U: Any, labels: Any, *, seed: int = 0, n_boot: int = 200, level: float = 0.95
@@ -184,7 +179,4 @@ def auroc_figures(U: Any, labels: Any, *, seed: int = 0, n_boot: int = 200, leve
             a = concept_auroc(u[idx][:, ok], t[idx][:, ok])
             if np.isfinite(a).any():
                 reps.append(float(np.nanmean(a)))
-    if not reps:
-        return per, mean, (float("nan"), float("nan"))
-    tail = (1 - level) / 2
-    return per, mean, (float(np.quantile(reps, tail)), float(np.quantile(reps, 1 - tail)))
+    return per, mean, bootstrap_interval(np.asarray(reps), level)

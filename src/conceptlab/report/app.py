@@ -35,7 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from conceptlab.faithfulness.claims import LABELS
+from conceptlab.faithfulness.claims import claim_summary
 from conceptlab.report.plots import thumbnail_png
 
 #: limits on what a user may send (checked before any decoding or encoding)
@@ -157,13 +157,10 @@ class Explorer:
 
     def _claims(self) -> list[dict[str, str]]:
         """The audit profile's badges: one ``{label, status, reason}`` per claim recorded."""
-        faith = (self.data.metrics or {}).get("faithfulness") or {}
-        claims = faith.get("claims") if isinstance(faith, dict) else None
-        if not isinstance(claims, dict):
+        faith = (self.data.metrics or {}).get("faithfulness")
+        if not isinstance(faith, dict):
             return []
-        return [{"label": label, "status": str(claims[name].get("status")),
-                 "reason": str(claims[name].get("reason", ""))}
-                for name, label in LABELS.items() if isinstance(claims.get(name), dict)]
+        return [{k: c[k] for k in ("label", "status", "reason")} for c in claim_summary(faith)]
 
     def info(self) -> dict[str, Any]:
         m = self.model

@@ -20,7 +20,6 @@ from conceptlab.discover.dncbm import DNCBM
 from conceptlab.discover.dncbm import KIND as DNCBM_KIND
 from conceptlab.discover.dncbm_audit import audit_dncbm
 from conceptlab.errors import InputError
-from conceptlab.faithfulness.claims import QUESTIONS
 from conceptlab.utils.io import read_json
 from conceptlab.workflows.baselines import backbone_features
 from conceptlab.workflows.cbm import audit_fitted
@@ -90,9 +89,3 @@ def run_audit(run_dir: str | Path, *, concept_examples: str | Path | None = None
             "recorded_trusted": (metrics.get("faithfulness") or {}).get("trusted"),
             "seconds": round(time.perf_counter() - t0, 3), **faith}
 
-
-def profile_rows(record: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(question, status, reason)`` per claim of a profile, in the audit's order."""
-    claims = record.get("claims") or {}
-    return [(QUESTIONS[name], str(claims[name]["status"]), str(claims[name]["reason"]))
-            for name in QUESTIONS if name in claims]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
-from conceptlab.faithfulness.claims import LABELS
+from conceptlab.faithfulness.claims import claim_summary
 from conceptlab.report.html import Card, Example, Figure, Section, Table, write_report
 from conceptlab.report.plots import (
     accuracy_nec_figure,
@@ -200,22 +200,14 @@ def trust_warnings(metrics: Mapping[str, Any]) -> list[str]:
 def claim_badges(faithfulness: Mapping[str, Any]) -> list[Card]:
     """One headline badge per claim of the audit profile: its status, marked when it fails
     or is undecided."""
-    claims = faithfulness.get("claims")
-    if not isinstance(claims, Mapping):
-        return []
-    return [Card(label, str(claims[name].get("status")),
-                 bad=claims[name].get("status") in ("fail", "undecided"))
-            for name, label in LABELS.items() if isinstance(claims.get(name), Mapping)]
+    return [Card(c["label"], c["status"], bad=c["status"] in ("fail", "undecided"))
+            for c in claim_summary(faithfulness)]
 
 
 def profile_rows(faithfulness: Mapping[str, Any]) -> list[list[Any]]:
     """``[question, status, measurement]`` per claim, in the audit's order."""
-    claims = faithfulness.get("claims")
-    if not isinstance(claims, Mapping):
-        return []
-    return [[c.get("question", name), c.get("status"),
-             str(c.get("reason", "")).partition(": ")[2] or c.get("reason", "")]
-            for name, c in claims.items() if isinstance(c, Mapping)]
+    return [[c["question"], c["status"], c["measurement"]]
+            for c in claim_summary(faithfulness)]
 
 
 def _nec(metrics: Mapping[str, Any]) -> Any:
