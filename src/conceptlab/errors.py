@@ -27,3 +27,28 @@ class InputError(ConceptlabValueError):
 
 class OutputError(ConceptlabError, OSError):
     """An output folder or file cannot be written (a file in the way, no permission)."""
+
+
+class UnknownNameError(ConceptlabError, KeyError):
+    """A name that no registry, concept bank or class list holds (the message lists close or
+    valid names); also a ``KeyError`` for older callers."""
+
+    def __str__(self) -> str:  # a KeyError would print its message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingFileError(ConceptlabError, FileNotFoundError):
+    """A file or folder the user named (or a run needs) does not exist."""
+
+
+class FormatError(ConceptlabValueError):
+    """A file exists but is malformed: bad JSON, wrong ``kind`` or version, bad tensor header."""
+
+
+class DependencyError(ConceptlabError, ImportError):
+    """An optional extra needed by this feature is not installed (the message names it)."""
+
+
+class ComputeError(ConceptlabError, RuntimeError):
+    """A computation cannot go on with these inputs (diverged training, no items left after a
+    filter, a device that is not there)."""
