@@ -26,8 +26,8 @@ def invoke(*args: Any) -> Any:
 
 
 def invoke_json(*args: Any) -> Any:
-    """Run a command that prints JSON on stdout (predict, explain --json, intervene)."""
-    return json.loads(invoke(*args).stdout)
+    """Run a command with ``--json`` and parse the answer it prints on stdout."""
+    return json.loads(invoke(*args, "--json").stdout)
 
 
 def invoke_fails(*args: Any) -> str:

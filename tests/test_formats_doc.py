@@ -156,7 +156,8 @@ def _command_lines() -> list[str]:
 def test_every_command_line_parses_and_its_options_are_registered() -> None:
     import typer
 
-    from conceptlab.cli import _parse_options, app
+    from conceptlab.cli import app
+    from conceptlab.cli.common import parse_options as _parse_options
 
     root: Any = typer.main.get_command(app)
     for line in _command_lines():

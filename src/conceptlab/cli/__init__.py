@@ -1,0 +1,59 @@
+"""The command line: one module per command group, each with ``register(app)``.
+
+Every command has a Python twin (``conceptlab.workflows.*``); the modules here only parse
+options, call it through :func:`conceptlab.cli.common.call` (conceptlab's own errors become one
+``error:`` line and exit code 2) and print the answer (a table, or JSON with ``--json``).
+``python -m conceptlab`` and the ``conceptlab`` script run :data:`app`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from conceptlab.cli import (
+    align,
+    cbm,
+    demo,
+    discover,
+    embeddings,
+    lm,
+    report,
+    seed_systems,
+    tcav,
+)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Concept-based interpretability: concept bottleneck models, concept "
+                  "discovery and concepts in language models.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from conceptlab.utils.version import package_version
+
+        typer.echo(f"conceptlab {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")]
+         = False) -> None:
+    """Concept-based interpretability: concept bottleneck models, concept discovery and
+    concepts in language models."""
+
+
+#: the command groups, in the order ``conceptlab --help`` lists them
+GROUPS = (demo, embeddings, cbm, report, align, discover, tcav, seed_systems, lm)
+for _group in GROUPS:
+    _group.register(app)
+
+
+def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)
+    app(sys.argv[1:], prog_name="conceptlab")
+
+
+__all__ = ["GROUPS", "app", "main"]

@@ -1,0 +1,116 @@
+"""Concept discovery: ``discover``, ``importance`` and ``concepts apply``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conceptlab.cli.common import (
+    CacheOpt,
+    DataSetOpt,
+    JsonOpt,
+    SeedOpt,
+    answer,
+    cache_dir,
+    call,
+    parse_options,
+    print_json,
+    print_table,
+    wrote,
+)
+from conceptlab.workflows import discover as wf
+
+concepts_app = typer.Typer(no_args_is_help=True, help="Use discovered concept banks.")
+
+
+def discover(
+    data: Annotated[str, typer.Option("--data", help="an image data spec (fashion-mnist, "
+                                      "folder:PATH, ...)")] = "fashion-mnist",
+    method: Annotated[str, typer.Option("--method", help="nmf | seminmf | pca | ica | kmeans | "
+                                        "sae | topk-sae | batchtopk-sae")] = "nmf",
+    k: Annotated[int, typer.Option("--k", min=1, help="concepts per class")] = 10,
+    encoder: Annotated[str, typer.Option(
+        "--encoder", "--model", help="image encoder spec whose network is tapped")
+    ] = "efficientnet",
+    layer: Annotated[str | None, typer.Option("--layer", help="hook point (default: the "
+                                              "model's last feature map, 'features')")] = None,
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("runs/discover"),
+    n_per_class: Annotated[int, typer.Option("--n-per-class", min=1)] = 100,
+    n_crops: Annotated[int, typer.Option("--n-crops", min=1, help="random crops per image")] = 8,
+    source: Annotated[str, typer.Option("--source", help="crops (CRAFT) | spatial (each "
+                                        "position of the map a row)")] = "crops",
+    image_size: Annotated[int, typer.Option("--image-size", min=8)] = 128,
+    classes: Annotated[list[str] | None, typer.Option("--class", help="only these classes")]
+    = None,
+    seed: SeedOpt = 0, cache: CacheOpt = None, data_option: DataSetOpt = None,
+    method_option: Annotated[list[str] | None, typer.Option(
+        "--set", help="method option KEY=VALUE (e.g. l1=0.05, k=4)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Discover concepts per class from random crops (CRAFT) or map positions; banks, names,
+    a gallery."""
+    data_opts = call(lambda: parse_options(data_option, "--data-option"))
+    method_opts = call(lambda: parse_options(method_option, "--set"))
+    m = call(lambda: wf.run_discover(
+        data, out, method=method, k=k, model=encoder, layer=layer, image_size=image_size,
+        n_per_class=n_per_class, n_crops=n_crops, classes=classes, seed=seed,
+        cache_dir=cache_dir(cache), data_options=data_opts, method_options=method_opts,
+        source=source))
+    answer(m, as_json, lambda: print_table(
+        f"{method}, k={k} at {m['layer']}",
+        ["class", "rel. error", "R²", "dead", "concepts (head names)"],
+        [[cls, r["quality"]["relative_error"], r["quality"]["r2"], r["quality"]["dead_units"],
+          ", ".join(c["concept"] for c in r["concepts"][:4]) + " ..."]
+         for cls, r in m["per_class"].items()]), out)
+
+
+def importance(
+    folder: Annotated[Path, typer.Argument(help="folder written by `discover`")],
+    class_name: Annotated[str, typer.Option("--class", help="class to explain")],
+    n_images: Annotated[int, typer.Option("--n-images", min=1, help="held-out images")] = 30,
+    methods: Annotated[list[str] | None, typer.Option(
+        "--method", help="sobol | gradient_input | occlusion (default all)")] = None,
+    n_design: Annotated[int, typer.Option("--n-design", min=2, help="Sobol QMC design size")
+                        ] = 32,
+    seed: Annotated[int | None, typer.Option("--seed", min=0)] = None,
+    cache: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Concept importance for one class (Sobol, gradient x input, occlusion) + fidelity."""
+    r = call(lambda: wf.run_importance(
+        folder, class_name, n_images=n_images,
+        methods=tuple(methods) if methods else tuple(wf.IMPORTANCE), seed=seed,
+        n_design=n_design, cache_dir=cache_dir(cache)))
+    answer(r, as_json, lambda: print_table(
+        f"{r['class']}: fidelity of each ranking ({r['n_images']} test images)",
+        ["order", "deletion AUC (low)", "insertion AUC (high)", "mu-fidelity", "top concept"],
+        [[m, f["deletion_auc"], f["insertion_auc"], f["mu_fidelity"],
+          r["ranking"].get(m, ["-"])[0]] for m, f in r["fidelity"].items()]))
+    for p in r["pngs"]:
+        wrote(p)
+
+
+@concepts_app.command("apply")
+def apply(
+    bank: Annotated[Path, typer.Argument(help="a class folder: DIR/concepts/<class>")],
+    input: Annotated[list[Path], typer.Option("--input", help="image file")],
+) -> None:
+    """Codes of new images under a discovered bank (strongest first), as JSON."""
+    from conceptlab.data.folder import open_image
+
+    def job() -> list[dict[str, object]]:
+        rows = wf.apply_concepts(bank, [open_image(p) for p in input])
+        for p, row in zip(input, rows, strict=True):
+            row["input"] = str(p)
+        return rows
+
+    print_json(call(job))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``discover``, ``importance`` and the ``concepts`` group."""
+    app.command()(discover)
+    app.command()(importance)
+    app.add_typer(concepts_app, name="concepts")
