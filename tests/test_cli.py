@@ -9,6 +9,7 @@ are three clearly separable topics (or colours), so accuracies are asserted well
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import shutil
@@ -586,7 +587,7 @@ def test_a_failing_fit_keeps_the_earlier_results(fit_l1: Path, text_data: dict[s
     # a failure after a (different) model was fitted, while the report is written: the
     # earlier model, its encoder record and metrics.json stay together
     def disk_full(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("disk full")
+        raise OSError(errno.ENOSPC, "disk full")
 
     monkeypatch.setattr(cbm, "build_report", disk_full)
     assert "disk full" in invoke_fails(*base, "--method", "gumbel")

@@ -36,21 +36,27 @@ stdout = Console()
 T = TypeVar("T")
 
 
-def fail(err: Exception) -> NoReturn:
+def fail(err: Exception | str) -> NoReturn:
     """Print one ``error:`` line for a user error and exit with code 2."""
     text = str(err)
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror + (f": {err.filename}" if err.filename else "")
     # escape: a message holds paths and names, never markup; soft_wrap: no breaks in paths
     console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
-    if os.environ.get("CONCEPTLAB_DEBUG"):
+    if os.environ.get("CONCEPTLAB_DEBUG") and isinstance(err, Exception):
         raise err
     raise typer.Exit(code=2)
 
 
 def call(job: Callable[[], T]) -> T:
-    """Run one command's job; a :class:`ConceptlabError` becomes one line and exit code 2."""
+    """Run one command's job; a :class:`ConceptlabError` (conceptlab refusing input or state) or
+    an :class:`OSError` (the machine refusing: disk full, permission, missing device) becomes one
+    line and exit code 2. Anything else is a bug and keeps its traceback."""
     try:
         return job()
     except ConceptlabError as err:
+        fail(err)
+    except OSError as err:
         fail(err)
 
 
