@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from conceptlab.errors import ConceptlabError
+from conceptlab.tap import Tap
 
 Modality = Literal["image", "text"]
 Views = dict[str, np.ndarray]
@@ -144,6 +145,29 @@ class Encoder(ABC):
         """JSON-able summary recorded next to results."""
         return {"spec": self.spec, "fingerprint": self.fingerprint(), "dim": self.dim,
                 "modalities": sorted(self.modalities)}
+
+    def tap(self) -> Tap:
+        """The torch network behind this encoder, opened for hooking (``conceptlab.tap``):
+        its module, hook-point map, preprocessing and forward call. Families that run a torch
+        network override it; discovery, TCAV and :meth:`activations` read only this."""
+        raise EncoderError(f"encoder {self.spec!r} exposes no torch network to tap (hook "
+                           "points need a family that runs one, e.g. efficientnet, conse, hf:)")
+
+    def hook_points(self) -> list[str]:
+        """The canonical hook-point names of :meth:`tap` (raw module paths work too)."""
+        return self.tap().hook_points()
+
+    def activations(self, hooks: str | Sequence[str], reduce: str = "mean") -> Encoder:
+        """An ``ActivationEncoder`` reading ``hooks`` (canonical names or raw module paths) of
+        this encoder's network with this encoder's preprocessing (in its fingerprint)."""
+        from conceptlab.encoders.activations import ActivationEncoder
+
+        t = self.tap()
+        return ActivationEncoder(t.module, hooks, preprocess=t.preprocess, name=t.name,
+                                 reduce=reduce, modality="text" if t.modality == "text"
+                                 else "image", preprocess_id=t.preprocess_id,
+                                 batch_size=self.batch_size, points=t.points,
+                                 forward=t.forward)
 
 
 EncoderFactory = Callable[[str, dict[str, Any]], Encoder]

@@ -40,6 +40,7 @@ from conceptlab.encoders.base import (
     build_encoder,
     register_encoder,
 )
+from conceptlab.tap import Tap
 from conceptlab.utils.hashing import hash_array, hash_json
 from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
 
@@ -226,6 +227,10 @@ class LinearMapEncoder(Encoder):
         if modality == "text":
             return self.text_encoder.finalize(views, "text")
         return self.map(self.image_features(views))
+
+    def tap(self) -> Tap:
+        """The image encoder's tap (the map acts after the network)."""
+        return self.image_encoder.tap()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "method": self.map.method,
