@@ -172,9 +172,9 @@ def find_blocks(model: nn.Module, under: str = "") -> str | None:
     """The raw path of the longest ``nn.ModuleList`` under ``under`` (a transformer's layers)."""
     best: tuple[int, str] | None = None
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.startswith(under) and len(module):
-            if best is None or len(module) > best[0]:
-                best = (len(module), name)
+        found = isinstance(module, nn.ModuleList) and name.startswith(under) and len(module)
+        if found and (best is None or len(module) > best[0]):
+            best = (len(module), name)
     return best[1] if best else None
 
 

@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from conceptlab.errors import ConceptlabError
 from conceptlab import hooks
+from conceptlab.errors import ConceptlabError
 from conceptlab.hooks import HookError, get_module
 from conceptlab.utils.hashing import hash_json, hash_module
 from conceptlab.utils.progress import progress
