@@ -25,6 +25,7 @@ import torch
 
 from conceptlab.errors import ConceptlabError
 from conceptlab.tap import Tap
+from conceptlab.utils.registry import Registry
 
 Modality = Literal["image", "text"]
 Views = dict[str, np.ndarray]
@@ -171,7 +172,7 @@ class Encoder(ABC):
 
 
 EncoderFactory = Callable[[str, dict[str, Any]], Encoder]
-_REGISTRY: dict[str, EncoderFactory] = {}
+_REGISTRY: Registry[EncoderFactory] = Registry("encoder", EncoderError)
 _OPTIONS: dict[str, tuple[list[str], str | None]] = {}
 
 
@@ -185,7 +186,7 @@ def register_encoder(prefix: str, options: Iterable[str] = (), arg: str | None =
     """
 
     def deco(factory: EncoderFactory) -> EncoderFactory:
-        _REGISTRY[prefix] = factory
+        _REGISTRY.add(prefix, factory)
         _OPTIONS[prefix] = (sorted(options), arg)
         return factory
 
@@ -195,8 +196,7 @@ def register_encoder(prefix: str, options: Iterable[str] = (), arg: str | None =
 def encoder_options(prefix: str) -> tuple[list[str], str | None]:
     """``(option names, example ARG or None)`` of a registered encoder family."""
     _load_builtin_adapters()
-    if prefix not in _OPTIONS:
-        raise EncoderError(f"unknown encoder {prefix!r}; known: {', '.join(sorted(_REGISTRY))}")
+    _REGISTRY.lookup(prefix)
     names, arg = _OPTIONS[prefix]
     return list(names), arg
 
@@ -213,9 +213,7 @@ def build_encoder(spec: str, **options: Any) -> Encoder:
     if not spec or not isinstance(spec, str):
         raise EncoderError("empty encoder spec")
     prefix, _, arg = spec.partition(":")
-    if prefix not in _REGISTRY:
-        raise EncoderError(f"unknown encoder {spec!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[prefix](arg, options)
+    return _REGISTRY.lookup(prefix, shown=spec)(arg, options)
 
 
 def _load_builtin_adapters() -> None:
