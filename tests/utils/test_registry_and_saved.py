@@ -54,17 +54,23 @@ def _package_registries() -> dict[str, Registry]:
     from conceptlab.encoders import base as enc_base
     from conceptlab.encoders import known_encoders
     from conceptlab.importance import IMPORTANCE
+    from conceptlab.baselines import TEMPLATE_SETS
+    from conceptlab.bottleneck.heads import SOLVERS
+    from conceptlab.bottleneck.layers import LAYERS
+    from conceptlab.lm.directions import ESTIMATORS
     from conceptlab.tcav import CAV_METHODS
 
     known_datasets(), known_dictionaries(), known_encoders()  # load the built-in families
     return {"objectives": OBJECTIVES, "importance": IMPORTANCE, "cav": CAV_METHODS,
             "datasets": vars(data_base)["_REGISTRY"],
             "dictionaries": vars(disc_base)["_REGISTRY"],
-            "encoders": vars(enc_base)["_REGISTRY"]}
+            "encoders": vars(enc_base)["_REGISTRY"], "layers": LAYERS, "solvers": SOLVERS,
+            "template_sets": TEMPLATE_SETS, "lm_directions": ESTIMATORS}
 
 
 @pytest.mark.parametrize("which", ["objectives", "importance", "cav", "datasets",
-                                   "dictionaries", "encoders"])
+                                   "dictionaries", "encoders", "layers", "solvers",
+                                   "template_sets", "lm_directions"])
 def test_every_package_registry_is_a_registry(which: str) -> None:
     reg = _package_registries()[which]
     assert isinstance(reg, Registry) and len(reg) >= 2

@@ -46,6 +46,15 @@ class Registry(Mapping[str, T], Generic[T]):
         self.error = error
         self._entries: dict[str, T] = {}
 
+    @classmethod
+    def of(cls, kind: str, entries: Mapping[str, T],
+           error: Callable[[str], Exception] = UnknownNameError) -> Registry[T]:
+        """A registry holding ``entries`` (a fixed table written as a dict literal)."""
+        reg: Registry[T] = cls(kind, error)
+        for name, value in entries.items():
+            reg.add(name, value)
+        return reg
+
     def add(self, name: str, value: T) -> T:
         """Register ``value`` as ``name``; a different value under a taken name is refused."""
         if not isinstance(name, str) or not name:
