@@ -46,6 +46,9 @@ def test_duplicates_are_refused_and_unknown_names_suggest_close_ones() -> None:
 
 
 def _package_registries() -> dict[str, Registry]:
+    from conceptlab.baselines import TEMPLATE_SETS
+    from conceptlab.bottleneck.heads import SOLVERS
+    from conceptlab.bottleneck.layers import LAYERS
     from conceptlab.bottleneck.objectives import OBJECTIVES
     from conceptlab.data import base as data_base
     from conceptlab.data import known_datasets
@@ -54,9 +57,6 @@ def _package_registries() -> dict[str, Registry]:
     from conceptlab.encoders import base as enc_base
     from conceptlab.encoders import known_encoders
     from conceptlab.importance import IMPORTANCE
-    from conceptlab.baselines import TEMPLATE_SETS
-    from conceptlab.bottleneck.heads import SOLVERS
-    from conceptlab.bottleneck.layers import LAYERS
     from conceptlab.lm.directions import ESTIMATORS
     from conceptlab.tcav import CAV_METHODS
 
