@@ -29,6 +29,7 @@ from conceptlab.encoders.hf_clip import HFClipEncoder
 from conceptlab.encoders.open_clip import import_open_clip
 from conceptlab.encoders.sentence import SentenceEncoder
 from conceptlab.hooks import capture
+from tests.encoders.tiny_hf import save_tiny_dual
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -301,56 +302,10 @@ def test_conse_two_stage_fingerprints(conse: ConSEEncoder, effnet: EfficientNetE
 # --------------------------------------------------------------------------- HF CLIP / SigLIP
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte-to-character table (so a byte-level BPE vocabulary covers any text)."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-          *range(ord("®"), ord("ÿ") + 1)]
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
-
-
 @pytest.fixture(scope="module")
 def tiny_dual(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Randomly initialised tiny CLIP and SigLIP checkpoints with a byte-level tokenizer."""
-    from transformers import (
-        CLIPConfig,
-        CLIPImageProcessor,
-        CLIPModel,
-        CLIPProcessor,
-        CLIPTokenizer,
-        SiglipConfig,
-        SiglipImageProcessor,
-        SiglipModel,
-        SiglipProcessor,
-    )
-
-    chars = list(_bytes_to_unicode().values())
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in chars + [c + "</w>" for c in chars]:
-        vocab.setdefault(c, len(vocab))
-    tok = CLIPTokenizer(vocab=vocab, merges=[])
-    text = {"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 37,
-            "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 24,
-            "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
-    vision = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermediate_size": 37,
-              "num_hidden_layers": 2, "num_attention_heads": 2}
-    root = tmp_path_factory.mktemp("hf")
-    torch.manual_seed(0)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
-              ).save_pretrained(root / "clip")
-    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
-                                                     crop_size={"height": 32, "width": 32}),
-                  tokenizer=tok).save_pretrained(root / "clip")
-    siglip = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
-    siglip.save_pretrained(root / "siglip")
-    SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}),
-                    tokenizer=tok).save_pretrained(root / "siglip")
-    return {"clip": str(root / "clip"), "siglip": str(root / "siglip")}
+    return save_tiny_dual(tmp_path_factory.mktemp("hf"))
 
 
 @pytest.mark.parametrize("kind", ["clip", "siglip"])

@@ -20,9 +20,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.registry import Registry
 
 #: named template lists; each template has exactly one "{}" for the class name
-TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
+TEMPLATE_SETS: Registry[tuple[str, ...]] = Registry.of("template set", {
     "plain": ("{}",),
     "photo": ("a photo of a {}.",),
     "ensemble": (
@@ -46,7 +47,7 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
         "art of the {}.",
         "a photo of the small {}.",
     ),
-}
+})
 
 
 @runtime_checkable

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from conceptlab.bottleneck.objectives.base import INPUT_KINDS, InputKind
 from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.registry import Registry
 
 #: grounding weight and validation cutoff used unless a ``CBLConfig`` says otherwise
 #: (chosen on validation data; docs/methods.md records how)
@@ -170,8 +171,8 @@ class FeaturesCBL(EmbeddingCBL):
     kind: ClassVar[InputKind] = "features"
 
 
-LAYERS: dict[str, type[ConceptBottleneckLayer]] = {
-    "scores": ScoresCBL, "embedding": EmbeddingCBL, "features": FeaturesCBL}
+LAYERS: Registry[type[ConceptBottleneckLayer]] = Registry.of("concept bottleneck layer", {
+    "scores": ScoresCBL, "embedding": EmbeddingCBL, "features": FeaturesCBL})
 
 
 def layer_from_arrays(kind: str, state: dict[str, np.ndarray]) -> ConceptBottleneckLayer:

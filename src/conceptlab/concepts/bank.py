@@ -12,16 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
 from conceptlab.errors import ConceptlabError
-from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
+from conceptlab.utils.io import atomic_dir
+from conceptlab.utils.saved import SavedKind, read_saved, write_saved
 
 BANK_FORMAT = 1
 
 
 class ConceptBankError(ConceptlabError, ValueError):
     """Raised for an empty or malformed bank, or one that does not fit the data it meets."""
+
+
+#: ``bank.json`` (names, provenance, metadata) + ``bank.safetensors`` (``vectors``); files
+#: written before ``kind`` was recorded are read too
+SAVED_BANK = SavedKind("concept_bank", (BANK_FORMAT,), "bank", legacy=True,
+                       error=ConceptBankError)
 
 
 @dataclass
@@ -123,20 +129,14 @@ class ConceptBank:
     def save(self, folder: str | Path) -> Path:
         """Write ``bank.safetensors`` + ``bank.json`` into ``folder`` atomically."""
         with atomic_dir(folder) as tmp:
-            save_file({"vectors": self.vectors}, str(tmp / "bank.safetensors"))
-            write_json_atomic(tmp / "bank.json", {
-                "format": BANK_FORMAT, "names": self.names, "provenance": self.provenance,
-                "metadata": self.metadata,
-            })
+            write_saved(tmp, SAVED_BANK, {"names": self.names, "provenance": self.provenance,
+                                          "metadata": self.metadata}, {"vectors": self.vectors})
         return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> ConceptBank:
-        """Read a bank written by ``save``."""
-        folder = Path(folder)
-        meta = read_json(folder / "bank.json")
-        if meta.get("format") != BANK_FORMAT:
-            raise ConceptBankError(f"{folder}: unsupported bank format {meta.get('format')!r}")
-        vectors = load_file(str(folder / "bank.safetensors"))["vectors"]
+        """Read a bank written by ``save`` (a FormatError naming the file when malformed)."""
+        meta, arrays = read_saved(folder, SAVED_BANK, required=("vectors",))
+        vectors = arrays["vectors"]
         return cls(vectors=vectors, names=meta["names"], provenance=meta.get("provenance", {}),
                    metadata=meta.get("metadata", {}), normalize=False)

@@ -19,6 +19,7 @@ import numpy as np
 
 from conceptlab.errors import ConceptlabError
 from conceptlab.utils.hashing import hash_array, hash_file, hash_json
+from conceptlab.utils.registry import Registry
 
 Modality = Literal["image", "text"]
 
@@ -211,7 +212,7 @@ def file_digest(path: str | os.PathLike[str]) -> str:
 
 
 DatasetFactory = Callable[[str, dict[str, Any]], Dataset]
-_REGISTRY: dict[str, DatasetFactory] = {}
+_REGISTRY: Registry[DatasetFactory] = Registry("data spec", DataError)
 _OPTIONS: dict[str, tuple[dict[str, Any], str | None]] = {}
 
 
@@ -225,7 +226,7 @@ def register_dataset(prefix: str, options: Mapping[str, Any] | None = None,
     """
 
     def deco(factory: DatasetFactory) -> DatasetFactory:
-        _REGISTRY[prefix] = factory
+        _REGISTRY.add(prefix, factory)
         _OPTIONS[prefix] = (dict(options or {}), path)
         return factory
 
@@ -240,8 +241,7 @@ def known_datasets() -> list[str]:
 def dataset_options(prefix: str) -> tuple[dict[str, Any], str | None]:
     """``(options with defaults, example path or None)`` a registered family takes."""
     _load_builtin_loaders()
-    if prefix not in _OPTIONS:
-        raise DataError(f"unknown data family {prefix!r}; known: {', '.join(sorted(_REGISTRY))}")
+    _REGISTRY.lookup(prefix)
     opts, path = _OPTIONS[prefix]
     return dict(opts), path
 
@@ -255,9 +255,7 @@ def build_dataset(spec: str, **options: Any) -> Dataset:
     if not spec or not isinstance(spec, str):
         raise DataError("empty data spec")
     prefix, _, arg = spec.partition(":")
-    if prefix not in _REGISTRY:
-        raise DataError(f"unknown data spec {spec!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[prefix](arg, options)
+    return _REGISTRY.lookup(prefix, shown=spec)(arg, options)
 
 
 def _load_builtin_loaders() -> None:

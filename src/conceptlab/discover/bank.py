@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.discover.base import Dictionary, build_dictionary
@@ -27,9 +26,13 @@ from conceptlab.discover.naming import (
 )
 from conceptlab.discover.sources import Activations, SourceError, TappedModel, extract
 from conceptlab.errors import MissingFileError
-from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
+from conceptlab.utils.io import atomic_dir
+from conceptlab.utils.saved import SavedKind, read_saved, write_saved
 
 FORMAT = 1
+#: ``dictionary.json`` (the method's fields) + ``dictionary.safetensors`` (its arrays)
+SAVED_DICTIONARY = SavedKind("discovered_dictionary", (FORMAT,), "dictionary", legacy=True,
+                             error=SourceError)
 
 
 @dataclass
@@ -51,9 +54,7 @@ class DiscoveredConcepts:
             for f in (tmp / "bank").iterdir():
                 f.rename(tmp / f.name)
             (tmp / "bank").rmdir()
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()},
-                      str(tmp / "dictionary.safetensors"))
-            write_json_atomic(tmp / "dictionary.json", {"format": FORMAT, **meta})
+            write_saved(tmp, SAVED_DICTIONARY, meta, arrays)
         return Path(folder)
 
     @classmethod
@@ -62,8 +63,7 @@ class DiscoveredConcepts:
         if not (folder / "dictionary.json").is_file():
             raise MissingFileError(f"{folder}: no discovered concepts here (dictionary.json "
                                     "missing; write them with `conceptlab discover`)")
-        meta = read_json(folder / "dictionary.json")
-        arrays = load_file(str(folder / "dictionary.safetensors"))
+        meta, arrays = read_saved(folder, SAVED_DICTIONARY)
         return cls(Dictionary.from_state(meta, arrays), ConceptBank.load(folder))
 
     def check_model(self, tapped: TappedModel) -> None:

@@ -15,7 +15,6 @@ A new method is one file: subclass ``Dictionary``, decorate it with ``@register_
 
 from __future__ import annotations
 
-import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -23,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.registry import Registry
 
 
 class DictionaryError(ConceptlabValueError):
@@ -157,14 +157,14 @@ class Dictionary(ABC):
 
 
 DictionaryFactory = Callable[..., Dictionary]
-_REGISTRY: dict[str, type[Dictionary]] = {}
+_REGISTRY: Registry[type[Dictionary]] = Registry("dictionary method", DictionaryError)
 
 
 def register_dictionary(cls: type[Dictionary]) -> type[Dictionary]:
     """Class decorator: register ``cls`` under ``cls.name``."""
     if not cls.name:
         raise DictionaryError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
+    _REGISTRY.add(cls.name, cls)
     return cls
 
 
@@ -182,12 +182,8 @@ def build_dictionary(method: str, n_concepts: int, seed: int = 0, **options: Any
     """A fresh dictionary of ``method`` with ``n_concepts`` atoms; unknown names suggest close ones.
     """
     _load_builtin()
-    if method not in _REGISTRY:
-        close = difflib.get_close_matches(str(method), list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise DictionaryError(f"unknown dictionary method {method!r}{hint} "
-                              f"(known: {', '.join(sorted(_REGISTRY))})")
+    factory = _REGISTRY.lookup(method)
     try:
-        return _REGISTRY[method](n_concepts=n_concepts, seed=seed, **options)
+        return factory(n_concepts=n_concepts, seed=seed, **options)
     except TypeError as err:
         raise DictionaryError(f"{method}: bad option ({err})") from err

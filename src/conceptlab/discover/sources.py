@@ -8,16 +8,17 @@
   with their crops as exemplars.
 
 ``TappedModel`` splits a network at ``layer`` into input -> latent and latent -> logits (the
-holistic framework's ``h = g o f`` split, Fel et al. NeurIPS 2023, section 2). Any module of any
-torch model is a hook point (``conceptlab.hooks``); latent -> logits re-runs the model with the
-hook's output replaced (``hooks.edit``), or uses a direct ``head`` when one is known
-(EfficientNet-Lite0 at ``features``: average pool + ``_fc``, cheap enough for Sobol's many
-evaluations).
+holistic framework's ``h = g o f`` split, Fel et al. NeurIPS 2023, section 2). It is built from
+any registered encoder's tap (``Encoder.tap()``, ``conceptlab.tap``), so a new backbone needs
+no code here; the layer is a canonical hook-point name (``features``,
+``blocks.3.hook_resid_post``) or a raw module path (``conceptlab.hooks``). Latent -> logits
+re-runs the model with the hook's output replaced (``hooks.edit``), or uses a direct ``head``
+when the family knows one (EfficientNet-Lite0 at ``features`` or a block: the rest of the
+network + ``_fc``, cheap enough for Sobol's many evaluations).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,8 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from conceptlab.errors import ConceptlabValueError
-from conceptlab.hooks import HookError, capture, edit, get_module
+from conceptlab.errors import ConceptlabError, ConceptlabValueError
+from conceptlab.hooks import HookError, HookPoints, Resolver, capture, edit
+from conceptlab.tap import Tap
 from conceptlab.utils.hashing import hash_array, hash_json, hash_module
 from conceptlab.utils.progress import progress
 
@@ -39,56 +41,18 @@ class SourceError(ConceptlabValueError):
     """Raised for an unknown source or model spec, a bad hook point or unusable inputs."""
 
 
-class EfficientNetTaps(nn.Module):
-    """EfficientNet-Lite0 with one extra hook point, ``features``: the post-ReLU6 1280-channel
-    last map (the modules are the loaded network's own, so other hook names are unchanged)."""
-
-    _conv_stem: nn.Module
-    _bn0: nn.Module
-    _blocks: nn.Sequential
-    _conv_head: nn.Module
-    _bn1: nn.Module
-    _avg_pooling: nn.Module
-    _fc: nn.Module
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        for name, child in net.named_children():
-            self.add_module(name, child)
-        self.features = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.nn.functional.relu6(self._bn0(self._conv_stem(x)))
-        x = self._blocks(x)
-        x = self.features(torch.nn.functional.relu6(self._bn1(self._conv_head(x))))
-        return self._fc(self._avg_pooling(x).flatten(1))
-
-    def rest_from(self, layer: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        """The network from ``layer``'s output to the pooled 1280-d features, for ``features``
-        and ``_blocks.N``; None for other hook points (use ``hooks.edit`` re-runs there)."""
-        if layer == "features":
-            return lambda z: z.mean(dim=(2, 3)) if z.dim() == 4 else z
-        m = re.fullmatch(r"_blocks\.(\d+)", layer)
-        if m is None:
-            return None
-        rest = self._blocks[int(m.group(1)) + 1:]
-
-        def run(z: torch.Tensor) -> torch.Tensor:
-            if z.dim() == 2:  # one vector per item (a concept direction): a 1 x 1 map
-                z = z[:, :, None, None]
-            z = torch.nn.functional.relu6(self._bn1(self._conv_head(rest(z))))
-            return z.mean(dim=(2, 3))
-
-        return run
-
-
 @dataclass
 class TappedModel:
-    """A model, its preprocessing and a hook point; input -> latent -> logits."""
+    """A model, its preprocessing and a hook point; input -> latent -> logits.
+
+    Built from any registered encoder by :func:`build_tapped` (through ``Encoder.tap()``), or
+    directly from any torch module. ``points`` names the hook points (default: the module's
+    raw paths); ``forward`` runs a preprocessed batch (default: ``model(x)``).
+    """
 
     model: nn.Module
     layer: str
-    preprocess: Callable[[Sequence[Any]], torch.Tensor]
+    preprocess: Callable[[Sequence[Any]], Any]
     name: str
     preprocess_id: Any
     class_names: list[str] | None = None
@@ -98,14 +62,45 @@ class TappedModel:
     #: those features serve as the decision explained
     pooled: Callable[[torch.Tensor], torch.Tensor] | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    points: Resolver | None = None
+    forward: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.points is None:
+            self.points = HookPoints(self.model)
         try:
-            get_module(self.model, self.layer)
+            self.points.resolve(self.layer)
         except HookError as err:
             raise SourceError(str(err)) from err
         self.model.eval()
         self._fp: str | None = None
+
+    @classmethod
+    def from_tap(cls, tap: Tap, layer: str | None = None, spec: str = "",
+                 options: dict[str, Any] | None = None) -> TappedModel:
+        """A tapped model at ``layer`` (default: the tap's default point, e.g. ``features``);
+        a direct head when the tap knows the path from ``layer`` to its outputs."""
+        layer = layer or tap.default_point
+        try:
+            pooled = tap.pooled(layer)
+        except HookError as err:
+            raise SourceError(str(err)) from err
+        head = None
+        if pooled is not None and tap.head is not None:
+            out = tap.head
+
+            def head(z: torch.Tensor) -> torch.Tensor:
+                assert pooled is not None
+                return out(pooled(z))
+
+        return cls(tap.module, layer, tap.preprocess, tap.name, tap.preprocess_id,
+                   tap.class_names, head=head, spec=spec, pooled=pooled,
+                   options=dict(options or {}), points=tap.points, forward=tap.forward)
+
+    def _run(self, x: Any) -> Any:
+        if self.forward is not None:
+            return self.forward(x)
+        return self.model(x)
 
     def fingerprint(self) -> str:
         """Weights + preprocessing + hook point."""
@@ -114,14 +109,14 @@ class TappedModel:
                                   "preprocess": self.preprocess_id, "layer": self.layer})
         return self._fp
 
-    def latent(self, x: torch.Tensor) -> torch.Tensor:
+    def latent(self, x: Any) -> torch.Tensor:
         """The hook's output for a preprocessed batch (no graph)."""
-        with torch.no_grad(), capture(self.model, self.layer) as acts:
-            self.model(x)
+        assert self.points is not None
+        with torch.no_grad(), capture(self.points, self.layer) as acts:
+            self._run(x)
         return acts[self.layer].float()
 
-    def logits_from_latent(self, latent: torch.Tensor, x: torch.Tensor | None = None
-                           ) -> torch.Tensor:
+    def logits_from_latent(self, latent: torch.Tensor, x: Any = None) -> torch.Tensor:
         """Logits with the hook's output replaced by ``latent`` (differentiable in ``latent``).
 
         Without a direct ``head`` the model is re-run on ``x`` (the inputs the latent belongs
@@ -131,43 +126,45 @@ class TappedModel:
             return self.head(latent)
         if x is None:
             raise SourceError(f"{self.name}@{self.layer}: no direct head; pass the inputs x")
-        with edit(self.model, self.layer, lambda _h: latent):
-            return self.model(x)
+        assert self.points is not None
+        with edit(self.points, self.layer, lambda _h: latent):
+            out = self._run(x)
+        if not isinstance(out, torch.Tensor):
+            raise SourceError(f"{self.name}: the model's output is a {type(out).__name__}, "
+                              "not a tensor of logits")
+        return out
+
+    def hook_points(self) -> list[str]:
+        """Canonical point names (raw module paths are accepted too)."""
+        assert self.points is not None
+        return self.points.hook_points()
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.name, "spec": self.spec, "options": self.options,
                 "layer": self.layer, "fingerprint": self.fingerprint()}
 
 
-def build_tapped(spec: str = "efficientnet", layer: str | None = None, **options: Any
-                 ) -> TappedModel:
-    """A ``TappedModel`` from a spec: ``efficientnet`` (the packaged EfficientNet-Lite0;
-    default layer ``features``; options ``image_size``, ``batch_size``).
+def build_tapped(spec: str = "efficientnet", layer: str | None = None, *,
+                 image_size: int | None = None, **options: Any) -> TappedModel:
+    """A ``TappedModel`` at hook point ``layer`` of any encoder the registry builds from
+    ``spec`` (``efficientnet``, ``conse``, ``hf:FOLDER``, ``openclip:...``, ``linear:RUN``)
+    with encoder ``options``; the default point is the family's (``features``).
 
-    Other torch models: build ``TappedModel(model, layer, preprocess, ...)`` directly.
+    ``image_size`` is passed to families that take that option and ignored by the others
+    (a Hugging Face processor fixes its own size). Other torch models: build
+    ``TappedModel(model, layer, preprocess, ...)`` directly.
     """
-    if spec not in ("efficientnet", "efficientnet:lite0"):
-        raise SourceError(f"unknown model spec {spec!r}; known: efficientnet (or build a "
-                          "TappedModel from any torch module)")
-    from conceptlab.encoders.efficientnet import EfficientNetEncoder, imagenet_class_names
+    from conceptlab.encoders.base import build_encoder, encoder_options, known_encoders
 
-    unknown = set(options) - {"image_size", "batch_size"}
-    if unknown:
-        raise SourceError(f"efficientnet: unknown options {sorted(unknown)}; known: "
-                          "image_size, batch_size")
-    enc = EfficientNetEncoder(image_size=int(options.get("image_size", 224)))
-    net = EfficientNetTaps(enc.model)
-    layer = layer or "features"
-    pooled = net.rest_from(layer)
-
-    def head(z: torch.Tensor) -> torch.Tensor:
-        assert pooled is not None
-        return net._fc(pooled(z))
-
-    return TappedModel(net, layer, enc.preprocess, f"efficientnet-lite0@{enc.image_size}",
-                       enc.preprocess_config(), imagenet_class_names(),
-                       head=head if pooled is not None else None, spec=spec,
-                       options={"image_size": enc.image_size}, pooled=pooled)
+    prefix = spec.partition(":")[0] if isinstance(spec, str) else ""
+    if image_size is not None and prefix in known_encoders() and \
+            "image_size" in encoder_options(prefix)[0]:
+        options = {"image_size": int(image_size), **options}
+    try:
+        tap = build_encoder(spec, **options).tap()
+    except ConceptlabError as err:  # unknown spec or option, a family with no network
+        raise SourceError(str(err)) from err
+    return TappedModel.from_tap(tap, layer, spec=spec, options=options)
 
 
 @dataclass

@@ -3,8 +3,10 @@
 CRAFT-style concept discovery (Fel et al., CVPR 2023, "CRAFT: Concept Recursive Activation
 FacTorization for Explainability") and TCAV-style probing (Kim et al., ICML 2018) work on a
 model's intermediate activations, not on a joint image-text space. ``ActivationEncoder`` wraps
-a module, a preprocessing function and hook names (see ``conceptlab.hooks``); ``encode_batch``
-returns one view per hook, reduced to one row per item.
+a module, a preprocessing function and hook names (canonical names when a ``HookPoints`` map is
+given, raw module paths always; see ``conceptlab.hooks``); ``encode_batch`` returns one view per
+hook, reduced to one row per item. Any encoder whose family exposes a tap builds one with
+``encoder.activations(hooks)``.
 
 >>> enc = ActivationEncoder(net.model, hooks=["_blocks.11", "_blocks.15"],
 ...                         preprocess=net.preprocess, preprocess_id=net.preprocess_config())
@@ -27,7 +29,7 @@ from conceptlab.encoders.base import (
     Views,
     option_int,
 )
-from conceptlab.hooks import REDUCTIONS, HookError, capture, get_module
+from conceptlab.hooks import REDUCTIONS, HookError, HookPoints, capture
 from conceptlab.utils.hashing import hash_json, hash_module
 
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
@@ -72,7 +74,8 @@ class ActivationEncoder(Encoder):
                  preprocess: Callable[[Sequence[Any]], Batch], name: str = "activations",
                  reduce: str = "mean", modality: Modality = "image",
                  preprocess_id: Any = None, embedding_hook: str | None = None,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, points: HookPoints | None = None,
+                 forward: Callable[[Any], Any] | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise EncoderError(
                 f"ActivationEncoder needs a torch module, got {type(model).__name__}")
@@ -83,9 +86,11 @@ class ActivationEncoder(Encoder):
             raise EncoderError(f"unknown reduce {reduce!r}; choose from {', '.join(REDUCTIONS)}")
         if modality not in ("image", "text"):
             raise EncoderError(f"modality must be 'image' or 'text', got {modality!r}")
+        self.points = points if points is not None else HookPoints(model)
+        self.forward = forward
         try:
             for h in hooks:
-                get_module(model, h)
+                self.points.resolve(h)
         except HookError as err:
             raise EncoderError(str(err)) from err
         self.embedding_hook = embedding_hook or hooks[-1]
@@ -151,9 +156,11 @@ class ActivationEncoder(Encoder):
         elif isinstance(batch, torch.Tensor):
             batch = batch.to(device)
         mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
-        with torch.inference_mode(), capture(self.model, self.hooks, reduce=self.reduce,
+        with torch.inference_mode(), capture(self.points, self.hooks, reduce=self.reduce,
                                              mask=mask) as acts:
-            if isinstance(batch, Mapping):
+            if self.forward is not None:
+                self.forward(batch)
+            elif isinstance(batch, Mapping):
                 self.model(**batch)
             else:
                 self.model(batch)

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from conceptlab.errors import ConceptlabError
+from conceptlab.tap import Tap
+from conceptlab.utils.registry import Registry
 
 Modality = Literal["image", "text"]
 Views = dict[str, np.ndarray]
@@ -145,9 +147,32 @@ class Encoder(ABC):
         return {"spec": self.spec, "fingerprint": self.fingerprint(), "dim": self.dim,
                 "modalities": sorted(self.modalities)}
 
+    def tap(self) -> Tap:
+        """The torch network behind this encoder, opened for hooking (``conceptlab.tap``):
+        its module, hook-point map, preprocessing and forward call. Families that run a torch
+        network override it; discovery, TCAV and :meth:`activations` read only this."""
+        raise EncoderError(f"encoder {self.spec!r} exposes no torch network to tap (hook "
+                           "points need a family that runs one, e.g. efficientnet, conse, hf:)")
+
+    def hook_points(self) -> list[str]:
+        """The canonical hook-point names of :meth:`tap` (raw module paths work too)."""
+        return self.tap().hook_points()
+
+    def activations(self, hooks: str | Sequence[str], reduce: str = "mean") -> Encoder:
+        """An ``ActivationEncoder`` reading ``hooks`` (canonical names or raw module paths) of
+        this encoder's network with this encoder's preprocessing (in its fingerprint)."""
+        from conceptlab.encoders.activations import ActivationEncoder
+
+        t = self.tap()
+        return ActivationEncoder(t.module, hooks, preprocess=t.preprocess, name=t.name,
+                                 reduce=reduce, modality="text" if t.modality == "text"
+                                 else "image", preprocess_id=t.preprocess_id,
+                                 batch_size=self.batch_size, points=t.points,
+                                 forward=t.forward)
+
 
 EncoderFactory = Callable[[str, dict[str, Any]], Encoder]
-_REGISTRY: dict[str, EncoderFactory] = {}
+_REGISTRY: Registry[EncoderFactory] = Registry("encoder", EncoderError)
 _OPTIONS: dict[str, tuple[list[str], str | None]] = {}
 
 
@@ -161,7 +186,7 @@ def register_encoder(prefix: str, options: Iterable[str] = (), arg: str | None =
     """
 
     def deco(factory: EncoderFactory) -> EncoderFactory:
-        _REGISTRY[prefix] = factory
+        _REGISTRY.add(prefix, factory)
         _OPTIONS[prefix] = (sorted(options), arg)
         return factory
 
@@ -171,8 +196,7 @@ def register_encoder(prefix: str, options: Iterable[str] = (), arg: str | None =
 def encoder_options(prefix: str) -> tuple[list[str], str | None]:
     """``(option names, example ARG or None)`` of a registered encoder family."""
     _load_builtin_adapters()
-    if prefix not in _OPTIONS:
-        raise EncoderError(f"unknown encoder {prefix!r}; known: {', '.join(sorted(_REGISTRY))}")
+    _REGISTRY.lookup(prefix)
     names, arg = _OPTIONS[prefix]
     return list(names), arg
 
@@ -189,9 +213,7 @@ def build_encoder(spec: str, **options: Any) -> Encoder:
     if not spec or not isinstance(spec, str):
         raise EncoderError("empty encoder spec")
     prefix, _, arg = spec.partition(":")
-    if prefix not in _REGISTRY:
-        raise EncoderError(f"unknown encoder {spec!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[prefix](arg, options)
+    return _REGISTRY.lookup(prefix, shown=spec)(arg, options)
 
 
 def _load_builtin_adapters() -> None:

@@ -32,6 +32,7 @@ from conceptlab.encoders.base import (
 )
 from conceptlab.encoders.efficientnet import EfficientNetEncoder, imagenet_class_names
 from conceptlab.encoders.sentence import SentenceEncoder, minilm_path
+from conceptlab.tap import Tap
 from conceptlab.utils.hashing import hash_json
 
 #: Default number of classes mixed per image: all 1000 (see ``ConSEEncoder``).
@@ -190,6 +191,10 @@ class ConSEEncoder(Encoder):
     def encode_features(self, images: Sequence[Any]) -> np.ndarray:
         """Backbone features ``(N, 1280)`` of PIL images (no cache)."""
         return self.backbone.encode_images(images)
+
+    def tap(self) -> Tap:
+        """The image backbone's tap (EfficientNet-Lite0: ImageNet classes, ``features``)."""
+        return self.backbone.tap()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "k": self.k, "template": self.template,

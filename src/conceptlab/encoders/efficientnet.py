@@ -5,7 +5,8 @@ written in plain torch so that the ImageNet-1k weights shipped in the
 Lite variant (TF "EfficientNet-Lite"): no squeeze-excite, ReLU6 instead of swish, stem and head
 fixed at 32 and 1280 channels, BatchNorm eps 1e-3, TF "same" padding, inputs scaled to [-1, 1]
 (mean = std = 0.5). Module names follow the checkpoint (``_conv_stem``, ``_blocks.15``,
-``_conv_head``, ``_fc``), so they double as hook points (see ``conceptlab.hooks``).
+``_conv_head``, ``_fc``), so they double as raw hook paths; ``tap()`` adds the canonical
+points ``features`` and ``blocks.{i}.hook_resid_pre/post`` (see ``conceptlab.hooks``).
 
 Spec ``efficientnet``: embedding = pooled 1280-d features; views ``features`` and ``logits``.
 Option ``backend``: ``onnx`` (ONNX Runtime on a graph exported once per weights and image
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,8 @@ from conceptlab.encoders.onnx_backend import (
     resolve_backend,
     torch_export,
 )
+from conceptlab.hooks import HookPoints, block_points
+from conceptlab.tap import Tap
 from conceptlab.utils.hashing import hash_file, hash_json
 from conceptlab.utils.images import to_rgb
 
@@ -180,6 +184,50 @@ class _FeaturesAndLogits(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.model.pool(self.model.forward_features(x))
         return feats, self.model._fc(feats)
+
+
+class EfficientNetTaps(nn.Module):
+    """EfficientNet-Lite0 with one extra hook point, ``features``: the post-ReLU6 1280-channel
+    last map (the modules are the loaded network's own, so other hook names are unchanged)."""
+
+    _conv_stem: nn.Module
+    _bn0: nn.Module
+    _blocks: nn.Sequential
+    _conv_head: nn.Module
+    _bn1: nn.Module
+    _avg_pooling: nn.Module
+    _fc: nn.Module
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        for name, child in net.named_children():
+            self.add_module(name, child)
+        self.features = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = self._blocks(x)
+        x = self.features(F.relu6(self._bn1(self._conv_head(x))))
+        return self._fc(self._avg_pooling(x).flatten(1))
+
+    def rest_from(self, layer: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The network from ``layer``'s output to the pooled 1280-d features, for ``features``,
+        ``_blocks.N`` and ``_stem`` (the stem's output, block 0's input); None for other
+        modules (use ``hooks.edit`` re-runs there)."""
+        if layer == "features":
+            return lambda z: z.mean(dim=(2, 3)) if z.dim() == 4 else z
+        m = re.fullmatch(r"_blocks\.(\d+)|_stem", layer)
+        if m is None:
+            return None
+        rest = self._blocks[int(m.group(1)) + 1:] if m.group(1) else self._blocks
+
+        def run(z: torch.Tensor) -> torch.Tensor:
+            if z.dim() == 2:  # one vector per item (a concept direction): a 1 x 1 map
+                z = z[:, :, None, None]
+            z = F.relu6(self._bn1(self._conv_head(rest(z))))
+            return z.mean(dim=(2, 3))
+
+        return run
 
 
 def default_weights_path() -> Path:
@@ -397,14 +445,27 @@ class EfficientNetEncoder(Encoder):
         return [[(names[j], float(p)) for p, j in zip(pr, ix, strict=True)]
                 for pr, ix in zip(probs.tolist(), idx.tolist(), strict=True)]
 
-    def activations(self, hooks: str | Sequence[str], reduce: str = "mean") -> Any:
-        """An ``ActivationEncoder`` on this network's hook points (e.g. ``"_blocks.11"``) with
-        this encoder's preprocessing (recorded in its fingerprint)."""
-        from conceptlab.encoders.activations import ActivationEncoder
+    def tap(self) -> Tap:
+        """The unfolded torch network with a ``features`` point (the post-ReLU6 1280-channel
+        map the head pools), block points ``blocks.{i}.hook_resid_pre/post`` (= ``_blocks.i``),
+        its ImageNet class names, and a direct path from ``features`` or any block to the
+        logits (cheap enough for Sobol's many evaluations)."""
+        net = EfficientNetTaps(self.model)
+        named = block_points("_blocks", len(net._blocks))
+        named["features"] = ("features", "output")
+        points = HookPoints(net, named, default="features", owner="efficientnet-lite0")
 
-        return ActivationEncoder(self.model, hooks, preprocess=self.preprocess,
-                                 name=f"efficientnet-lite0@{self.image_size}", reduce=reduce,
-                                 preprocess_id=self.preprocess_config(), batch_size=self.batch_size)
+        def pooled(point: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
+            path, side = points.module_path(point)
+            if side == "input":  # a block's input is the previous block's output
+                i = int(path.rsplit(".", 1)[1])
+                return net.rest_from(f"_blocks.{i - 1}" if i else "_stem")
+            return net.rest_from(path)
+
+        return Tap(module=net, points=points, preprocess=self.preprocess, forward=net,
+                   name=f"efficientnet-lite0@{self.image_size}",
+                   preprocess_id=self.preprocess_config(), class_names=imagenet_class_names(),
+                   head=net._fc, pooled=pooled)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "preprocess": self.preprocess_config(),

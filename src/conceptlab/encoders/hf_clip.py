@@ -29,6 +29,8 @@ from conceptlab.encoders.base import (
 )
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import _source_key, check_texts, portable_name
+from conceptlab.hooks import Side, find_blocks, transformer_points
+from conceptlab.tap import Tap
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.progress import quiet_library_progress
 
@@ -153,6 +155,40 @@ class HFClipEncoder(Encoder):
             with torch.inference_mode():
                 emb = _embedding(model.get_text_features(**inputs))
         return embedding_views(emb, self.normalize)
+
+    def tap(self) -> Tap:
+        """The vision tower opened for hooking: ``blocks.{i}.hook_resid_pre/post``,
+        ``hook_attn_out``, ``hook_mlp_out``, ``mlp.hook_post`` of the vision transformer's
+        layers and ``features`` (what the image projection reads: CLIP's pooled, normalised
+        class token; SigLIP's attention-pooled output). Raw paths are the checkpoint's own
+        module names (``vision_model.encoder.layers.1.mlp``). No class head: the model is
+        a dual encoder, so discovery names concepts by their exemplars."""
+        model, proc = self.model, self.processor
+        blocks = find_blocks(model, "vision_model.")
+        if blocks is None:
+            raise EncoderError(f"{self.spec}: no vision transformer layers found to tap")
+        modules = dict(model.named_modules())
+        if "visual_projection" in modules:
+            features: tuple[str, Side] = ("visual_projection", "input")
+        elif "vision_model.head" in modules:
+            features = ("vision_model.head", "output")
+        else:
+            features = ("vision_model.post_layernorm", "output")
+        points = transformer_points(model, blocks, extra={"features": features},
+                                    default="features", owner=self.spec)
+        spec, device, dtype = self.spec, self._device, getattr(torch, self.dtype)
+
+        def preprocess(items: Sequence[Any]) -> torch.Tensor:
+            pixels = proc(images=to_pil_list(items, spec), return_tensors="pt")["pixel_values"]
+            return pixels.to(device, dtype)
+
+        def forward(pixels: torch.Tensor) -> torch.Tensor:
+            return _embedding(model.get_image_features(pixel_values=pixels))
+
+        return Tap(module=model, points=points, preprocess=preprocess, forward=forward,
+                   name=f"hf:{portable_name(self.name_or_path)}",
+                   preprocess_id={"image_processor": proc.image_processor.to_dict(),
+                                  "dtype": self.dtype})
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "model": self.name_or_path, "model_type": self.model_type,

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
 
 from conceptlab.encoders.base import (
     Encoder,
@@ -40,12 +38,16 @@ from conceptlab.encoders.base import (
     build_encoder,
     register_encoder,
 )
+from conceptlab.tap import Tap
 from conceptlab.utils.hashing import hash_array, hash_json
-from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
+from conceptlab.utils.io import atomic_dir, write_json_atomic
+from conceptlab.utils.saved import SavedKind, read_saved, write_saved
 
 MAP_FORMAT = 1
 MAP_WEIGHTS = "map.safetensors"
 MAP_META = "map.json"
+#: ``map.json`` (method, dims, both encoders' records) + ``map.safetensors`` (W, b, mu, sigma)
+SAVED_MAP = SavedKind("linear-image-to-text", (MAP_FORMAT,), "map", error=EncoderError)
 
 
 @dataclass
@@ -124,13 +126,11 @@ def save_map(folder: str | Path, linear_map: LinearMap, image: dict[str, Any],
                            f"a {image.get('dim')}-d image encoder to a {text.get('dim')}-d text "
                            "encoder")
     with atomic_dir(folder) as tmp:
-        save_file({"W": linear_map.W, "b": linear_map.b, "mu": linear_map.mu,
-                   "sigma": linear_map.sigma}, str(tmp / MAP_WEIGHTS))
-        write_json_atomic(tmp / MAP_META, {
-            "format": MAP_FORMAT, "kind": "linear-image-to-text", "method": linear_map.method,
-            "in_dim": linear_map.in_dim, "out_dim": linear_map.out_dim,
+        write_saved(tmp, SAVED_MAP, {
+            "method": linear_map.method, "in_dim": linear_map.in_dim, "out_dim": linear_map.out_dim,
             "weights_hash": linear_map.weights_hash(), "image_encoder": image,
-            "text_encoder": text, "info": linear_map.info})
+            "text_encoder": text, "info": linear_map.info},
+            {"W": linear_map.W, "b": linear_map.b, "mu": linear_map.mu, "sigma": linear_map.sigma})
         for name, obj in (extra_files or {}).items():
             write_json_atomic(tmp / name, obj)
     return Path(folder)
@@ -142,16 +142,7 @@ def load_map(folder: str | Path) -> tuple[LinearMap, dict[str, Any]]:
     if not (d / MAP_META).is_file():
         raise EncoderError(f"linear:{folder}: no {MAP_META} there (a folder written by "
                            "`conceptlab align`)")
-    try:
-        meta = read_json(d / MAP_META)
-        arrays = load_file(str(d / MAP_WEIGHTS))
-    except (OSError, ValueError, SafetensorError) as err:
-        raise EncoderError(f"linear:{folder}: unreadable map ({err})") from err
-    if meta.get("format") != MAP_FORMAT:
-        raise EncoderError(f"linear:{folder}: unsupported map format {meta.get('format')!r}")
-    missing = sorted({"W", "b", "mu", "sigma"} - set(arrays))
-    if missing:
-        raise EncoderError(f"linear:{folder}: {MAP_WEIGHTS} lacks {missing}")
+    meta, arrays = read_saved(d, SAVED_MAP, required=("W", "b", "mu", "sigma"))
     lm = LinearMap(arrays["W"], arrays["b"], arrays["mu"], arrays["sigma"],
                    method=str(meta.get("method", "")), info=dict(meta.get("info", {})))
     if meta.get("weights_hash") not in (None, lm.weights_hash()):
@@ -226,6 +217,10 @@ class LinearMapEncoder(Encoder):
         if modality == "text":
             return self.text_encoder.finalize(views, "text")
         return self.map(self.image_features(views))
+
+    def tap(self) -> Tap:
+        """The image encoder's tap (the map acts after the network)."""
+        return self.image_encoder.tap()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "method": self.map.method,

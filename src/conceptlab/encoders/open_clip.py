@@ -31,6 +31,8 @@ from conceptlab.encoders.base import (
 )
 from conceptlab.encoders.efficientnet import to_pil_list
 from conceptlab.encoders.sentence import check_texts
+from conceptlab.hooks import HookPoints, Side, find_blocks, transformer_points
+from conceptlab.tap import Tap
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.progress import quiet_library_progress
 
@@ -141,6 +143,30 @@ class OpenClipEncoder(Encoder):
                 tokens = self._tokenizer(check_texts(items, self.spec)).to(self._device)
                 emb = self._model.encode_text(tokens)
         return embedding_views(emb, self.normalize)
+
+    def tap(self) -> Tap:
+        """The image tower opened for hooking: ``features`` (the output of ``visual.ln_post``,
+        what the projection reads) and, for a batch-first vision transformer, the block points
+        of ``visual.transformer.resblocks`` (a sequence-first one would mix items under token
+        reductions, so only raw paths are offered there). Raw paths are OpenCLIP's names."""
+        self._load()
+        model, spec, device, pre = self._model, self.spec, self._device, self._preprocess
+        modules = dict(model.named_modules())
+        extra: dict[str, tuple[str, Side]] = {}
+        if "visual.ln_post" in modules:
+            extra["features"] = ("visual.ln_post", "output")
+        blocks = find_blocks(model, "visual.")
+        batch_first = bool(getattr(modules.get("visual.transformer"), "batch_first", False))
+        points = (transformer_points(model, blocks, extra=extra, owner=spec)
+                  if blocks and batch_first else HookPoints(model, extra, owner=spec))
+        points.default = "features" if extra else None
+
+        def preprocess(items: Sequence[Any]) -> torch.Tensor:
+            return torch.stack([pre(im) for im in to_pil_list(items, spec)]).to(device)
+
+        return Tap(module=model, points=points, preprocess=preprocess,
+                   forward=model.encode_image, name=spec,
+                   preprocess_id={"preprocess": repr(pre)})
 
 
 _OPTIONS = {"normalize", "batch_size", "device"}

@@ -25,6 +25,7 @@ import torch
 from conceptlab.errors import DependencyError
 from conceptlab.importance.concept_model import ConceptModel, ImportanceError, as_codes
 from conceptlab.utils.progress import progress
+from conceptlab.utils.registry import Registry
 
 Estimator = Callable[..., np.ndarray]
 
@@ -118,18 +119,16 @@ def occlusion_importance(model: ConceptModel, U: Any, target: Any, *,
     return out
 
 
-IMPORTANCE: dict[str, Estimator] = {"sobol": sobol_importance,
-                                    "gradient_input": gradient_input_importance,
-                                    "occlusion": occlusion_importance}
+IMPORTANCE: Registry[Estimator] = Registry("importance method", ImportanceError)
+IMPORTANCE.add("sobol", sobol_importance)
+IMPORTANCE.add("gradient_input", gradient_input_importance)
+IMPORTANCE.add("occlusion", occlusion_importance)
 
 
 def local_importance(method: str, model: ConceptModel, U: Any, target: Any, **options: Any
                      ) -> np.ndarray:
     """``IMPORTANCE[method]`` by name (clear error for unknown names)."""
-    if method not in IMPORTANCE:
-        raise ImportanceError(f"unknown importance method {method!r}; choose from "
-                              f"{', '.join(IMPORTANCE)}")
-    return IMPORTANCE[method](model, U, target, **options)
+    return IMPORTANCE.lookup(method)(model, U, target, **options)
 
 
 def global_importance(local: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from conceptlab.concepts.bank import ConceptBank
 from conceptlab.lm.datasets import PromptSet
 from conceptlab.lm.model import CausalLM, LMError
 from conceptlab.lm.probing import fit_probe
+from conceptlab.utils.registry import Registry
 
 Estimator = Callable[[np.ndarray, np.ndarray, PromptSet], np.ndarray]
 
@@ -61,8 +62,9 @@ def probe_direction(X: np.ndarray, y: np.ndarray, prompts: PromptSet) -> np.ndar
     return fit_probe(X, y, prompts.groups).direction
 
 
-ESTIMATORS: dict[str, Estimator] = {"mean_diff": mean_diff, "pca_diff": pca_diff,
-                                    "probe": probe_direction}
+ESTIMATORS: Registry[Estimator] = Registry.of(
+    "direction estimator", {"mean_diff": mean_diff, "pca_diff": pca_diff,
+                            "probe": probe_direction}, LMError)
 
 
 def estimate(method: str, X: np.ndarray, prompts: PromptSet) -> np.ndarray:

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from conceptlab import hooks
 from conceptlab.errors import ConceptlabError
-from conceptlab.hooks import HookError, get_module, primary_tensor
-from conceptlab.hooks import _replace_primary as replace_primary
+from conceptlab.hooks import HookError, get_module
 from conceptlab.utils.hashing import hash_json, hash_module
 from conceptlab.utils.progress import progress
 
@@ -349,82 +349,24 @@ class CausalLM:
 
 
 def edit_map(edits: Edits) -> dict[str, EditFn]:
-    """``{point: fn}`` from a mapping or a sequence of edits; edits at one point run in order."""
-    if edits is None:
-        return {}
-    if isinstance(edits, Mapping):
-        return dict(edits)
-    if hasattr(edits, "point") and hasattr(edits, "fn"):
-        edits = [edits]
-    by_point: dict[str, list[EditFn]] = {}
-    for e in edits:
-        by_point.setdefault(e.point, []).append(e.fn)
-
-    def chain(fns: list[EditFn]) -> EditFn:
-        def fn(h: torch.Tensor) -> torch.Tensor:
-            for f in fns:
-                h = f(h)
-            return h
-        return fn
-
-    return {p: fns[0] if len(fns) == 1 else chain(fns) for p, fns in by_point.items()}
+    """``{point: fn}`` from a mapping or a sequence of edits (``hooks.edit_map``)."""
+    return hooks.edit_map(edits)
 
 
 @contextmanager
 def hooked(lm: CausalLM, record: Sequence[str] = (),
-           edits: Edits = None) -> Iterator[dict[str, torch.Tensor]]:
-    """Record and/or edit hook points while the block runs; every hook is removed after it.
+           edits: Edits = None) -> Iterator[Mapping[str, torch.Tensor]]:
+    """Record and/or edit hook points while the block runs: ``conceptlab.hooks.hooked`` on the
+    adapter's hook-point names, with errors raised as ``LMError``.
 
     ``edits[point](tensor) -> tensor`` replaces the activation (same shape); recording at a
-    point that is also edited sees the edited value. The yielded dict fills in during the
-    forward pass (one forward pass per block: a second call overwrites).
+    point that is also edited sees the edited value. Every hook is removed after the block.
     """
-    record = list(dict.fromkeys(record))
-    edits = edit_map(edits)
-    targets = {p: lm.resolve(p) for p in [*edits, *record]}  # check every name first
-    acts: dict[str, torch.Tensor] = {}
-    handles: list[Any] = []
-
-    def on_value(point: str, value: torch.Tensor) -> torch.Tensor:
-        if point in edits:
-            new = edits[point](value)
-            if not isinstance(new, torch.Tensor) or new.shape != value.shape:
-                got = tuple(new.shape) if isinstance(new, torch.Tensor) else type(new).__name__
-                raise LMError(f"edit at {point!r} must return shape {tuple(value.shape)}, "
-                              f"got {got}")
-            value = new
-        if point in record:
-            acts[point] = value.detach()
-        return value
-
-    def make(point: str, kind: str) -> Callable[..., Any]:
-        if kind == "output":
-            def out_hook(_m: nn.Module, _args: Any, output: Any) -> Any:
-                old = primary_tensor(output)
-                new = on_value(point, old)
-                return None if new is old else replace_primary(output, new)
-            return out_hook
-
-        def pre_hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-            if args:
-                new = on_value(point, args[0])
-                return (new, *args[1:]), kwargs
-            new = on_value(point, kwargs["hidden_states"])
-            return args, {**kwargs, "hidden_states": new}
-        return pre_hook
-
     try:
-        for point in dict.fromkeys([*edits, *record]):
-            module, kind = targets[point]
-            fn = make(point, kind)
-            if kind == "output":
-                handles.append(module.register_forward_hook(fn))
-            else:
-                handles.append(module.register_forward_pre_hook(fn, with_kwargs=True))
-        yield acts
-    finally:
-        for h in handles:
-            h.remove()
+        with hooks.hooked(lm, record=record, edits=edits) as acts:
+            yield acts
+    except HookError as err:
+        raise LMError(str(err).replace("a tensor of shape", "shape")) from err
 
 
 def load_lm(spec: str = "smollm2", dtype: torch.dtype = torch.float32) -> CausalLM:

@@ -49,16 +49,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
 
 from conceptlab.hooks import HookError, get_module
 from conceptlab.lm.edits import clamp
 from conceptlab.lm.effects import token_mass
 from conceptlab.lm.model import CausalLM, LMError
-from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
+from conceptlab.utils.io import atomic_dir
 from conceptlab.utils.progress import progress
+from conceptlab.utils.saved import SavedKind, read_saved, write_saved
 
 MAP_FORMAT = 2
+#: ``neurons.json`` (info, tokens) + ``neurons.safetensors``
+SAVED_NEURONS = SavedKind("neuron_map", (MAP_FORMAT,), "neurons", legacy=True, error=LMError)
 SIDES = ("up", "gate", "down")
 #: the MLP input projections per family: (up, gate or None), relative to a block
 READ_PROJECTIONS = {"llama": ("mlp.up_proj", "mlp.gate_proj"),
@@ -96,20 +98,15 @@ class NeuronMap:
 
     def save(self, folder: str | Path) -> Path:
         with atomic_dir(folder) as tmp:
-            save_file({"layer": self.layer, "neuron": self.neuron, "top_ids": self.top_ids,
-                       "top_logits": self.top_logits, "score": self.score},
-                      str(tmp / "neurons.safetensors"))
-            write_json_atomic(tmp / "neurons.json", {"format": MAP_FORMAT, "info": self.info,
-                                                     "tokens": self.tokens})
+            write_saved(tmp, SAVED_NEURONS, {"info": self.info, "tokens": self.tokens},
+                        {"layer": self.layer, "neuron": self.neuron, "top_ids": self.top_ids,
+                         "top_logits": self.top_logits, "score": self.score})
         return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> NeuronMap:
-        folder = Path(folder)
-        meta = read_json(folder / "neurons.json")
-        if meta.get("format") != MAP_FORMAT:
-            raise LMError(f"{folder}: unsupported neuron map format {meta.get('format')!r}")
-        arr = load_file(str(folder / "neurons.safetensors"))
+        meta, arr = read_saved(folder, SAVED_NEURONS, required=(
+            "layer", "neuron", "top_ids", "top_logits", "score"))
         return cls(arr["layer"], arr["neuron"], arr["top_ids"], arr["top_logits"],
                    arr["score"], meta["tokens"], meta["info"])
 

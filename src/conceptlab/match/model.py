@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
 
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.errors import ConceptlabValueError
 from conceptlab.match.ranking import cosine_matrix, retrieval_metrics
-from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
+from conceptlab.utils.io import atomic_dir
+from conceptlab.utils.saved import SavedKind, read_saved, write_saved
 from conceptlab.utils.threads import threads_for, torch_threads
 
 MATCHER_FORMAT = 1
@@ -46,6 +46,11 @@ MATCHER_FORMAT = 1
 
 class MatchError(ConceptlabValueError):
     """Bad input to a matcher: shapes, labels or settings."""
+
+
+#: ``matcher.json`` (config, seed, training record) + ``matcher.safetensors`` (its state)
+SAVED_MATCHER = SavedKind("explicit_matcher", (MATCHER_FORMAT,), "matcher", legacy=True,
+                          error=MatchError)
 
 
 @dataclass(frozen=True)
@@ -238,25 +243,22 @@ class ExplicitMatcher:
     def save(self, folder: str | Path) -> Path:
         """``matcher.safetensors`` + ``matcher.json`` + the bank (``bank/``), atomically."""
         with atomic_dir(folder) as tmp:
-            save_file({k: np.ascontiguousarray(v, dtype=np.float32)
-                       for k, v in self._state().items()}, str(tmp / "matcher.safetensors"))
-            write_json_atomic(tmp / "matcher.json", {
-                "format": MATCHER_FORMAT, "tied": self.tied, "seed": self.seed,
+            write_saved(tmp, SAVED_MATCHER, {
+                "tied": self.tied, "seed": self.seed,
                 "config": asdict(self.config), "training": {
-                    k: v for k, v in self.training_.items() if k != "history"}})
+                    k: v for k, v in self.training_.items() if k != "history"}},
+                {k: np.asarray(v, dtype=np.float32) for k, v in self._state().items()})
             self.bank.save(tmp / "bank")
         return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> ExplicitMatcher:
         d = Path(folder)
-        meta = read_json(d / "matcher.json")
-        if meta.get("format") != MATCHER_FORMAT:
-            raise MatchError(f"{folder}: unsupported matcher format {meta.get('format')!r}")
+        state_names = ("E", "gain", "bias", "mean", "std")
+        meta, arrays = read_saved(d, SAVED_MATCHER, required=state_names)
         bank = ConceptBank.load(d / "bank")
         out = cls(bank, MatchConfig.from_dict(meta["config"]), tied=bool(meta["tied"]),
                   seed=int(meta["seed"]))
-        arrays = load_file(str(d / "matcher.safetensors"))
-        out._load_state({k: arrays[k] for k in ("E", "gain", "bias", "mean", "std")})
+        out._load_state({k: arrays[k] for k in state_names})
         out.training_ = dict(meta.get("training", {}))
         return out

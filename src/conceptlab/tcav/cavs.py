@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.registry import Registry
 
 CAVLearner = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
@@ -79,7 +80,9 @@ def fast_cav(concept: np.ndarray, random: np.ndarray, seed: int = 0) -> np.ndarr
     return _unit((c - global_mean).mean(axis=0), float(np.abs(c).max()))
 
 
-CAV_METHODS: dict[str, CAVLearner] = {"svm": svm_cav, "fast": fast_cav}
+CAV_METHODS: Registry[CAVLearner] = Registry("CAV method", CAVError)
+CAV_METHODS.add("svm", svm_cav)
+CAV_METHODS.add("fast", fast_cav)
 
 
 @dataclass(frozen=True)
@@ -106,13 +109,12 @@ def fit_cav(concept: np.ndarray, random: np.ndarray, method: str = "svm", seed: 
     midpoint of the two training means along the direction (the same rule for both learners,
     so that their accuracies compare); NaN when the sets are too small to hold any out.
     """
-    if method not in CAV_METHODS:
-        raise CAVError(f"unknown CAV method {method!r}; choose from {', '.join(CAV_METHODS)}")
+    learner = CAV_METHODS.lookup(method)
     c, r = _check(concept, random)
     c_in, c_out = split_rows(len(c), seed)
     r_in, r_out = split_rows(len(r), seed + 1)
     t0 = time.perf_counter()
-    v = CAV_METHODS[method](c[c_in], r[r_in], seed)
+    v = learner(c[c_in], r[r_in], seed)
     seconds = time.perf_counter() - t0
     acc = float("nan")
     if len(c_out) and len(r_out):

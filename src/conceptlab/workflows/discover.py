@@ -140,15 +140,23 @@ def fit_probe(X: np.ndarray, y: np.ndarray, n_classes: int, seed: int
 
 
 def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10,
-                 model: str = "efficientnet", layer: str | None = None,
-                 image_size: int = 128, n_per_class: int = 100, n_crops: int = 8,
+                 encoder: str = "efficientnet", layer: str | None = None,
+                 image_size: int | None = 128, n_per_class: int = 100, n_crops: int = 8,
                  classes: list[str] | None = None, seed: int = 0,
                  cache_dir: str | None = None, data_options: dict[str, Any] | None = None,
                  method_options: dict[str, Any] | None = None, top: int = 8,
-                 source: str = "crops") -> dict[str, Any]:
+                 source: str = "crops", encoder_options: dict[str, Any] | None = None,
+                 model: str | None = None) -> dict[str, Any]:
     """Discover ``k`` concepts per class (see the module docstring); writes ``OUT/metrics.json``,
-    ``OUT/concepts/<class>/`` (banks), ``OUT/gallery/<class>.png`` and ``OUT/probe``."""
+    ``OUT/concepts/<class>/`` (banks), ``OUT/gallery/<class>.png`` and ``OUT/probe``.
+
+    ``encoder``: any image encoder the registry builds (``efficientnet``, ``conse``,
+    ``hf:FOLDER``, ...) with ``encoder_options``; ``layer``: a hook point of its tap (default
+    the family's ``features``); ``image_size`` goes to families that take it. ``model`` is
+    the former name of ``encoder``.
+    """
     t0 = time.perf_counter()
+    encoder = model or encoder
     seed_everything(seed)
     from conceptlab.discover.base import build_dictionary
 
@@ -159,7 +167,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     names = dataset.class_names
     wanted = list(range(len(names))) if not classes else [_class_index(names, c)
                                                           for c in classes]
-    tapped = build_tapped(model, layer, image_size=image_size)
+    tapped = build_tapped(encoder, layer, image_size=image_size, **(encoder_options or {}))
     train = per_class_subset(dataset.official_split("train"), n_per_class, wanted)
     cache = ActivationCache(cache_dir)
     if source == "crops":
@@ -169,10 +177,6 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
         crops.boxes = position_boxes(crops, train[0].size)
     else:
         raise SourceError(f"discovery source must be 'crops' or 'spatial', got {source!r}")
-    # the probe reads the pooled features the model's own head reads (the `features` layer)
-    feat = tapped if tapped.layer == "features" or tapped.pooled is None else \
-        build_tapped(model, "features", image_size=image_size)
-    whole = cached_extract(cache, feat, train, "embeddings")
     out = Path(out)
     images = train.items(0, len(train))
     per_class: dict[str, Any] = {}
@@ -207,12 +211,18 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                                "concepts": report["names"]}
     probe_acc = None
     if tapped.head is not None and tapped.class_names != names:
+        # the probe reads the pooled features the model's own head reads (`features`)
+        feat = tapped if tapped.layer == "features" or tapped.pooled is None else \
+            build_tapped(encoder, "features", image_size=image_size,
+                         **(encoder_options or {}))
+        whole = cached_extract(cache, feat, train, "embeddings")
         Wp, bp = fit_probe(whole.rows, train.labels, len(names), seed)
         (out / "probe").mkdir(parents=True, exist_ok=True)
         save_file({"weight": Wp, "bias": bp}, str(out / "probe" / "probe.safetensors"))
         probe_acc = float(((whole.rows @ Wp.T + bp).argmax(1) == train.labels).mean())
     metrics = {"command": "discover", "data": data, "data_options": data_options or {},
-               "model": model, "layer": tapped.layer, "image_size": image_size,
+               "model": encoder, "encoder": encoder, "encoder_options": tapped.options,
+               "layer": tapped.layer, "image_size": tapped.options.get("image_size"),
                "method": method, "method_options": method_options or {}, "k": k, "seed": seed,
                "source": source,
                "data_seed": DATA_SEED, "n_per_class": n_per_class, "n_crops": n_crops,
@@ -252,8 +262,9 @@ def _decision_head(run: dict[str, Any], folder: Path, tapped: TappedModel
 
         return head, True
     if tapped.head is None:
-        raise SourceError(f"importance needs a direct head at {tapped.layer!r}; use the "
-                          "'features' layer of EfficientNet or a TappedModel with a head")
+        raise SourceError(f"importance needs a direct head at {tapped.layer!r}: the encoder "
+                          f"{tapped.name} has no class outputs known from that point (use an "
+                          "ImageNet classifier such as efficientnet, at 'features' or a block)")
     return tapped.head, False
 
 
@@ -329,7 +340,8 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
     seed = run["seed"] if seed is None else seed
     seed_everything(seed)
     found = DiscoveredConcepts.load(folder / run["per_class"][names[c]]["folder"])
-    tapped = build_tapped(run["model"], run["layer"], image_size=run["image_size"])
+    tapped = build_tapped(run.get("encoder") or run["model"], run["layer"],
+                          **run.get("encoder_options", {"image_size": run["image_size"]}))
     found.check_model(tapped)
     head, is_probe = _decision_head(run, folder, tapped)
     dataset = build_dataset(run["data"], **run.get("data_options", {}))

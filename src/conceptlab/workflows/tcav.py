@@ -2,11 +2,13 @@
 at one or more layers of a model, tested against the class logit (Kim et al., ICML 2018).
 
 Inputs: ``--data`` gives the class's inputs (the official test split's items of ``--class``,
-a seeded subsample); ``--encoder`` the model: ``efficientnet`` (the packaged EfficientNet-Lite0,
-ImageNet logits, default layer ``features``) or ``lm:SPEC`` (a causal LM such as
-``lm:smollm2``; the class logit is the next-token logit of the ``--target`` token, default the
-class name with a leading space; default layer the middle block's residual stream). The model
-output tested is ``--target`` (default: the class name, matched to the model's class names).
+a seeded subsample); ``--encoder`` the model: any registered image encoder whose tap has class
+outputs (``efficientnet`` or ``conse``: the packaged EfficientNet-Lite0, ImageNet logits, default
+layer ``features``; layers are hook points such as ``blocks.15.hook_resid_post``) or
+``lm:SPEC`` (a causal LM such as ``lm:smollm2``; the class logit is the next-token logit of the
+``--target`` token, default the class name with a leading space; default layer the middle
+block's residual stream). The model output tested is ``--target`` (default: the class name,
+matched to the model's class names).
 
 Writes ``OUT/metrics.json`` (every row, with the random scores and the settings),
 ``OUT/tcav.md`` (the table), ``OUT/tcav.png`` (score per layer beside the random
@@ -64,15 +66,20 @@ def build_targets(encoder: str, layers: Sequence[str] | None, *, image_size: int
         lm = load_lm(encoder[3:])
         names = list(layers or [f"blocks.{lm.n_layers // 2}.hook_resid_post"])
         return [LMTarget(lm, p, reduce or "last") for p in names], None, lm
-    if encoder not in ("efficientnet", "efficientnet:lite0"):
-        raise TCAVError(f"unknown TCAV encoder {encoder!r}; use efficientnet or lm:SPEC (e.g. "
-                        "lm:smollm2); from Python any TappedModel or LayerTarget works")
-    from conceptlab.discover.sources import build_tapped
+    from conceptlab.discover.sources import SourceError, build_tapped
 
     targets: list[LayerTarget] = []
     class_names: list[str] | None = None
-    for layer in layers or ["features"]:
-        tapped = build_tapped(encoder, layer, image_size=image_size)
+    wanted: list[str | None] = list(layers or []) or [None]
+    for layer in wanted:
+        try:
+            tapped = build_tapped(encoder, layer, image_size=image_size)
+        except SourceError as err:
+            raise TCAVError(str(err)) from err
+        if tapped.class_names is None:
+            raise TCAVError(f"--encoder {encoder!r} has no class outputs to test concepts "
+                            "against (TCAV needs a classifier, e.g. efficientnet or conse, or "
+                            "lm:SPEC)")
         class_names = tapped.class_names
         targets.append(TappedTarget(tapped, reduce or "flatten"))
     return targets, class_names, None

@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 
 from conceptlab.bottleneck.heads.common import ce_grad
+from conceptlab.utils.registry import Registry
 
 
 class PathSolver(Protocol):
@@ -196,4 +197,5 @@ class SagaPath:
 
 
 #: path solvers by name (``HeadConfig.solver``)
-SOLVERS: dict[str, type] = {"proximal": ProximalPath, "saga": SagaPath}
+SOLVERS: Registry[type] = Registry.of("path solver", {"proximal": ProximalPath,
+                                                     "saga": SagaPath})

@@ -7,8 +7,9 @@ import math
 from typing import Any, TypeVar
 
 from conceptlab.bottleneck.objectives.base import Objective, ObjectiveError
+from conceptlab.utils.registry import Registry
 
-OBJECTIVES: dict[str, type[Objective]] = {}
+OBJECTIVES: Registry[type[Objective]] = Registry("objective", ObjectiveError)
 
 T = TypeVar("T", bound=type[Objective])
 
@@ -17,9 +18,7 @@ def register_objective(cls: T) -> T:
     """Class decorator: make ``cls`` available by its ``name`` everywhere."""
     if not cls.name:
         raise ObjectiveError(f"{cls.__name__} has no name")
-    if cls.name in OBJECTIVES and OBJECTIVES[cls.name] is not cls:
-        raise ObjectiveError(f"an objective named {cls.name!r} is already registered")
-    OBJECTIVES[cls.name] = cls
+    OBJECTIVES.add(cls.name, cls)
     return cls
 
 
@@ -33,11 +32,7 @@ def get_objective(name: str, **params: Any) -> Objective:
 
     Unknown names and unknown hyper-parameters raise ``ObjectiveError`` listing the valid ones.
     """
-    try:
-        cls = OBJECTIVES[name]
-    except (KeyError, TypeError):
-        raise ObjectiveError(f"unknown objective {name!r}; choose one of "
-                             f"{objective_names()}") from None
+    cls = OBJECTIVES.lookup(name)
     valid = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - valid)
     if unknown:
