@@ -55,7 +55,7 @@ def test_every_kind_loads_through_the_registry(runs: dict[str, Path], tmp_path: 
     shutil.copytree(runs["cem"] / "model", bad)
     meta = json.loads((bad / "model.json").read_text())
     (bad / "model.json").write_text(json.dumps({**meta, "kind": "cbm-9000"}))
-    with pytest.raises(ConceptModelError, match="'cbm-9000'.*known kinds: .*cem.*dn-cbm"):
+    with pytest.raises(ConceptModelError, match=r"'cbm-9000'.*known kinds: .*cem.*dn-cbm"):
         load_concept_model(bad)
     (bad / "model.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(FormatError, match=r"model\.json: JSON nested too deeply"):
@@ -157,7 +157,7 @@ def test_encoder_json_is_checked_before_any_encoder_loads(runs: dict[str, Path],
         raise AssertionError("an encoder was built from a doctored encoder.json")
 
     monkeypatch.setattr(cbm, "build_encoder", never)
-    with pytest.raises(FormatError, match="nothing was loaded.*re-fit"):
+    with pytest.raises(FormatError, match=r"nothing was loaded.*re-fit"):
         cbm.predict_saved(run, [str(runs["image"])])
 
 
