@@ -371,7 +371,8 @@ def test_predict_in_a_new_process_matches(fit_l1: Path, tmp_path: Path) -> None:
     env = {**os.environ, **ENV}
     env.pop("CONCEPTLAB_DEBUG", None)
     proc = subprocess.run([sys.executable, "-m", "conceptlab", "predict", str(fit_l1),
-                           *text_opts, "--json"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           *text_opts, "--json"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     there = json.loads(proc.stdout)

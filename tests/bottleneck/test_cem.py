@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conceptlab.bottleneck.cem import CEMConfig, CEMError, CEMNet, ConceptEmbeddingModel
+from conceptlab.errors import ConceptlabError
 
 
 def planted(n: int, seed: int, noise: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -38,10 +39,16 @@ def test_cem_learns_concepts_and_interventions_reach_the_planted_rule(fitted):
     assert curve[-1]["accuracy"] > curve[0]["accuracy"] + 0.01  # true concepts fix mistakes
     # switching concept a on moves class 0 (c0 = 0, c1 = 0) toward class 1 (c0 = 1)
     rows = X[y == 0]
-    before, after = fitted.logits(rows), fitted.intervene(rows, {"a": 1})
+    before, after = fitted.logits(rows), fitted.intervened_logits(rows, {"a": 1})
     assert ((after[:, 1] - after[:, 0]) > (before[:, 1] - before[:, 0])).mean() > 0.9
     with pytest.raises(CEMError, match="unknown concept"):
+        fitted.intervened_logits(X[:1], {"zz": 1})
+    with pytest.raises(ConceptlabError, match="unknown concept 'zz'"):
         fitted.intervene(X[:1], {"zz": 1})
+    # the protocol's intervene: the decisions after setting the probability
+    np.testing.assert_array_equal(fitted.intervene(rows, {"a": "present"}), after.argmax(1))
+    with pytest.raises(ConceptlabError, match=r"\[0, 1\]"):
+        fitted.intervene(rows, {"a": 2.0})
 
 
 def test_mixture_is_the_probability_weighted_embedding():

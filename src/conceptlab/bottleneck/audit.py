@@ -17,7 +17,9 @@ the objective's map, e.g. Gumbel-Softmax), for every model the project fits:
   against a random order;
 * ``interventions_work``: the gain from correcting every labelled concept (given a curve);
 * ``decisions_need_concepts`` (beside the verdict): accuracy minus the accuracy of
-  ``N_CONTROLS`` control refits, with a t-interval.
+  ``N_CONTROLS`` control refits, with a t-interval;
+* ``concepts_do_not_leak`` (beside the verdict, models trained on concept labels only): the
+  soft-minus-hard concept accuracy gap of ``faithfulness.leakage`` (``leakage_record``).
 
 The control banks are random character strings through the model's own text encoder
 (WaffleCLIP's control, Roth et al. 2023, "Waffling around for performance") when an encoder is
@@ -39,10 +41,17 @@ import numpy as np
 
 from conceptlab import faithfulness as fm
 from conceptlab.baselines.zeroshot import build_class_embeddings
+from conceptlab.bottleneck.concept_model import AuditInputs
+from conceptlab.bottleneck.intervention import (
+    concept_accuracy,
+    fit_concept_thresholds,
+    intervention_curve,
+)
 from conceptlab.bottleneck.model import ConceptBottleneckModel
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.errors import ConceptlabValueError
 from conceptlab.faithfulness import claims as cl
+from conceptlab.faithfulness.leakage import LEAKAGE_GAP, leakage_columns
 from conceptlab.faithfulness.links import class_link_agreement, class_link_support
 from conceptlab.metrics import accuracy
 
@@ -167,7 +176,8 @@ def audit(model: ConceptBottleneckModel, X_test: Any, y_test: Any, *,
           concept_label_names: Sequence[str] | None = None,
           concept_examples: Any = None, intervention_curve: Sequence[dict[str, Any]] | None = None,
           F_test: Any = None, control_seed: int | None = None,
-          n_controls: int = cl.N_CONTROLS) -> dict[str, Any]:
+          n_controls: int = cl.N_CONTROLS,
+          concept_labels_train: Any = None) -> dict[str, Any]:
     """The faithfulness profile of a fitted model on held-out ``(X_test, y_test)``.
 
     ``refit`` (``FitArrays`` or ``(X_train, y_train[, X_val, y_val])``) enables the control
@@ -177,7 +187,9 @@ def audit(model: ConceptBottleneckModel, X_test: Any, y_test: Any, *,
     ``concept_labels_test`` (N x M, 0/1) with ``concept_label_names`` (M bank concept names),
     or ``concept_examples`` (``concepts.examples.ExampleEmbeddings``), measure whether the
     concepts mean their words; ``intervention_curve`` (``bottleneck.intervention``) whether
-    interventions work. The record is also stored on the model (``model.faithfulness_``), so
+    interventions work. With ``concept_labels_train`` too (and ``refit``'s training
+    arrays), a model trained on concept labels is checked for leakage. The record is also
+    stored on the model (``model.faithfulness_``), so
     its explanations carry the verdict.
     """
     model.check_fitted()
@@ -254,11 +266,93 @@ def audit(model: ConceptBottleneckModel, X_test: Any, y_test: Any, *,
     else:
         claims.append(cl.not_measured("decisions_need_concepts",
                                       "needs the training data for control refits"))
+    if ground == "labels":
+        claims.append(_leakage(model, X, y, data, F_test, concept_labels_test,
+                               concept_labels_train, concept_label_names, out, seed))
     out["required_claim"] = required
     out["claims"] = {c.name: c.as_dict() for c in claims}
     out.update(cl.profile_verdict(claims, required).as_dict())
     model.faithfulness_ = out
     return out
+
+
+def concept_probabilities(model: ConceptBottleneckModel, X: Any, F: Any = None) -> np.ndarray:
+    """A label-trained CBM's concept probabilities: the sigmoid of its units (the units are
+    concept logits, trained with binary cross-entropy on the labels)."""
+    U = np.asarray(model.unit_values(X, F), np.float64)
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(U, -60, 60))))
+
+
+def leakage_record(P_train: np.ndarray, y_train: np.ndarray, P_test: np.ndarray,
+                   y_test: np.ndarray, C_test: np.ndarray, seed: int = 0
+                   ) -> tuple[dict[str, Any], cl.Claim]:
+    """The leakage figures (``faithfulness.leakage.leakage_columns``) of concept probabilities
+    and the ``concepts_do_not_leak`` claim they decide (gap bar ``LEAKAGE_GAP``)."""
+    cols = leakage_columns(P_train, y_train, P_test, y_test, C_test, seed)
+    claim = cl.leakage_claim(cols["soft_concept_accuracy"], cols["hard_concept_accuracy"],
+                             LEAKAGE_GAP, len(P_test), cols["oracle_impurity_logistic"])
+    return {"leakage": cols}, claim
+
+
+def _leakage(model: ConceptBottleneckModel, X: np.ndarray, y: np.ndarray,
+             data: FitArrays | None, F_test: Any, labels_test: Any, labels_train: Any,
+             label_names: Sequence[str] | None, out: dict[str, Any], seed: int) -> cl.Claim:
+    name = "concepts_do_not_leak"
+    if labels_test is None or labels_train is None or not label_names or data is None:
+        return cl.not_measured(name, "needs concept labels of the training and test splits "
+                                     "and the training data")
+    kept = [nm for nm in label_names if nm in model.concept_names]
+    if not kept:
+        return cl.not_measured(name, "no unit is named after a labelled concept")
+    cols = [list(label_names).index(nm) for nm in kept]
+    units = [model.concept_index(nm) for nm in kept]
+    P_tr = concept_probabilities(model, data.X_train, data.F_train)[:, units]
+    P_te = concept_probabilities(model, X, F_test)[:, units]
+    fields, claim = leakage_record(P_tr, np.asarray(data.y_train), P_te, y,
+                                   np.asarray(labels_test)[:, cols], seed)
+    out.update(fields)
+    return claim
+
+
+def audit_inputs(model: ConceptBottleneckModel, inputs: AuditInputs) -> dict[str, Any]:
+    """The profile of a CBM from ``AuditInputs`` (what ``fit`` and ``audit`` record): control
+    refits on the training and validation arrays (when ``inputs.controls``), the encoder's
+    text side for the controls and class links, ground-truth concept labels (concept
+    accuracy, intervention curve, leakage) and concept example sets. Returns the row fields:
+    ``faithfulness`` (``record_fields``), ``trusted`` and, with labels, ``concept_accuracy``
+    and ``intervention_curve``."""
+    labels = inputs.concept_labels
+    F = inputs.features
+    Ft, Fv, Fs = (None, None, None) if F is None else (F["train"], F["val"], F["test"])
+    has_train = inputs.X_train is not None and inputs.y_train is not None
+    # the training arrays serve the control refits (when asked for) and the leakage check
+    refit = (FitArrays(np.asarray(inputs.X_train), np.asarray(inputs.y_train), inputs.X_val,
+                       inputs.y_val, concept_labels=None if labels is None else labels["train"],
+                       F_train=Ft, F_val=Fv) if has_train else None)
+    names = list(inputs.vocab_names)
+    row: dict[str, Any] = {}
+    if labels is not None and Fs is None and has_train:
+        kept = [n for n in names if n in model.concept_names]
+        cols = [names.index(n) for n in kept]
+        th = fit_concept_thresholds(model, inputs.X_train, labels["train"][:, cols], kept)
+        row["concept_accuracy"] = concept_accuracy(
+            model, inputs.X_test, labels["test"][:, cols], kept, th)["mean"]
+        row["intervention_curve"] = intervention_curve(
+            model, inputs.X_test, inputs.y_test, labels["test"][:, cols], kept,
+            seed=inputs.seed)
+    faith = audit(model, inputs.X_test, inputs.y_test, refit=refit, F_test=Fs,
+                  encoder=text_encoder_of(inputs.encoder),
+                  class_embeddings=inputs.class_embeddings if inputs.encoder is None else None,
+                  concept_labels_test=None if labels is None else labels["test"],
+                  concept_label_names=names if labels is not None else None,
+                  concept_examples=inputs.examples,
+                  intervention_curve=row.get("intervention_curve"),
+                  control_seed=inputs.seed,
+                  n_controls=cl.N_CONTROLS if inputs.controls else 0,
+                  concept_labels_train=None if labels is None else labels["train"])
+    row["faithfulness"] = record_fields(faith)
+    row["trusted"] = faith["trusted"]
+    return row
 
 
 def _mean(values: Sequence[float]) -> float:

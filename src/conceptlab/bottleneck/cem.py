@@ -18,11 +18,19 @@ test time an intervention sets ``p_i`` to the true label (or to 1 / 0 for "prese
 
 Here the input is a frozen encoder's cached embedding (conceptlab fits every concept model on
 cached embeddings), not a backbone trained end to end as in the paper's experiments.
+
+As a ``bottleneck.concept_model.ConceptModel`` (kind ``cem``) its units are the concept
+probabilities ``p`` (absent 0, present 1). The mixture is linear in ``p``, so for one input the
+head is affine in the probabilities: ``logit_c = b_c + sum_i W_c,i . c_i^- + sum_i p_i W_c,i .
+(c_i^+ - c_i^-)`` (``W_c,i``: the head's m weights reading concept i). ``head_at`` returns that
+input's weights ``W_c,i . (c_i^+ - c_i^-)`` and intercept, so an explanation's contributions
+``p_i x weight`` and its intercept add up to the logit exactly, as for a CBM; unlike a CBM's,
+the weights depend on the input (there is no single class x concept table).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from conceptlab.bottleneck.concept_model import (
+    AuditInputs,
+    ConceptModelError,
+    explain_units,
+    intervention_rows,
+    read_meta,
+    register_concept_model,
+    softmax,
+)
 from conceptlab.errors import ConceptlabValueError
 from conceptlab.utils.seed import seed_everything
 from conceptlab.utils.threads import threads_for, torch_threads
@@ -100,19 +117,28 @@ class CEMNet(nn.Module):
 
 
 class ConceptEmbeddingModel:
-    """Fit, predict, intervene, save and load a CEM over cached embeddings."""
+    """Fit, predict, explain, intervene, audit, save and load a CEM over cached embeddings
+    (a ``ConceptModel``; see the module docstring for its head)."""
 
     kind = "cem"
+    #: units are probabilities
+    unit_limits: tuple[float, float] = (0.0, 1.0)
 
     def __init__(self, concept_names: list[str], class_names: list[str],
-                 config: CEMConfig | None = None, seed: int = 0) -> None:
+                 config: CEMConfig | None = None, seed: int = 0, *, encoder_spec: str = "",
+                 encoder_fingerprint: str = "") -> None:
         if not concept_names or not class_names:
             raise CEMError("a CEM needs concept names and class names")
-        self.concept_names, self.class_names = list(concept_names), list(class_names)
+        self._concept_names, self.class_names = list(concept_names), list(class_names)
+        self.encoder_spec, self.encoder_fingerprint = encoder_spec, encoder_fingerprint
         self.config = config or CEMConfig()
         self.seed = int(seed)
         self.net: CEMNet | None = None
         self.training_: dict[str, Any] = {}
+
+    @property
+    def concept_names(self) -> list[str]:
+        return list(self._concept_names)
 
     def _need(self) -> CEMNet:
         if self.net is None:
@@ -188,17 +214,70 @@ class ConceptEmbeddingModel:
             used = pp if p is None else torch.from_numpy(np.asarray(p, np.float32))
             return net.task(used, pos, neg).numpy()
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         return self.logits(X).argmax(1)
 
-    def intervene(self, X: np.ndarray, settings: dict[str, float]) -> np.ndarray:
-        """Logits with the named concepts set to the given probability (1 present, 0 absent)."""
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return softmax(self.logits(X))
+
+    # ------------------------------------------------------------------ ConceptModel
+    def unit_values(self, X: Any) -> np.ndarray:
+        """The concept probabilities (what an intervention sets)."""
+        return self.concept_probs(X)
+
+    def activations_from_units(self, U: np.ndarray) -> np.ndarray:
+        """The head's affine form reads the probabilities themselves."""
+        return np.asarray(U, np.float32)
+
+    def head_at(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Per input the head as an affine map of the probabilities (N x C x k, N x C): see
+        the module docstring."""
+        net = self._need()
+        with torch.no_grad():
+            _, pos, neg = net.concepts(torch.from_numpy(np.asarray(X, np.float32)))
+            Wh = net.head.weight.view(-1, net.k, net.m)  # (C, k, m)
+            W = torch.einsum("cim,nim->nci", Wh, pos - neg)
+            b = net.head.bias[None, :] + torch.einsum("cim,nim->nc", Wh, neg)
+        return W.numpy(), b.numpy()
+
+    def effective_head(self) -> None:
+        """None: a CEM's head on the probabilities depends on the input (``head_at``)."""
+        return None
+
+    def unit_range(self) -> tuple[np.ndarray, np.ndarray]:
+        k = len(self._concept_names)
+        return np.zeros(k, np.float32), np.ones(k, np.float32)
+
+    def explain(self, X: Any, top: int = 32) -> list[dict[str, Any]]:
+        """Per decision the concepts by |contribution| (probability x the input's weight, see
+        the module docstring); ``logit`` = ``intercept`` + every contribution."""
+        return explain_units(self, X, self.concept_probs(X), top=top)
+
+    def intervene(self, X: Any, interventions: Mapping[str, Any], *,
+                  return_proba: bool = False) -> np.ndarray:
+        """Predictions (or probabilities) with the named concepts' probabilities set (1 or
+        ``present``, 0 or ``absent``, or a number in [0, 1])."""
+        rows = intervention_rows(self, X, interventions)
+        if return_proba:
+            return np.array([[r["probabilities_after"][c] for c in self.class_names]
+                             for r in rows])
+        return np.array([self.class_names.index(r["after"]) for r in rows], dtype=np.int64)
+
+    def intervened_logits(self, X: np.ndarray, settings: dict[str, float]) -> np.ndarray:
+        """Logits with the named concepts set to the given probability (1 present, 0
+        absent)."""
         p = self.concept_probs(X)
         for name, value in settings.items():
-            if name not in self.concept_names:
+            if name not in self._concept_names:
                 raise CEMError(f"unknown concept {name!r}")
-            p[:, self.concept_names.index(name)] = float(value)
+            p[:, self._concept_names.index(name)] = float(value)
         return self.logits(X, p)
+
+    def audit_profile(self, inputs: AuditInputs) -> dict[str, Any]:
+        """``bottleneck.cem_audit.audit_cem`` on the inputs."""
+        from conceptlab.bottleneck.cem_audit import audit_cem
+
+        return audit_cem(self, inputs)
 
     def intervention_curve(self, X: np.ndarray, y: np.ndarray, C: np.ndarray,
                            seed: int = 0) -> list[dict[str, Any]]:
@@ -214,61 +293,60 @@ class ConceptEmbeddingModel:
                         float((self.logits(X, used).argmax(1) == np.asarray(y)).mean())})
         return out
 
-    def explain(self, X: np.ndarray, top: int = 5) -> list[dict[str, Any]]:
-        """Per decision, each concept's effect on the predicted class's logit when it is
-        switched to the opposite of its prediction (a counterfactual intervention; the head
-        reads embeddings, so there is no activation x weight)."""
-        p = self.concept_probs(X)
-        base = self.logits(X)
-        pred = base.argmax(1)
-        rows = []
-        for i in range(len(p)):
-            effects: list[dict[str, Any]] = []
-            for j, name in enumerate(self.concept_names):
-                q = p[i:i + 1].copy()
-                q[0, j] = 0.0 if q[0, j] >= 0.5 else 1.0
-                delta = base[i, pred[i]] - self.logits(X[i:i + 1], q)[0, pred[i]]
-                effects.append({"concept": name, "probability": float(p[i, j]),
-                                "contribution": float(delta)})
-            effects.sort(key=lambda e: -abs(float(e["contribution"])))
-            rows.append({"prediction": self.class_names[int(pred[i])],
-                         "concepts": effects[:top]})
-        return rows
-
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> Path:
-        """``model.safetensors`` + ``model.json`` (no pickle)."""
+        """``model.safetensors`` + ``model.json`` (no pickle), atomically."""
         from safetensors.torch import save_file
 
+        from conceptlab.utils.io import atomic_dir, write_json_atomic
+
         net = self._need()
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()},
-                  str(out / "model.safetensors"))
-        (out / "model.json").write_text(json.dumps({
-            "kind": self.kind, "concept_names": self.concept_names,
-            "class_names": self.class_names, "config": asdict(self.config), "seed": self.seed,
-            "d_in": net.context.in_features,
-            "training": {k: v for k, v in self.training_.items() if k != "log"}}, indent=2))
-        return out
+        with atomic_dir(folder) as tmp:
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+                      str(tmp / "model.safetensors"))
+            write_json_atomic(tmp / "model.json", {
+                "kind": self.kind, "method": self.kind, "concept_names": self._concept_names,
+                "class_names": self.class_names, "config": asdict(self.config),
+                "seed": self.seed, "d_in": net.context.in_features,
+                "encoder_spec": self.encoder_spec,
+                "encoder_fingerprint": self.encoder_fingerprint,
+                "training": {k: v for k, v in self.training_.items() if k != "log"}})
+        return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> ConceptEmbeddingModel:
+        """Read a folder written by ``save``; anything malformed is a ``ConceptModelError``
+        naming the folder."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         base = Path(folder)
-        try:
-            meta = json.loads((base / "model.json").read_text())
-            state = load_file(str(base / "model.safetensors"))
-        except (OSError, ValueError) as err:
-            raise CEMError(f"{base}: not a saved CEM ({err})") from err
+        meta = read_meta(base)
         if meta.get("kind") != cls.kind:
-            raise CEMError(f"{base}: model kind {meta.get('kind')!r} is not 'cem'")
-        model = cls(meta["concept_names"], meta["class_names"], CEMConfig(**meta["config"]),
-                    meta["seed"])
-        net = CEMNet(meta["d_in"], len(model.concept_names), len(model.class_names),
-                     model.config.emb_size)
-        net.load_state_dict(state)
+            raise ConceptModelError(f"{base}: model kind {meta.get('kind')!r} is not 'cem'")
+        try:
+            state = load_file(str(base / "model.safetensors"))
+        except (OSError, ValueError, SafetensorError) as err:
+            raise ConceptModelError(f"{base}: model.safetensors is missing, truncated or not "
+                                    f"a safetensors file ({err})") from None
+        try:
+            d_in = meta["d_in"]
+            if isinstance(d_in, bool) or not isinstance(d_in, int) or d_in < 1:
+                raise ValueError(f"d_in must be a positive integer, got {d_in!r}")
+            model = cls([str(c) for c in meta["concept_names"]],
+                        [str(c) for c in meta["class_names"]], CEMConfig(**meta["config"]),
+                        int(meta["seed"]), encoder_spec=str(meta.get("encoder_spec", "")),
+                        encoder_fingerprint=str(meta.get("encoder_fingerprint", "")))
+            net = CEMNet(d_in, len(model._concept_names), len(model.class_names),
+                         model.config.emb_size)
+            net.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ConceptModelError(f"{base}: malformed CEM ({str(err).splitlines()[0]})"
+                                    ) from None
         model.net = net.eval()
-        model.training_ = meta.get("training", {})
+        raw = meta.get("training")
+        model.training_ = raw if isinstance(raw, dict) else {}
         return model
+
+
+register_concept_model(ConceptEmbeddingModel.kind, ConceptEmbeddingModel.load)

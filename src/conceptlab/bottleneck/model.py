@@ -35,6 +35,12 @@ import numpy as np
 
 from conceptlab import metrics
 from conceptlab.bottleneck import heads
+from conceptlab.bottleneck.concept_model import (
+    MAX_UNIT_MAGNITUDE,
+    AuditInputs,
+    concept_state,
+    register_concept_model,
+)
 from conceptlab.bottleneck.heads import HeadConfig, LinearHead
 from conceptlab.bottleneck.layers import (
     DEFAULT_CUTOFF,
@@ -141,7 +147,14 @@ class ConceptBottleneckModel:
     ``association``: C x K 0/1 array or ``{class: [concepts]}`` (default: the bank's
     ``metadata["classes"]``, else estimated from training data). ``encoder_spec`` /
     ``encoder_fingerprint`` default to the bank's provenance.
+
+    Implements ``bottleneck.concept_model.ConceptModel`` (kind ``concept_bottleneck_model``).
     """
+
+    #: ``model.json``'s kind (the ``ConceptModel`` registry key)
+    kind = "concept_bottleneck_model"
+    #: any hand-set unit value must lie here (``concept_model.check_unit_value``)
+    unit_limits: tuple[float, float] = (-MAX_UNIT_MAGNITUDE, MAX_UNIT_MAGNITUDE)
 
     def __init__(self, bank: ConceptBank, class_names: Sequence[str], *,
                  objective: str | Objective = "gumbel", cbl: CBLConfig | None = None,
@@ -604,6 +617,30 @@ class ConceptBottleneckModel:
         _, head = self._require_fitted()
         return head.folded()
 
+    def head_at(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The effective head at each input of ``X`` (N x C x K, N x C): the same for every
+        input (``ConceptModel``'s per-input form of ``effective_head``)."""
+        n = len(self._check_X(X, allow_1d=True))
+        W, b = self.effective_head()
+        return np.broadcast_to(W, (n, *W.shape)), np.broadcast_to(b, (n, *b.shape))
+
+    def unit_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per concept the unit value meaning "absent" and the one meaning "present" (the
+        ``INTERVENTION_PERCENTILES`` of the unit on the training data)."""
+        self._require_fitted()
+        if self.unit_low_ is None or self.unit_high_ is None:
+            nan = np.full(self.n_concepts, np.nan, np.float32)
+            return nan, nan.copy()
+        return self.unit_low_, self.unit_high_
+
+    def audit_profile(self, inputs: AuditInputs) -> dict[str, Any]:
+        """The faithfulness profile (``bottleneck.audit.audit_inputs``): the row fields a run
+        records (``faithfulness``, ``trusted``, and with concept labels ``concept_accuracy``
+        and ``intervention_curve``)."""
+        from conceptlab.bottleneck.audit import audit_inputs
+
+        return audit_inputs(self, inputs)
+
     def predict_from_activations(self, H: np.ndarray) -> np.ndarray:
         _, head = self._require_fitted()
         return head.predict(H)
@@ -662,14 +699,18 @@ class ConceptBottleneckModel:
         One dict per row: ``prediction`` (class name), ``class_index``, ``probability``,
         ``logit``, ``intercept`` (``b'[c]``; ``logit = intercept + sum of all contributions``),
         ``n_active`` (effective count of the contributions), ``concepts``: a list of
-        ``{"concept", "activation", "weight", "contribution"}`` (contribution = activation x
-        weight for the predicted class; zero contributions left out), and ``warnings`` when
-        the audit found the concept names untrustworthy. ``X`` may be one embedding (1-D).
+        ``{"concept", "activation", "weight", "contribution", "unit", "state"}`` (contribution =
+        activation x weight for the predicted class; zero contributions left out; ``state``:
+        ``present`` / ``absent``, whichever recorded value the unit is nearer), and
+        ``warnings`` when the audit found the concept names untrustworthy. ``X`` may be one
+        embedding (1-D).
         """
         if not isinstance(top, int) or isinstance(top, bool) or top < 1:
             raise ConceptlabValueError(f"top must be a positive int, got {top!r}")
         _, head = self._require_fitted()
-        H = self.activations_from_units(self.unit_values(X, F, allow_1d=True))
+        U = self.unit_values(X, F, allow_1d=True)
+        H = self.activations_from_units(U)
+        low, high = self.unit_range()
         w, b = self.effective_head()
         logits = head.logits(H)
         proba = _softmax(logits.astype(np.float64))
@@ -687,7 +728,10 @@ class ConceptBottleneckModel:
                 "probability": float(proba[i, c]), "logit": float(logits[i, c]),
                 "intercept": float(b[c]), "n_active": int(active[i]),
                 "concepts": [{"concept": self.bank.names[k], "activation": float(H[i, k]),
-                              "weight": float(w[c, k]), "contribution": float(contrib[i, k])}
+                              "weight": float(w[c, k]), "contribution": float(contrib[i, k]),
+                              "unit": float(U[i, k]),
+                              "state": concept_state(float(U[i, k]), float(low[k]),
+                                                     float(high[k]))}
                              for k in order],
             }
             if warnings:
@@ -736,8 +780,8 @@ class ConceptBottleneckModel:
         H = self.unit_values(X, F).copy()
         for k, (name, value) in zip(self._unit_indices(list(interventions)),
                                     interventions.items(), strict=True):
-            try:
-                v = np.asarray(value, dtype=np.float32)
+            try:  # float64 first: a value beyond float32 must be refused, not overflow
+                v = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError):
                 raise ConceptlabValueError(f"value for {name!r} must be a number, got "
                                            f"{value!r}") from None
@@ -746,7 +790,10 @@ class ConceptBottleneckModel:
                                            f"numbers, got shape {v.shape}")
             if not np.isfinite(v).all():
                 raise ConceptlabValueError(f"value for {name!r} is not finite")
-            H[:, k] = v
+            if (np.abs(v) > MAX_UNIT_MAGNITUDE).any():
+                raise ConceptlabValueError(f"value for {name!r} must lie in "
+                                           f"[{-MAX_UNIT_MAGNITUDE:g}, {MAX_UNIT_MAGNITUDE:g}]")
+            H[:, k] = v.astype(np.float32)
         acts = self.activations_from_units(H)
         if return_proba:
             return self.predict_proba_from_activations(acts)
@@ -774,6 +821,15 @@ class ConceptBottleneckModel:
         from conceptlab.bottleneck.saving import load_model
 
         return load_model(folder, expected_encoder_fingerprint, expected_n_concepts)
+
+
+def _load_cbm(folder: Path) -> ConceptBottleneckModel:
+    from conceptlab.bottleneck.saving import load_model
+
+    return load_model(folder)
+
+
+register_concept_model(ConceptBottleneckModel.kind, _load_cbm)
 
 
 __all__ = [

@@ -87,6 +87,8 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelFormatError(f"{folder}: {MODEL_META} is not readable JSON ({err})") from None
+    except RecursionError:
+        raise ModelFormatError(f"{folder}: {MODEL_META} is nested too deeply to read") from None
     if not isinstance(meta, dict):
         raise ModelFormatError(f"{folder}: {MODEL_META} must hold a JSON object, got "
                                f"{type(meta).__name__}")
@@ -102,6 +104,24 @@ def _read_weights(folder: Path) -> dict[str, np.ndarray]:
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelFormatError(f"{folder}: {MODEL_WEIGHTS} is empty, truncated or not a "
                                f"safetensors file ({err})") from None
+
+
+def _check_recorded(meta: dict[str, Any], width: int, folder: Path) -> None:
+    """``embedding_dim`` must be the concept vectors' width and ``intervention_percentiles``
+    two numbers ``0 <= low < high <= 100`` (each checked when recorded)."""
+    if "embedding_dim" in meta:
+        dim = meta["embedding_dim"]
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim != width:
+            raise ModelFormatError(f"{folder}: model.json embedding_dim {dim!r} does not match "
+                                   f"the {width}-dimensional concept vectors")
+    if "intervention_percentiles" in meta:
+        pct = meta["intervention_percentiles"]
+        ok = (isinstance(pct, list) and len(pct) == 2
+              and all(isinstance(p, int | float) and not isinstance(p, bool) for p in pct)
+              and 0 <= pct[0] < pct[1] <= 100)
+        if not ok:
+            raise ModelFormatError(f"{folder}: model.json intervention_percentiles must be "
+                                   f"[low, high] with 0 <= low < high <= 100, got {pct!r}")
 
 
 def _configs(hp: dict[str, Any], method: str, folder: Path
@@ -129,14 +149,15 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
     if not (folder / MODEL_WEIGHTS).is_file():
         raise ModelFormatError(f"{folder}: missing {MODEL_WEIGHTS}")
     meta = _read_meta(folder)
-    if meta.get("kind") == "dn-cbm":
-        raise ModelFormatError(f"{folder}: a DN-CBM model; predict, explain, intervene, serve "
-                               f"and report read concept bottleneck models (load this one "
-                               f"with conceptlab.discover.dncbm.DNCBM.load)")
-    if meta.get("format") != MODEL_FORMAT or meta.get("kind") != "concept_bottleneck_model":
-        raise ModelFormatError(f"{folder}: not a conceptlab concept bottleneck model of "
-                               f"format {MODEL_FORMAT} (format={meta.get('format')!r}); "
-                               f"re-fit it with this version")
+    kind = meta.get("kind")
+    if kind != "concept_bottleneck_model":
+        raise ModelFormatError(f"{folder}: model.json kind {kind!r} is not a concept bottleneck "
+                               f"model (conceptlab.bottleneck.concept_model.load_concept_model "
+                               f"reads every registered kind)")
+    if meta.get("format") != MODEL_FORMAT:
+        raise ModelFormatError(f"{folder}: a concept bottleneck model of format "
+                               f"{meta.get('format')!r}, not {MODEL_FORMAT}; re-fit it with "
+                               f"this version")
     fp = str(meta.get("encoder_fingerprint", ""))
     if expected_encoder_fingerprint is not None and fp != expected_encoder_fingerprint:
         raise ModelFormatError(
@@ -167,6 +188,7 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
         raise ModelFormatError(f"{folder}: {len(class_names)} class names but the head has "
                                f"{t['head.weight'].shape[0] if t['head.weight'].ndim else 0} "
                                f"rows")
+    _check_recorded(meta, t["bank.vectors"].shape[1], folder)
     raw_bank = meta.get("bank")
     bank_meta: dict[str, Any] = raw_bank if isinstance(raw_bank, dict) else {}
     objective, cbl_cfg, train, head_cfg = _configs(hp, method, folder)
@@ -203,16 +225,19 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
 
 
 def read_saved_weights(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    """Effective head weights of a saved model without rebuilding it (for reports).
+    """Head weights of a saved concept model of any registered kind (for reports).
 
-    Returns ``{"weights": C x K array (W'), "class_names", "concept_names", "method", "nec"}``.
+    Returns ``{"weights": C x K array (W' per unit of raw activation) or None when the head
+    depends on the input (a CEM), "class_names", "concept_names", "method", "nec"}``.
     """
+    from conceptlab.bottleneck.concept_model import load_concept_model
+
     folder = Path(folder)
+    model = load_concept_model(folder)
     meta = _read_meta(folder)
-    t = _read_weights(folder)
-    w = t["head.weight"] / t["head.std"]
+    head = model.effective_head()
     raw_hp = meta.get("hyper_parameters")
     hp: dict[str, Any] = raw_hp if isinstance(raw_hp, dict) else {}
-    return {"weights": w, "class_names": meta.get("class_names", []),
-            "concept_names": meta.get("concept_names", []), "method": meta.get("method"),
-            "nec": hp.get("nec")}
+    return {"weights": None if head is None else np.asarray(head[0]),
+            "class_names": list(model.class_names), "concept_names": list(model.concept_names),
+            "method": meta.get("method", model.kind), "nec": hp.get("nec")}

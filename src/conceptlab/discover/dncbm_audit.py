@@ -57,7 +57,7 @@ def audit_dncbm(model: DNCBM, Z_test: np.ndarray, y_test: np.ndarray, *, vocab: 
     seed = int(model.info.get("seed", 0)) if control_seed is None else int(control_seed)
     vocab = list(vocab)
     index = {n: i for i, n in enumerate(vocab)}
-    missing = sorted({n for n in model.concept_names if n not in index})
+    missing = sorted({n for n in model.unit_names if n not in index})
     if missing:
         raise ConceptlabValueError(f"the model's unit names {missing[:3]} are not in the given "
                                    f"vocabulary: audit with the vocabulary it was named from")
@@ -66,7 +66,7 @@ def audit_dncbm(model: DNCBM, Z_test: np.ndarray, y_test: np.ndarray, *, vocab: 
     y = np.asarray(y_test)
     H = model.codes(Z)
     S = bank.scores(Z)
-    own = np.array([index[n] for n in model.concept_names], dtype=np.int64)
+    own = np.array([index[n] for n in model.unit_names], dtype=np.int64)
     W, b = model.effective_head()
     used = (model.head.weight != 0).any(axis=0)
     uf = fm.unit_figures(H, S, used, own=own, seed=seed)
@@ -82,7 +82,7 @@ def audit_dncbm(model: DNCBM, Z_test: np.ndarray, y_test: np.ndarray, *, vocab: 
         "shuffled_name_fidelity": null,
         "name_cosine_mean": (float(model.name_scores[model.alive][used].mean())
                              if used.any() else float("nan")),
-        "distinct_names_used": len({model.concept_names[i] for i in np.flatnonzero(used)}),
+        "distinct_names_used": len({model.unit_names[i] for i in np.flatnonzero(used)}),
         "intercept_share": share,
         "top_unit_unused_rate": fm.top_unit_unused_rate(H, W, b),
         **{k: v for k, v in di.items() if k.endswith("_auc")},
@@ -122,11 +122,11 @@ def _labels_claim(model: DNCBM, H: np.ndarray, used: np.ndarray, out: dict[str, 
     if labels is None or not label_names:
         return cl.not_measured("concepts_mean_words", "no held-out concept labels")
     cols = {n: i for i, n in enumerate(label_names)}
-    units = [i for i in np.flatnonzero(used) if model.concept_names[i] in cols]
+    units = [i for i in np.flatnonzero(used) if model.unit_names[i] in cols]
     if not units:
         return cl.not_measured("concepts_mean_words", "no used unit is named after a labelled "
                                                       "concept")
-    lab = np.asarray(labels)[:, [cols[model.concept_names[i]] for i in units]]
+    lab = np.asarray(labels)[:, [cols[model.unit_names[i]] for i in units]]
     per, mean, ci = fm.auroc_figures(H[:, units], lab, seed=seed)
     out["concept_auroc_mean"] = mean
     return cl.auroc_claim("concepts_mean_words", mean, ci, len(H), int(np.isfinite(per).sum()),

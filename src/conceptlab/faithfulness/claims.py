@@ -63,6 +63,7 @@ QUESTIONS: dict[str, str] = {
     "explanations_carry_decisions": "do the explanations carry the decisions?",
     "interventions_work": "does correcting concepts correct decisions?",
     "decisions_need_concepts": "do the decisions need these concepts?",
+    "concepts_do_not_leak": "do the soft concepts carry only what the hard ones say?",
 }
 #: short labels of the claims (headline badges in the report and the explorer)
 LABELS: dict[str, str] = {
@@ -72,9 +73,10 @@ LABELS: dict[str, str] = {
     "explanations_carry_decisions": "explanations carry decisions",
     "interventions_work": "interventions work",
     "decisions_need_concepts": "decisions need these concepts",
+    "concepts_do_not_leak": "no concept leakage",
 }
 #: claims whose failure withholds trust only by failing (shown beside the verdict)
-BESIDE = ("decisions_need_concepts",)
+BESIDE = ("decisions_need_concepts", "concepts_do_not_leak")
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,34 @@ def necessity_claim(gaps: Sequence[float], control_kind: str, n: int) -> Claim:
     return Claim(name, "undecided", f"undecided: against {len(gaps)} {control_kind} the gap is "
                                     f"{pts}, which holds zero: any directions would do as well "
                                     f"for accuracy", figures)
+
+
+def leakage_claim(soft_accuracy: float | None, hard_accuracy: float | None, gap_max: float,
+                  n: int, oracle_impurity: float | None = None) -> Claim:
+    """The soft concept probabilities of a model trained on concept labels carry no task
+    information beyond the hard (thresholded) concepts (``faithfulness.leakage``): a classifier
+    on the soft values may beat the same classifier on the hard ones by at most ``gap_max``.
+    A larger gap is leakage: interventions and explanations then mislead (Mahinpei et al.
+    2021). Shown beside the verdict; withholds trust only by failing."""
+    name = "concepts_do_not_leak"
+    soft, hard = finite(soft_accuracy), finite(hard_accuracy)
+    if soft is None or hard is None:
+        return not_measured(name, "needs concept probabilities of a model trained on concept "
+                                  "labels, with the training split")
+    gap = soft - hard
+    figures: dict[str, Any] = {"soft_concept_accuracy": soft, "hard_concept_accuracy": hard,
+                               "soft_hard_gap": gap, "gap_max": gap_max, "n_items": n}
+    if finite(oracle_impurity) is not None:
+        figures["oracle_impurity_logistic"] = float(oracle_impurity)  # type: ignore[arg-type]
+    few = _too_few(name, n, figures)
+    if few:
+        return few
+    text = (f"a classifier on the soft concepts scores {soft:.3f}, on the hard concepts "
+            f"{hard:.3f} (gap {gap:+.3f}, bar {gap_max:.2f})")
+    if gap > gap_max:
+        return Claim(name, "fail", f"fail: {text}: the soft values leak task information the "
+                                   f"concepts do not name", figures)
+    return Claim(name, "pass", f"pass: {text}", figures)
 
 
 # ------------------------------------------------------------------------------------------

@@ -6,11 +6,13 @@ a new one, read the concepts behind its prediction, set concept activations by h
 the decision change (test-time intervention, Koh et al. 2020, Sec. 6), compare two inputs'
 concept profiles, and list the training examples nearest in concept space.
 
-Only the model's public API is used: ``unit_values``, ``activations_from_units``,
-``predict_proba_from_activations``, ``effective_head``, ``intervene`` semantics (a set concept
-replaces its CBL unit value, then the activation map and the head run again), ``class_names``,
-``concept_names``, ``unit_low_`` / ``unit_high_``. Nothing here writes to disk: the saved
-model is never changed; uploads live in a small in-memory store.
+Only the ``ConceptModel`` protocol is used (``bottleneck.concept_model``), so every concept
+model (CBM, DN-CBM, CEM) is served the same way: a decision is ``concept_model.explain_units``
+on an input's unit values (a set concept replaces its unit value, then the model's activation
+map and its head at that input run again: the model's own ``intervene``), concept states are
+``unit_range`` ("absent" / "present"), a hand-set value is checked by
+``concept_model.check_unit_value``. Nothing here writes to disk: the saved model is never
+changed; uploads live in a small in-memory store.
 
 Speed: test and training embeddings are held in memory (and the training items' unit values,
 for neighbours), so explaining a test item is one small CBL product, one activation map and
@@ -35,6 +37,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from conceptlab.bottleneck.concept_model import (
+    check_unit_value,
+    concept_index,
+    explain_units,
+    used_concepts,
+)
+from conceptlab.errors import ConceptlabError
 from conceptlab.faithfulness.claims import claim_summary
 from conceptlab.report.plots import thumbnail_png
 
@@ -124,10 +133,7 @@ class Explorer:
         self.encode = encode
         self.names: list[str] = list(model.concept_names)
         self.index = {n: k for k, n in enumerate(self.names)}
-        # float32 as in the model's own ``contributions``: the numbers shown are the API's
-        self.w, self.b = (np.asarray(a, dtype=np.float32) for a in model.effective_head())
-        used = np.flatnonzero(np.abs(self.w).sum(0) > 0)
-        self.used = used if len(used) else np.arange(len(self.names))
+        self.used = used_concepts(model)
         self.used_set = set(self.used.tolist())
         self.U_test = np.asarray(model.unit_values(data.X_test), dtype=np.float32)
         self.U_train = np.asarray(model.unit_values(data.X_train), dtype=np.float32)
@@ -135,12 +141,11 @@ class Explorer:
         self.mu, sd = U_train64.mean(0), U_train64.std(0)
         self.sd = np.where(sd < 1e-12, 1.0, sd)
         self.Z_train = self._unit_rows(self._standardise(U_train64))
-        H_test = model.activations_from_units(self.U_test)
-        self.pred_test = np.asarray(
-            model.predict_proba_from_activations(H_test)).argmax(1).astype(int)
+        self.pred_test = np.asarray(model.predict(data.X_test)).astype(int)
+        self.absent, self.present = (np.asarray(a, dtype=float) for a in model.unit_range())
         self.unit_min = np.minimum(self.U_train.min(0), self.U_test.min(0)).astype(float)
         self.unit_max = np.maximum(self.U_train.max(0), self.U_test.max(0)).astype(float)
-        self.uploads: OrderedDict[str, tuple[np.ndarray, Any]] = OrderedDict()
+        self.uploads: OrderedDict[str, tuple[np.ndarray, np.ndarray, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
     # -------------------------------------------------------------------------------- helpers
@@ -164,8 +169,10 @@ class Explorer:
 
     def info(self) -> dict[str, Any]:
         m = self.model
-        low = getattr(m, "unit_low_", None)
-        high = getattr(m, "unit_high_", None)
+
+        def finite(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
         return {
             "title": self.data.title, "modality": self.data.modality,
             "class_names": list(m.class_names), "n_test": len(self.U_test),
@@ -178,8 +185,7 @@ class Explorer:
             "limits": {"upload_bytes": MAX_UPLOAD_BYTES, "text_chars": MAX_TEXT_CHARS,
                        "image_pixels": MAX_IMAGE_PIXELS},
             "concepts": [{"name": self.names[k], "index": int(k),
-                          "low": None if low is None else float(low[k]),
-                          "high": None if high is None else float(high[k]),
+                          "absent": finite(self.absent[k]), "present": finite(self.present[k]),
                           "min": float(self.unit_min[k]), "max": float(self.unit_max[k])}
                          for k in self.used],
             "metrics": {k: v for k, v in self.data.metrics.items()
@@ -222,13 +228,13 @@ class Explorer:
         if upload_id not in self.uploads:
             raise InputError(f"unknown upload {upload_id!r} (uploads are kept in memory for "
                              f"the last {MAX_UPLOADS_KEPT} only)", 404)
-        return self.uploads[upload_id][1]
+        return self.uploads[upload_id][2]
 
     # ------------------------------------------------------------------------ decisions
 
-    def _ref_units(self, ref: Mapping[str, Any]) -> np.ndarray:
-        """The unit values (1 x K, a copy) of ``{"item": i}``, ``{"train": i}`` or
-        ``{"upload": id}``."""
+    def _ref_units(self, ref: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The embedding (1 x D) and unit values (1 x K, a copy) of ``{"item": i}``,
+        ``{"train": i}`` or ``{"upload": id}``."""
         if not isinstance(ref, Mapping):
             raise InputError("expected an object naming an input: {\"item\": N}, "
                              "{\"train\": N} or {\"upload\": ID}")
@@ -236,7 +242,8 @@ class Explorer:
             key = str(ref["upload"])
             if key not in self.uploads:
                 self.upload_item(key)
-            return self.uploads[key][0].copy()
+            X, U, _ = self.uploads[key]
+            return X, U.copy()
         for name, X in (("item", self.data.X_test), ("train", self.data.X_train)):
             if name in ref:
                 i = ref[name]
@@ -247,7 +254,8 @@ class Explorer:
                                      f"(there are {len(X)})", 404)
                 # one row through the model, as the Python API does for one input (a batched
                 # product can differ in the last float32 bit)
-                return np.asarray(self.model.unit_values(X[i:i + 1]), dtype=np.float32)
+                row = X[i:i + 1]
+                return row, np.asarray(self.model.unit_values(row), dtype=np.float32)
         raise InputError("name an input: {\"item\": N}, {\"train\": N} or {\"upload\": ID}")
 
     def _apply_units(self, U: np.ndarray, units: Any) -> dict[str, float]:
@@ -259,46 +267,33 @@ class Explorer:
             raise InputError(f"too many units set ({len(units)} > {len(self.names)} concepts)")
         out = {}
         for name, value in units.items():
-            if name not in self.index:
-                try:
-                    self.model.concept_index(name)  # the model's message, with close names
-                except ValueError as err:
-                    raise InputError(str(err)) from None
-                raise InputError(f"unknown concept {name!r}")
-            if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value):
+            try:
+                k = concept_index(self.model, str(name))  # close names when unknown
+            except ConceptlabError as err:
+                raise InputError(str(err)) from None
+            if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InputError(f"value for {name!r} must be a finite number, got {value!r}")
-            U[0, self.index[name]] = float(value)
-            out[name] = float(value)
+            try:
+                v = check_unit_value(self.model, str(name), float(value))
+            except (ConceptlabError, OverflowError) as err:
+                raise InputError(str(err)) from None
+            U[0, k] = v
+            out[str(name)] = v
         return out
 
-    def decide(self, U: np.ndarray) -> dict[str, Any]:
-        """Prediction, class probabilities and contributions for unit values ``U`` (1 x K)."""
-        m = self.model
-        H = np.asarray(m.activations_from_units(U), dtype=np.float32)
-        proba = np.asarray(m.predict_proba_from_activations(H))[0]
-        c = int(proba.argmax())
-        contrib = self.w[c] * H[0]
-        order = sorted(range(len(self.names)), key=lambda k: -abs(contrib[k]))
-        concepts = [{"concept": self.names[k], "unit": float(U[0, k]),
-                     "activation": float(H[0, k]), "weight": float(self.w[c, k]),
-                     "contribution": float(contrib[k])}
-                    for k in order if contrib[k] != 0 or k in self.used_set]
-        top = np.argsort(-proba, kind="stable")[:5]
-        return {"prediction": m.class_names[c], "class_index": c,
-                "probability": float(proba[c]),
-                "logit": float(self.b[c]) + float(contrib.astype(np.float64).sum()),
-                "intercept": float(self.b[c]),
-                "probabilities": [{"class": m.class_names[int(j)], "p": float(proba[j])}
-                                  for j in top],
-                "concepts": concepts}
+    def decide(self, X: np.ndarray, U: np.ndarray) -> dict[str, Any]:
+        """Prediction, class probabilities and contributions of input ``X`` (1 x D) with unit
+        values ``U`` (1 x K): the model's own arithmetic (``concept_model.explain_units``)."""
+        out = explain_units(self.model, X, U, keep=self.used.tolist())[0]
+        out["probabilities"] = out["probabilities"][:5]
+        return out
 
     def explain(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """``{"item"|"train"|"upload": ..., "units": {concept: unit value}}`` -> decision."""
-        U = self._ref_units(request)
+        X, U = self._ref_units(request)
         base_units = U.copy()
         set_units = self._apply_units(U, request.get("units"))
-        out = self.decide(U)
+        out = self.decide(X, U)
         out["set"] = set_units
         out["original_units"] = {self.names[k]: float(base_units[0, k]) for k in self.used}
         if "item" in request:
@@ -314,7 +309,7 @@ class Explorer:
         k = request.get("k", 6)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_NEIGHBOURS:
             raise InputError(f"k must be an integer in 1..{MAX_NEIGHBOURS}")
-        U = self._ref_units(request)
+        _, U = self._ref_units(request)
         self._apply_units(U, request.get("units"))
         z = self._unit_rows(self._standardise(U))[0]
         sims = self.Z_train @ z
@@ -338,11 +333,11 @@ class Explorer:
         out: dict[str, Any] = {}
         zs = []
         for key, ref in (("a", a), ("b", b)):
-            U = self._ref_units(ref)
+            X, U = self._ref_units(ref)
             self._apply_units(U, ref.get("units"))
             H = np.asarray(self.model.activations_from_units(U), dtype=np.float64)
             zs.append(self._standardise(U)[0])
-            dec = self.decide(U)
+            dec = self.decide(X, U)
             out[key] = {"prediction": dec["prediction"], "probability": dec["probability"],
                         "activations": [float(H[0, k]) for k in self.used]}
         za, zb = zs
@@ -362,10 +357,10 @@ class Explorer:
             X = np.asarray(self.encode([item]), dtype=np.float32)
         U = np.asarray(self.model.unit_values(X), dtype=np.float32)
         key = uuid.uuid4().hex[:12]
-        self.uploads[key] = (U, item)
+        self.uploads[key] = (X, U, item)
         while len(self.uploads) > MAX_UPLOADS_KEPT:
             self.uploads.popitem(last=False)
-        out = self.decide(U.copy())
+        out = self.decide(X, U.copy())
         out["upload"] = key
         out["set"] = {}
         out["original_units"] = {self.names[k]: float(U[0, k]) for k in self.used}
@@ -377,12 +372,50 @@ class Explorer:
 # ------------------------------------------------------------------------------------------------
 
 
+def _too_large(limit: int) -> InputError:
+    return InputError(f"request too large (limit {limit // (1024 * 1024)} MB)", 413)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is refused with 413, by its
+    Content-Length before anything is read, and for a body without one (chunked) as soon as
+    the bytes read exceed the limit, so no body is ever read whole past it."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, int(limit)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        size = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if size.isdigit() and int(size) > self.limit:
+            msg = f"request too large: {int(size):,} bytes (limit " \
+                  f"{self.limit // (1024 * 1024)} MB)"
+            await JSONResponse({"error": msg}, status_code=413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message.get("type") == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _too_large(self.limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+
 def create_app(model: Any, data: ExplorerData,
                encode: Callable[[list[Any]], np.ndarray] | None = None) -> Any:
     """The FastAPI application of the explorer (serve it with uvicorn on 127.0.0.1)."""
     explorer = Explorer(model, data, encode)
     app = FastAPI(title=data.title, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.explorer = explorer
+    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + 65536)
     env = Environment(loader=PackageLoader("conceptlab.report", "templates"),
                       autoescape=select_autoescape(["html"]))
     page = env.get_template("explorer.html").render(title=data.title)
@@ -397,20 +430,14 @@ def create_app(model: Any, data: ExplorerData,
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         return JSONResponse({"error": f"internal error: {msg}"}, status_code=500)
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next: Any) -> Any:
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > MAX_UPLOAD_BYTES + 65536:
-            return JSONResponse({"error": f"request too large: {int(size):,} bytes (limit "
-                                          f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB)"},
-                                status_code=413)
-        return await call_next(request)
-
     async def _json(request: Request) -> dict[str, Any]:
+        raw = await request.body()  # counted against the limit while it arrives (BodyLimit)
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = json.loads(raw or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InputError("the request body is not valid JSON") from None
+        except RecursionError:
+            raise InputError("the request body is JSON nested too deeply") from None
         if not isinstance(body, dict):
             raise InputError("the request body must be a JSON object")
         return body
@@ -461,6 +488,8 @@ def create_app(model: Any, data: ExplorerData,
         try:
             form = await request.form(max_files=1, max_fields=4,
                                       max_part_size=MAX_UPLOAD_BYTES + 1)
+        except InputError:  # a body over the limit
+            raise
         except Exception as err:  # malformed multipart bodies
             raise InputError(f"could not read the upload ({err})") from None
         file = form.get("file")

@@ -269,8 +269,12 @@ def thumbnail_png(image: Any, size: int = 96) -> bytes:
 def plot_saved_model_weights(folder: PathLike, path: PathLike, *, max_concepts: int = 40) -> Path:
     """Heatmap of a saved ``ConceptBottleneckModel``'s head (read from disk, no refit)."""
     from conceptlab.bottleneck.saving import read_saved_weights
+    from conceptlab.errors import ConceptlabValueError
 
     saved = read_saved_weights(folder)
+    if saved["weights"] is None:
+        raise ConceptlabValueError(f"{folder}: this model's head depends on the input (a "
+                                   f"concept embedding model): no class x concept table")
     nec = saved.get("nec")
     title = f"{saved['method']} CBM head" + (f" (NEC {nec:g})" if nec else " (dense)")
     return plot_weight_heatmap(saved["weights"], saved["class_names"], saved["concept_names"],

@@ -1,9 +1,10 @@
-"""``conceptlab audit RUN_DIR``: the faithfulness profile of any saved CBM or DN-CBM run,
+"""``conceptlab audit RUN_DIR``: the faithfulness profile of any saved concept model's run,
 recomputed on its recorded test split (rebuilt from the recorded data spec and checked by
 fingerprint; embeddings from the cache), optionally against a user's concept example sets.
 
-The profile is the one ``fit`` records (``bottleneck.audit`` / ``discover.dncbm_audit``); the
-control refits use the run's cached train/val embeddings only.
+The profile is the one ``fit`` records: the model's own ``audit_profile`` (``ConceptModel``:
+``bottleneck.audit`` for a CBM, ``discover.dncbm_audit`` for DN-CBM, ``bottleneck.cem_audit``
+for a CEM); the control refits use the run's cached train/val embeddings only.
 """
 
 from __future__ import annotations
@@ -12,19 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conceptlab.bottleneck.audit import record_fields
+from conceptlab.bottleneck.concept_model import check_encoder, load_concept_model
 from conceptlab.bottleneck.model import ConceptBottleneckModel
 from conceptlab.concepts.builtin import builtin_vocabulary_names
 from conceptlab.concepts.examples import embed_examples, load_concept_examples
-from conceptlab.discover.dncbm import DNCBM
-from conceptlab.discover.dncbm import KIND as DNCBM_KIND
-from conceptlab.discover.dncbm_audit import audit_dncbm
 from conceptlab.errors import InputError
 from conceptlab.utils.io import read_json
 from conceptlab.workflows.baselines import backbone_features
 from conceptlab.workflows.cbm import audit_fitted
 from conceptlab.workflows.concepts import concept_source
-from conceptlab.workflows.dncbm import class_embeddings_of
 from conceptlab.workflows.prepare import RunConfig, prepare
 
 
@@ -52,38 +49,31 @@ def _run_record(run_dir: Path) -> tuple[dict[str, Any], RunConfig, Path]:
     return metrics, RunConfig(**{k: v for k, v in config.items() if k in fields}), model_dir
 
 
+def _model_seed(model: Any, metrics: dict[str, Any]) -> int:
+    """The seed the model was fitted (and first audited) with."""
+    seed = getattr(model, "seed", None)
+    if seed is None:
+        seed = (getattr(model, "info", None) or {}).get("seed", metrics.get("seed", 0))
+    return int(seed)
+
+
 def run_audit(run_dir: str | Path, *, concept_examples: str | Path | None = None
               ) -> dict[str, Any]:
     """The faithfulness profile of a saved run (see the module docstring)."""
     run = Path(run_dir)
     metrics, config, model_dir = _run_record(run)
     examples = load_concept_examples(concept_examples) if concept_examples else None
-    kind = read_json(model_dir / "model.json").get("kind")
+    model = load_concept_model(model_dir)  # a malformed model fails before any encoding
     t0 = time.perf_counter()
     prep = prepare(config)
     src = concept_source(prep, concepts_spec((metrics.get("concepts") or {}).get("origin", "")))
-    if kind == DNCBM_KIND:
-        if examples is not None:
-            raise InputError("--concept-examples: DN-CBM units are judged by the labels of "
-                             "their names; example sets are for CBM runs")
-        dn = DNCBM.load(model_dir)
-        labels = src.concept_labels
-        record = audit_dncbm(dn, prep.X["test"], prep.y["test"], vocab=list(src.bank.names),
-                             vocab_embeddings=src.bank.vectors,
-                             concept_labels_test=None if labels is None else labels["test"],
-                             concept_label_names=(list(src.bank.names) if labels is not None
-                                                  else None),
-                             class_embeddings=class_embeddings_of(prep.encoder,
-                                                                  prep.class_names))
-        faith = record_fields(record)
-    else:
-        model = ConceptBottleneckModel.load(
-            model_dir, expected_encoder_fingerprint=prep.encoder.fingerprint())
-        F = backbone_features(prep) if model.cbl_input == "features" else None
-        emb = (embed_examples(examples, prep.encoder, model.concept_names)
-               if examples is not None else None)
-        row = audit_fitted(model, prep, src, seed=model.seed, F=F, examples=emb)
-        faith = row["faithfulness"]
+    check_encoder(model, prep.encoder.fingerprint(), model_dir)
+    F = (backbone_features(prep) if isinstance(model, ConceptBottleneckModel)
+         and model.cbl_input == "features" else None)
+    emb = (embed_examples(examples, prep.encoder, model.concept_names)
+           if examples is not None and isinstance(model, ConceptBottleneckModel) else examples)
+    row = audit_fitted(model, prep, src, seed=_model_seed(model, metrics), F=F, examples=emb)
+    faith = row["faithfulness"]
     return {"run": str(run), "method": metrics.get("method"), "data": config.data,
             "encoder": metrics.get("encoder") or config.encoder,
             "recorded_trusted": (metrics.get("faithfulness") or {}).get("trusted"),

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from conceptlab.baselines.zeroshot import build_class_embeddings, get_templates, zero_shot_predict
-from conceptlab.bottleneck.audit import FitArrays, audit, record_fields, text_encoder_of
 from conceptlab.bottleneck.cms import (
     class_concept_similarities,
     cms_predict_cosine,
@@ -22,19 +21,21 @@ from conceptlab.bottleneck.cms import (
     cms_reference_predict,
     cms_rowsum_predict,
 )
-from conceptlab.bottleneck.heads import HeadConfig
-from conceptlab.bottleneck.intervention import (
-    concept_accuracy,
-    fit_concept_thresholds,
-    intervention_curve,
+from conceptlab.bottleneck.concept_model import (
+    ConceptModel,
+    check_encoder,
+    intervention_rows,
+    load_concept_model,
+    resolve_settings,
 )
+from conceptlab.bottleneck.heads import HeadConfig
 from conceptlab.bottleneck.model import ConceptBottleneckModel
 from conceptlab.bottleneck.objectives import objective_names
 from conceptlab.bottleneck.options import split_options
 from conceptlab.data.base import DataError
 from conceptlab.data.folder import open_image
 from conceptlab.encoders.base import Encoder, build_encoder
-from conceptlab.errors import ConceptlabValueError, InputError, MissingFileError
+from conceptlab.errors import ConceptlabValueError, FormatError, InputError, MissingFileError
 from conceptlab.metrics import accuracy, per_class_accuracy
 from conceptlab.report.plots import plot_explanation
 from conceptlab.utils.io import atomic_run_dir, check_output_dir, read_json, write_json_atomic
@@ -42,6 +43,7 @@ from conceptlab.workflows import cem, dncbm
 from conceptlab.workflows.baselines import backbone_features, probe_accuracy, run_probe
 from conceptlab.workflows.concepts import (
     ConceptSource,
+    audit_inputs_of,
     check_concepts,
     concept_source,
     describe_source,
@@ -105,38 +107,16 @@ def fit_cbm(prep: Prepared, src: ConceptSource, method: str, nec: float | None,
     return model, row
 
 
-def audit_fitted(model: ConceptBottleneckModel, prep: Prepared, src: ConceptSource, *,
+def audit_fitted(model: ConceptModel, prep: Prepared, src: ConceptSource, *,
                  seed: int, controls: bool = True, F: dict[str, np.ndarray] | None = None,
                  examples: Any = None) -> dict[str, Any]:
-    """The faithfulness profile of a fitted CBM on the run's test split (``fit`` and
-    ``audit`` share it): control refits on the cached train/val embeddings, the encoder's
-    text side for the controls and the class links, ground-truth concept labels (with the
-    concept accuracy and intervention curve) where the data has them, and ``examples``
-    (``concepts.examples.ExampleEmbeddings``) where given. Returns the row fields."""
-    labels = src.concept_labels
-    Ft, Fv, Fs = (None, None, None) if F is None else (F["train"], F["val"], F["test"])
-    refit = (FitArrays(prep.X["train"], prep.y["train"], prep.X["val"], prep.y["val"],
-                       concept_labels=None if labels is None else labels["train"],
-                       F_train=Ft, F_val=Fv) if controls else None)
-    names = list(src.bank.names)
-    row: dict[str, Any] = {}
-    if labels is not None and Fs is None:
-        kept = [n for n in names if n in model.concept_names]
-        cols = [names.index(n) for n in kept]
-        th = fit_concept_thresholds(model, prep.X["train"], labels["train"][:, cols], kept)
-        row["concept_accuracy"] = concept_accuracy(
-            model, prep.X["test"], labels["test"][:, cols], kept, th)["mean"]
-        row["intervention_curve"] = intervention_curve(
-            model, prep.X["test"], prep.y["test"], labels["test"][:, cols], kept, seed=seed)
-    faith = audit(model, prep.X["test"], prep.y["test"], refit=refit, F_test=Fs,
-                  encoder=text_encoder_of(prep.encoder),
-                  concept_labels_test=None if labels is None else labels["test"],
-                  concept_label_names=names if labels is not None else None,
-                  concept_examples=examples, intervention_curve=row.get("intervention_curve"),
-                  control_seed=seed)
-    row["faithfulness"] = record_fields(faith)
-    row["trusted"] = faith["trusted"]
-    return row
+    """The faithfulness profile of a fitted concept model on the run's test split (``fit``
+    and ``audit`` share it): ``model.audit_profile`` on ``audit_inputs_of(...)`` (for a CBM:
+    control refits on the cached train/val embeddings, the encoder's text side for the
+    controls and the class links, ground-truth concept labels with the concept accuracy,
+    intervention curve and leakage, and ``examples``). Returns the row fields."""
+    return model.audit_profile(audit_inputs_of(prep, src, seed=seed, controls=controls, F=F,
+                                               examples=examples))
 
 
 def save_explanations(model: ConceptBottleneckModel, prep: Prepared, out: Path,
@@ -270,8 +250,12 @@ def run_cms(config: RunConfig, out: str | Path | None = None, *, concepts: str =
 # ------------------------------------------------------------------------------------------------
 
 
-def load_saved(model_dir: str | Path) -> tuple[ConceptBottleneckModel, Encoder]:
-    """A saved model and the encoder that feeds it (refused if the encoder does not match)."""
+def load_saved(model_dir: str | Path) -> tuple[ConceptModel, Encoder]:
+    """A saved concept model (any registered kind) and the encoder that feeds it.
+
+    ``encoder.json`` is checked against what the model recorded *before* the encoder is
+    built (a doctored record must not make this load another model's weights), and the built
+    encoder's fingerprint against the model's after."""
     run_dir = Path(model_dir)
     if not run_dir.is_dir():
         raise MissingFileError(f"{run_dir}: no such folder (give the OUT folder of `fit`)")
@@ -280,17 +264,47 @@ def load_saved(model_dir: str | Path) -> tuple[ConceptBottleneckModel, Encoder]:
     elif (run_dir / "model.json").is_file():
         folder = run_dir
     else:
-        raise ConceptlabValueError(f"{run_dir}: not a saved model (no model/model.json; give the "
-                                   f"OUT "
+        raise InputError(f"{run_dir}: not a saved model (no model/model.json; give the OUT "
                          "folder written by `fit`)")
     enc_file = folder.parent / "encoder.json"
     if not enc_file.is_file():
         raise MissingFileError(f"{enc_file}: missing (it records how to rebuild the encoder)")
-    enc = read_json(enc_file)
+    model = load_concept_model(folder)
+    enc = _encoder_record(enc_file, model, folder.parent)
     encoder = build_encoder(enc["spec"], **enc.get("options", {}))
-    model = ConceptBottleneckModel.load(folder,
-                                        expected_encoder_fingerprint=encoder.fingerprint())
+    check_encoder(model, encoder.fingerprint(), folder)
     return model, encoder
+
+
+def _encoder_record(enc_file: Path, model: ConceptModel, run_dir: Path) -> dict[str, Any]:
+    """``encoder.json``, refused unless it names the encoder the model recorded (its spec and
+    fingerprint; for a model that recorded none, the run's metrics.json)."""
+    try:
+        enc = read_json(enc_file)
+    except (ValueError, RecursionError) as err:
+        raise FormatError(f"{enc_file}: not readable JSON ({str(err).splitlines()[0]})"
+                          ) from None
+    if not isinstance(enc, dict) or not isinstance(enc.get("spec"), str) or \
+            not isinstance(enc.get("options", {}), dict):
+        raise FormatError(f"{enc_file}: must hold {{\"spec\": str, \"options\": {{...}}}}")
+    spec, fp = str(model.encoder_spec or ""), str(model.encoder_fingerprint or "")
+    if not spec or not fp:
+        metrics_file = run_dir / "metrics.json"
+        try:
+            metrics = read_json(metrics_file) if metrics_file.is_file() else {}
+        except ValueError:
+            metrics = {}
+        if isinstance(metrics, dict):
+            spec = spec or str(metrics.get("encoder") or "")
+            fp = fp or str(metrics.get("encoder_fingerprint") or "")
+    recorded_fp = str(enc.get("fingerprint") or "")
+    if (spec and enc["spec"] != spec) or (fp and recorded_fp and recorded_fp != fp):
+        raise FormatError(
+            f"{enc_file}: names encoder {enc['spec']!r} (fingerprint {recorded_fp or 'none'}), "
+            f"but the model was fitted on embeddings from {spec or 'another encoder'!r} "
+            f"(fingerprint {fp or 'not recorded'}); nothing was loaded: restore the run's "
+            f"encoder.json or re-fit the model")
+    return enc
 
 
 #: how image files start (PNG, JPEG, GIF, BMP, WebP/RIFF, TIFF): named when given to a text model
@@ -365,7 +379,7 @@ def read_inputs(encoder: Encoder, inputs: Sequence[str], texts: Sequence[str] = 
 
 
 def _saved_batch(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[str]
-                 ) -> tuple[ConceptBottleneckModel, np.ndarray, list[str]]:
+                 ) -> tuple[ConceptModel, np.ndarray, list[str]]:
     """A saved model, the embeddings of the inputs, and a label per row (see read_inputs)."""
     model, encoder = load_saved(model_dir)
     X, labels = read_inputs(encoder, inputs, texts)
@@ -398,26 +412,13 @@ def explain_saved(model_dir: str | Path, inputs: Sequence[str], texts: Sequence[
 
 def intervene_saved(model_dir: str | Path, inputs: Sequence[str], settings: dict[str, Any],
                     texts: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Predictions before and after setting named concepts (``"high"``/``"low"`` or a number)."""
-    model, X, labels = _saved_batch(model_dir, inputs, texts)
-    values: dict[str, Any] = {}
-    for name, value in settings.items():
-        k = model.concept_index(name)  # a clear error for unknown names
-        if value in ("high", "present") and model.unit_high_ is not None:
-            values[name] = float(model.unit_high_[k])
-        elif value in ("low", "absent") and model.unit_low_ is not None:
-            values[name] = float(model.unit_low_[k])
-        else:
-            try:
-                values[name] = float(value)
-            except ValueError:
-                raise ConceptlabValueError(f"value for {name!r} must be a number, 'high' or 'low', "
-                                 f"got {value!r}") from None
-    before = model.predict(X)
-    after = model.intervene(X, values)
-    return [{"input": label, "set": values, "before": model.class_names[int(b)],
-             "after": model.class_names[int(a)]}
-            for label, b, a in zip(labels, before, after, strict=True)]
+    """Predictions and class probabilities before and after setting named concepts
+    (``present`` / ``absent``, with ``high`` / ``low`` accepted as aliases, or a number);
+    every name and value is checked before the model or the encoder is used."""
+    model, encoder = load_saved(model_dir)
+    resolve_settings(model, settings)  # bad names and values fail before any encoding
+    X, labels = read_inputs(encoder, inputs, texts)
+    return intervention_rows(model, X, settings, labels)
 
 
 def comparison_rows(prep: Prepared, src: ConceptSource, *,

@@ -5,10 +5,10 @@ CUB), scored beside the same numbers the joint CBM reports: task accuracy, conce
 order) and the leakage measures of ``faithfulness.leakage`` (soft vs hard concepts, oracle
 impurity).
 
-Writes ``OUT/metrics.json``, ``OUT/model`` (safetensors + JSON) and ``OUT/encoder.json``, all
-at once. Not yet wired: ``predict`` / ``explain`` / ``intervene`` on the saved folder, the
-HTML report and the explorer (they read the CBM's format); from Python,
-``ConceptEmbeddingModel.load(OUT / "model")`` gives ``explain`` and ``intervene``.
+Writes ``OUT/metrics.json`` (with the CEM's faithfulness profile, ``bottleneck.cem_audit``),
+``OUT/model`` (safetensors + JSON), ``OUT/encoder.json`` and ``OUT/report.html``, all at once.
+The CEM is a ``ConceptModel``: ``predict``, ``explain``, ``intervene``, ``serve``, ``report``
+and ``audit`` read the run like any other.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from conceptlab.metrics import accuracy
 from conceptlab.utils.io import atomic_run_dir
 from conceptlab.workflows.concepts import (
     ConceptSource,
+    audit_inputs_of,
     check_concepts,
     concept_source,
     describe_source,
 )
 from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.report import build_report
 
 METHOD = "cem"
 
@@ -44,7 +46,9 @@ def fit_cem_row(prep: Prepared, src: ConceptSource, options: dict[str, Any] | No
     names = list(src.bank.names)
     C = src.concept_labels
     t0 = time.perf_counter()
-    model = ConceptEmbeddingModel(names, prep.class_names, cfg, seed).fit(
+    model = ConceptEmbeddingModel(names, prep.class_names, cfg, seed,
+                                  encoder_spec=prep.config.encoder or "",
+                                  encoder_fingerprint=prep.encoder.fingerprint()).fit(
         prep.X["train"], prep.y["train"], C["train"], prep.X["val"], prep.y["val"])
     fit_seconds = time.perf_counter() - t0
     Xt, yt = prep.X["test"], prep.y["test"]
@@ -59,6 +63,8 @@ def fit_cem_row(prep: Prepared, src: ConceptSource, options: dict[str, Any] | No
                                   C["test"], seed),
         "epochs": model.training_["epochs"], "fit_seconds": round(fit_seconds, 3),
         "hyper_parameters": cfg.__dict__.copy()}
+    audited = model.audit_profile(audit_inputs_of(prep, src, seed=seed))
+    row.update(faithfulness=audited["faithfulness"], trusted=audited["trusted"])
     return model, row
 
 
@@ -81,4 +87,6 @@ def run_cem(config: RunConfig, out: str | Path, *, concepts: str = "auto",
         metrics = {"command": "fit", **row, **prep.base_metrics(),
                    "concepts": describe_source(src), "model_dir": str(final / "model"),
                    "seconds": round(time.perf_counter() - t0, 3)}
-        return finish(staged, metrics)
+        metrics = finish(staged, metrics)
+        build_report([staged])  # report.html: accuracy beside the audit profile
+        return metrics

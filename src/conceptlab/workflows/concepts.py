@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.bottleneck.concept_model import AuditInputs
 from conceptlab.concepts import ConceptBank, Vocabulary, builtin_vocabulary, load_vocabulary
 from conceptlab.concepts.builtin import builtin_vocabulary_names
 from conceptlab.concepts.generate import generate_vocabulary
@@ -92,3 +93,17 @@ def concept_source(prep: Prepared, concepts: str = "auto") -> ConceptSource:
 def describe_source(src: ConceptSource) -> dict[str, Any]:
     return {"origin": src.origin, "n_concepts": len(src.bank), "source": src.vocabulary.source,
             "warnings": list(src.vocabulary.warnings)}
+
+
+def audit_inputs_of(prep: Prepared, src: ConceptSource, *, seed: int, controls: bool = True,
+                    F: dict[str, np.ndarray] | None = None, examples: Any = None
+                    ) -> AuditInputs:
+    """What a concept model's audit may use, from a prepared run: its test split, its
+    vocabulary (names and text embeddings), ground-truth concept labels where the data has
+    them, the cached train/val embeddings, the encoder, backbone features and example sets."""
+    return AuditInputs(
+        X_test=prep.X["test"], y_test=prep.y["test"], vocab_names=list(src.bank.names),
+        vocab_vectors=src.bank.vectors, X_train=prep.X["train"], y_train=prep.y["train"],
+        X_val=prep.X["val"], y_val=prep.y["val"], concept_labels=src.concept_labels,
+        encoder=prep.encoder, class_embeddings=None, features=F, examples=examples,
+        seed=seed, controls=controls)

@@ -48,6 +48,8 @@ def fit_dncbm_row(prep: Prepared, src: ConceptSource, nec: float | None,
                       n_classes=len(prep.class_names), vocab=vocab, vocab_embeddings=E,
                       n_concepts=cfg.units, nec=nec, seed=seed, method=cfg.dictionary,
                       sae_options=cfg.dictionary_options, class_names=prep.class_names)
+    model.encoder_spec = prep.config.encoder or ""
+    model.encoder_fingerprint = prep.encoder.fingerprint()
     fit_seconds = time.perf_counter() - t0
     codes = model.codes(X["test"])
     pred = model.head.predict(codes)
@@ -93,7 +95,7 @@ def run_dncbm(config: RunConfig, out: str | Path, *, concepts: str = "auto",
         prep.write_encoder_json(staged)
         used = np.flatnonzero((model.head.weight != 0).any(axis=0))
         metrics = {"command": "fit", **row, **prep.base_metrics(), "concepts": describe_source(src),
-                   "units_used": [{"unit": int(model.alive[i]), "name": model.concept_names[i],
+                   "units_used": [{"unit": int(model.alive[i]), "name": model.unit_names[i],
                                    "name_cosine": float(model.name_scores[model.alive[i]])}
                                   for i in used],
                    "model_dir": str(final / "model"),

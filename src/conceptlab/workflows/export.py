@@ -75,6 +75,7 @@ def check_request(what: str, fmt: str = "csv") -> None:
 
 def activations_table(run: Path, metrics: Mapping[str, Any]) -> pd.DataFrame:
     """Per-item concept activations of the run's test split, with labels and predictions."""
+    from conceptlab.bottleneck.model import ConceptBottleneckModel
     from conceptlab.workflows.baselines import backbone_features
     from conceptlab.workflows.cbm import load_saved
     from conceptlab.workflows.prepare import RunConfig, prepare
@@ -93,10 +94,14 @@ def activations_table(run: Path, metrics: Mapping[str, Any]) -> pd.DataFrame:
         raise InputError(f"{run}: the data at {config.get('data')!r} changed since the run "
                          "(test split fingerprint differs); cannot export its activations")
     X = prep.X["test"]
-    features = backbone_features(prep) if model.cbl_input == "features" else None
-    F = None if features is None else features["test"]
-    H = model.concept_activations(X, F)
-    proba = model.predict_proba(X, F)
+    if isinstance(model, ConceptBottleneckModel) and model.cbl_input == "features":
+        features = backbone_features(prep)
+        F = None if features is None else features["test"]
+        H = model.concept_activations(X, F)
+        proba = model.predict_proba(X, F)
+    else:  # any concept model, through the protocol
+        H = model.activations_from_units(model.unit_values(X))
+        proba = model.predict_proba(X)
     pred = proba.argmax(axis=1)
     y = prep.y["test"]
     names = model.class_names

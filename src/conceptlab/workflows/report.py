@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file
 
 from conceptlab.errors import ConceptlabValueError, MissingFileError
 from conceptlab.faithfulness.claims import claim_summary
@@ -87,7 +86,7 @@ class SavedRun:
     path: Path
     metrics: dict[str, Any]
     model_meta: dict[str, Any] | None = None
-    weights: np.ndarray | None = None  # C x K head weights per standardised activation
+    weights: np.ndarray | None = None  # C x K head weights per unit of raw activation
     encoder: dict[str, Any] | None = None
     explanations: list[dict[str, Any]] = field(default_factory=list)
     inputs: dict[int, Any] = field(default_factory=dict)  # test position -> PIL image or text
@@ -123,11 +122,7 @@ def read_run(folder: str | Path, *, with_inputs: bool = True) -> SavedRun:
     model_dir = path / "model"
     if (model_dir / "model.json").is_file():
         run.model_meta = read_json(model_dir / "model.json")
-        weights_file = model_dir / "model.safetensors"
-        if weights_file.is_file():
-            t = load_file(str(weights_file))
-            if "head.weight" in t:
-                run.weights = np.asarray(t["head.weight"], dtype=np.float64)
+        run.weights = head_weights(model_dir)
     if (path / "encoder.json").is_file():
         run.encoder = read_json(path / "encoder.json")
     if (path / "explanations.json").is_file():
@@ -138,6 +133,22 @@ def read_run(folder: str | Path, *, with_inputs: bool = True) -> SavedRun:
         wanted = [int(e["test_index"]) for e in run.explanations if "test_index" in e]
         run.inputs, run.input_note = read_test_inputs(metrics, wanted)
     return run
+
+
+def head_weights(model_dir: Path) -> np.ndarray | None:
+    """The saved concept model's class x concept weights (``ConceptModel.effective_head``,
+    per unit of raw activation), or None when its head depends on the input (a CEM) or the
+    model cannot be read (the page then says so in its vocabulary table: nothing used)."""
+    from conceptlab.bottleneck.concept_model import load_concept_model
+    from conceptlab.errors import ConceptlabError
+
+    if not (model_dir / "model.safetensors").is_file():
+        return None
+    try:
+        head = load_concept_model(model_dir).effective_head()
+    except ConceptlabError:
+        return None
+    return None if head is None else np.asarray(head[0], dtype=np.float64)
 
 
 def rebuild_test_split(metrics: Mapping[str, Any]) -> Any:
@@ -445,7 +456,7 @@ def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
         nec = meta.get("hyper_parameters", {}).get("nec")
         title = f"{meta.get('method', '?')} CBM head" + \
             (f", NEC {nec:g}" if isinstance(nec, int | float) else ", dense") + \
-            " (weights per standard deviation of each activation)"
+            " (weights per unit of activation)"
         fig = weight_heatmap_figure(run.weights, meta["class_names"], meta["concept_names"],
                                     title=title)
         sections.append(Section(f"{prefix}Class x concept weights",

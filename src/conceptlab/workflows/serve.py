@@ -5,17 +5,23 @@ checked); the test and training items are the run's own splits, rebuilt from the
 recorded in ``metrics.json`` and checked against the recorded fingerprints (as in
 ``workflows.report``), and encoded through the activation cache: the fit filled it, so this
 is a read. Nothing is written to the run folder.
+
+``serve`` binds its address first (a taken port or an unknown host is one error line before any
+work), says what it is doing before the slow steps (encoding a cold cache can take minutes),
+and says "ready" only once the socket is listening.
 """
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from conceptlab.errors import ConceptlabValueError
+from conceptlab.errors import InputError, OptionError, OutputError
 from conceptlab.report.app import ExplorerData, create_app
 from conceptlab.utils.io import read_json
 
@@ -23,7 +29,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
 
-def explorer_data(run_dir: str | Path, encoder: Any) -> ExplorerData:
+def explorer_data(run_dir: str | Path, encoder: Any,
+                  say: Callable[[str], None] | None = None) -> ExplorerData:
     """Test and training embeddings, labels and raw items of a run (through the cache)."""
     from conceptlab.cache import ActivationCache
     from conceptlab.data.base import build_dataset
@@ -35,8 +42,7 @@ def explorer_data(run_dir: str | Path, encoder: Any) -> ExplorerData:
     metrics = read_json(run / "metrics.json")
     config = metrics.get("config")
     if not isinstance(config, dict):
-        raise ConceptlabValueError(f"{run / 'metrics.json'}: no data config recorded; cannot "
-                                   f"rebuild the "
+        raise InputError(f"{run / 'metrics.json'}: no data config recorded; cannot rebuild the "
                          "run's test items")
     dataset = build_dataset(config["data"], **(config.get("data_options") or {}))
     splits = make_splits(dataset, val_fraction=config.get("val_fraction", 0.1),
@@ -46,10 +52,13 @@ def explorer_data(run_dir: str | Path, encoder: Any) -> ExplorerData:
     for name in ("train", "test"):
         got = getattr(splits, name).fingerprint()
         if recorded.get(name) and recorded[name] != got:
-            raise ConceptlabValueError(f"{run}: the {name} split of {config['data']!r} changed "
-                                       f"since the "
+            raise InputError(f"{run}: the {name} split of {config['data']!r} changed since the "
                              f"run (fingerprint {got} != recorded {recorded[name]})")
     cache = ActivationCache(config.get("cache_dir"))
+    if say is not None:
+        say(f"encoding the run's {len(splits.train)} training and {len(splits.test)} test "
+            f"items through the activation cache (a read when the fit filled it; minutes on "
+            f"a cold cache)...")
     X = {}
     for name in ("train", "test"):
         split = getattr(splits, name)
@@ -62,28 +71,67 @@ def explorer_data(run_dir: str | Path, encoder: Any) -> ExplorerData:
                         warnings=trust_warnings(metrics), metrics=metrics)
 
 
-def build_explorer(run_dir: str | Path, *, warm_up: bool = True) -> Any:
-    """The explorer's FastAPI app for a run folder written by ``fit`` or ``demo``."""
+def build_explorer(run_dir: str | Path, *, warm_up: bool = True,
+                   say: Callable[[str], None] | None = None) -> Any:
+    """The explorer's FastAPI app for a run folder written by ``fit`` or ``demo`` (any
+    concept model kind); ``say`` hears a line before each slow step."""
+    from conceptlab.bottleneck.model import ConceptBottleneckModel
     from conceptlab.workflows.cbm import load_saved
 
+    if say is not None:
+        say(f"loading the model and its encoder from {run_dir}...")
     model, encoder = load_saved(run_dir)
-    if getattr(model, "cbl_input", None) == "features":
-        raise ConceptlabValueError(f"{run_dir}: this model's CBL reads backbone features; the "
-                                   f"explorer "
+    if isinstance(model, ConceptBottleneckModel) and model.cbl_input == "features":
+        raise InputError(f"{run_dir}: this model's CBL reads backbone features; the explorer "
                          "serves models that read embeddings or concept scores")
-    data = explorer_data(run_dir, encoder)
+    data = explorer_data(run_dir, encoder, say)
     encode = encoder.encode_images if data.modality == "image" else encoder.encode_texts
     if warm_up and data.test_items is not None and len(data.test_items):
         encode([data.test_items[0]])  # the first upload should not pay for lazy loading
     return create_app(model, data, encode)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or one clear error: a bad port, a host this
+    machine cannot listen on, an address already in use."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise OptionError(f"--port must be an integer in 0..65535, got {port!r}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as err:
+        raise OptionError(f"--host {host!r}: not an address this machine can listen on "
+                          f"({getattr(err, 'strerror', None) or err})") from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        why = err.strerror or str(err)
+        hint = " (another explorer or server uses it: pick another --port)" \
+            if err.errno in (98, 48, 10048) else ""
+        raise OutputError(f"cannot listen on {host}:{port}: {why}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(run_dir: str | Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve the explorer until interrupted (bound to 127.0.0.1 unless told otherwise)."""
+    """Serve the explorer until interrupted (bound to 127.0.0.1 unless told otherwise): the
+    address is bound before any work, "ready" is printed once it listens."""
     import uvicorn
 
+    def say(line: str) -> None:
+        print(line, flush=True)
+
     t0 = time.perf_counter()
-    app = build_explorer(run_dir)
-    print(f"explorer ready in {time.perf_counter() - t0:.1f} s: http://{host}:{port}/",
-          flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    sock = bind(host, port)
+    try:
+        app = build_explorer(run_dir, say=say)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        actual = sock.getsockname()[1]
+        say(f"explorer ready in {time.perf_counter() - t0:.1f} s: http://{host}:{actual}/")
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
