@@ -54,8 +54,8 @@ class XAIMetricError(ConceptlabValueError):
     """Inputs of mismatched shapes or out of range for the concept-XAI metrics."""
 
 
-def _matrix(a: Any, name: str, ndim: int = 2) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
+def _matrix(a: Any, name: str, ndim: int = 2, dtype: Any = np.float64) -> np.ndarray:
+    arr = np.asarray(a, dtype=dtype)
     if arr.ndim != ndim:
         raise XAIMetricError(f"{name} must be {ndim}-D, got shape {arr.shape}")
     return arr
@@ -152,8 +152,8 @@ def concept_existence(importance: Any, present: Any, l_top: int) -> np.ndarray:
 def coam(feature_maps: Any, directions: Any) -> np.ndarray:
     """Concept activation maps: ``(1/d) sum_k c_jk E(:, :, k)`` for maps ``E`` (N x H x W x d)
     and directions ``c`` (L x d); returns N x H x W x L."""
-    E = _matrix(feature_maps, "feature maps", ndim=4)
-    C = _matrix(directions, "directions")
+    E = _matrix(feature_maps, "feature maps", ndim=4, dtype=np.float32)
+    C = _matrix(directions, "directions", dtype=np.float32)
     if C.shape[1] != E.shape[3]:
         raise XAIMetricError(f"directions are {C.shape[1]}-d, the maps have {E.shape[3]} "
                              "channels")
@@ -164,7 +164,7 @@ def upsample(maps: Any, size: tuple[int, int]) -> np.ndarray:
     """Bilinear upsampling (align_corners=False) of N x h x w x L maps to N x M1 x M2 x L."""
     import torch
 
-    m = _matrix(maps, "maps", ndim=4)
+    m = _matrix(maps, "maps", ndim=4, dtype=np.float32)
     t = torch.from_numpy(np.ascontiguousarray(m.transpose(0, 3, 1, 2)))
     up = torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False)
     return up.numpy().transpose(0, 2, 3, 1)
@@ -187,7 +187,7 @@ def concept_location(maps: Any, importance: Any, present: Any, locations: Any, l
     """CLM@l per image: of its ``l`` most important concepts, the share present in it whose
     location (``locations``: N x L x 2, row and column in pixels of the M1 x M2 image) lies in
     the top ``alpha/12`` of the concept's upsampled map (``maps``: N x M1 x M2 x L)."""
-    M = _matrix(maps, "maps", ndim=4)
+    M = _matrix(maps, "maps", ndim=4, dtype=np.float32)
     imp = _matrix(importance, "importance")
     pres = np.asarray(present).astype(bool)
     loc = np.asarray(locations, dtype=np.float64)
