@@ -97,7 +97,9 @@ def docs_section(result: dict[str, Any]) -> str:
             f"{', '.join(map(str, result['seeds']))} (map and CBM), mean ± 95% t-interval; "
             f"CEM and CLM over all test images. Definitions: "
             f"`conceptlab.faithfulness.xai_metrics`. Table: "
-            f"`benchmarks/results/bench_xai_metrics.md`.\n\n{markdown(result)}\n{END}")
+            f"`benchmarks/results/bench_xai_metrics.md`.\n\n{markdown(result)}\n"
+            f"![CEM and CLM per model against chance](../benchmarks/results/"
+            f"bench_xai_metrics.png)\n\n{END}")
 
 
 def write_docs(result: dict[str, Any], path: Path = DOCS) -> None:
@@ -127,13 +129,7 @@ def spatial_features(encoder: Any, images: list[Any], batch: int = 32) -> np.nda
 def run(seeds: list[int], n_train: int, n_test: int, cache_dir: str | None) -> dict[str, Any]:
     from conceptlab.data.base import build_dataset
     from conceptlab.data.idsprites import centre_pixel
-    from conceptlab.faithfulness.xai_metrics import (
-        coam,
-        concept_class_matrix,
-        feature_directions,
-        upsample,
-        xai_metrics,
-    )
+    from conceptlab.faithfulness.xai_metrics import cbm_xai_metrics, concept_class_matrix
     from conceptlab.workflows.align import AlignConfig, run_align
     from conceptlab.workflows.cbm import fit_cbm
     from conceptlab.workflows.concepts import concept_source
@@ -172,19 +168,12 @@ def run(seeds: list[int], n_train: int, n_test: int, cache_dir: str | None) -> d
             present = test.concept_labels[:, cols] > 0.5
             V = concept_class_matrix(train.concept_labels[:, cols], prep.y["train"],
                                      len(prep.class_names))
-            w, _ = model.effective_head()
-            H = model.concept_activations(prep.X["test"])
-            pred = model.predict(prep.X["test"])
-            C = feature_directions(model.unit_values, prep.encoder.map.W,
-                                   prep.encoder.map.sigma)
-            maps = upsample(coam(E, C), (size, size)).astype(np.float32)
-            locs = np.repeat(centres[:, None, :], len(cols), axis=1)
-            m = xai_metrics(w.T, H, prep.y["test"], pred, present, V, maps=maps, locations=locs)
+            m = cbm_xai_metrics(model, prep.X["test"], prep.y["test"], present, V, E,
+                                prep.encoder.map.W, prep.encoder.map.sigma, centres, size)
             m.update(seed=seed, accuracy=row["accuracy"], nec=row["nec"],
                      concept_names=list(model.concept_names))
             rows[f"{MODEL}, {label}"].append(m)
-            share = float(present.mean())
-            chance = {"cem": share, "clm,a=1": share / 12, "clm,a=3": share * 3 / 12}
+            chance = m.pop("chance")
             print(seed, label, {c: round(m[c], 3) for c in COLUMNS}, flush=True)
         record.update(n_train=len(prep.y["train"]), n_test=len(prep.y["test"]),
                       n_concepts=len(src.bank), splits=prep.splits.record)
@@ -209,6 +198,7 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
+    from conceptlab.report.plots import save_png, xai_metrics_figure
     from conceptlab.utils.io import read_json, write_json_atomic, write_text_atomic
 
     if args.from_json:
@@ -217,6 +207,10 @@ def main() -> int:
         result = run(args.seeds, args.n_train, args.n_test, args.cache_dir)
         write_json_atomic(args.out, result)
     write_text_atomic(args.out.with_suffix(".md"), markdown(result))
+    save_png(xai_metrics_figure(result["summary"], result["chance"],
+                                title=f"idsprites through the caption map, seeds "
+                                      f"{', '.join(map(str, result['seeds']))}"),
+             args.out.with_suffix(".png"))
     if args.docs:
         write_docs(result)
     print(markdown(result))

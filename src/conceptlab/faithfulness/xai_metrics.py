@@ -272,3 +272,26 @@ def xai_metrics(theta: Any, activations: Any, labels: Any, predictions: Any, pre
             out[f"clm@{l_top},a={a:g}"] = summarize(clm)
             out[f"clm@{l_top},a={a:g}_correct"] = summarize(clm[right])
     return out
+
+
+def cbm_xai_metrics(model: Any, X: Any, labels: Any, present: Any, V: Any, feature_maps: Any,
+                    W: np.ndarray, sigma: np.ndarray, centres: Any, image_size: int,
+                    **options: Any) -> dict[str, Any]:
+    """The three metrics for a fitted concept bottleneck model (``ConceptBottleneckModel``)
+    on embeddings ``X`` of a caption-map encoder (``W``, ``sigma`` of its ``LinearMap``), with
+    the images' pre-pooling maps ``feature_maps`` (N x h x w x d) and the pixel (row, column) of
+    each image's object, ``centres`` (N x 2), which every present concept shares (idsprites).
+    ``present`` and ``V`` are in the model's concept order. ``options``: ``ls``, ``alphas``."""
+    w, _ = model.effective_head()
+    H = model.concept_activations(X)
+    pred = model.predict(X)
+    C = feature_directions(model.unit_values, W, sigma)
+    maps = upsample(coam(feature_maps, C), (image_size, image_size)).astype(np.float32)
+    c = np.asarray(centres, dtype=np.float64)
+    locs = np.repeat(c[:, None, :], H.shape[1], axis=1)
+    out = xai_metrics(np.asarray(w).T, H, labels, pred, present, V, maps=maps, locations=locs,
+                      **options)
+    share = float(np.asarray(present, dtype=np.float64).mean())
+    out["chance"] = {"cem": share, **{f"clm,a={a:g}": share * a / PARTS_DENOMINATOR
+                                      for a in options.get("alphas", (1.0, 3.0, 6.0))}}
+    return out

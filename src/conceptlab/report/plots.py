@@ -256,6 +256,53 @@ def accuracy_nec_figure(points: Sequence[Mapping[str, Any]], *,
     return fig
 
 
+#: the concept-XAI metrics a figure shows, with their axis labels (``faithfulness.xai_metrics``)
+XAI_FIGURE_METRICS: dict[str, str] = {"cem@1": "CEM@1", "cem@3": "CEM@3",
+                                      "clm@1,a=1": "CLM@1\nα=1", "clm@1,a=3": "CLM@1\nα=3",
+                                      "clm@3,a=3": "CLM@3\nα=3"}
+
+
+def _mean_half(value: Any) -> tuple[float, float]:
+    if isinstance(value, list | tuple):
+        return float(value[0]), float(value[1]) if len(value) > 1 else 0.0
+    return float(value), 0.0
+
+
+def xai_metrics_figure(models: Mapping[str, Mapping[str, Any]],
+                       chance: Mapping[str, float] | None = None, *,
+                       title: str = "concept existence (CEM) and location (CLM)") -> Figure:
+    """Grouped bars of the concept existence and location metrics per model (a value or a
+    ``[mean, half-width]`` pair, drawn with its interval), with the chance level of each
+    metric (a random concept ranking; a random region of the same size) as a black tick."""
+    if not models:
+        raise ConceptlabValueError("no models to plot")
+    keys = [k for k in XAI_FIGURE_METRICS if any(k in m for m in models.values())]
+    if not keys:
+        raise ConceptlabValueError("no CEM / CLM values to plot")
+    fig, ax = new_figure(1.25 * len(keys) + 2.5, 3.8)
+    width = 0.8 / len(models)
+    x = np.arange(len(keys))
+    for i, (name, m) in enumerate(models.items()):
+        pairs = [_mean_half(m[k]) if k in m else (np.nan, 0.0) for k in keys]
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, [p[0] for p in pairs], width,
+               yerr=[p[1] for p in pairs], capsize=2, label=shorten(name, 40))
+    if chance:
+        for j, k in enumerate(keys):
+            level = chance.get("cem") if k.startswith("cem") else \
+                chance.get("clm," + k.split(",", 1)[1]) if "," in k else None
+            if level is not None:
+                ax.hlines(level, j - 0.42, j + 0.42, colors="black", linewidth=1.5,
+                          label="chance" if j == 0 else None)
+    ax.set_xticks(x, [XAI_FIGURE_METRICS[k] for k in keys], fontsize=8)
+    ax.set_ylim(0, 1.3)  # room for the legend above the bars
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel("share of test images")
+    ax.legend(fontsize=7, loc="upper center", ncol=len(models) + 1)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
 def thumbnail_png(image: Any, size: int = 96) -> bytes:
     """A PIL image as a small PNG (nearest-neighbour upscaling keeps tiny images crisp)."""
     img = image.convert("RGB")
