@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
              f"(the post-ReLU6 last map, 1280 channels) at {args.image_size} px; importance "
              f"on {args.n_images} held-out test images of the class, for the decision of a "
              "linear probe on the pooled `features` (the network's own head knows only "
-             "ImageNet classes). Names: `head` = the concept decoded through EfficientNet's "
+             "ImageNet classes). Names: from the vocabulary in the `vocabulary` column (the "
+             "built-in parts-and-attributes list by default, reached from the concept's "
+             "ImageNet class mix by ConSE; score = cosine); `head` = the concept decoded "
+             "through EfficientNet's "
              "ImageNet head (softmax p of the top class: low p = a weak name; ImageNet has no "
              "clothing-part classes, so these names are often odd); `exemplars` = share of the "
              "top-8 crops from the class (crops come from this class only, so it is 1 here). "
@@ -83,13 +86,17 @@ def main(argv: list[str] | None = None) -> int:
                       f"{q['relative_error']:.3f}, R² {q['r2']:.3f}, sparsity "
                       f"{q['sparsity']:.2f}, dead units {q['dead_units']}.", "",
                       f"![gallery]({method}/{s}/gallery.png)", "",
-                      "| concept | head name (p) | 2nd, 3rd | Sobol | grad x input | "
-                      "occlusion |", "|---|---|---|---|---|---|"]
+                      "| concept | vocabulary (score) | head name (p) | 2nd, 3rd | Sobol | "
+                      "grad x input | occlusion |", "|---|---|---|---|---|---|---|"]
             for c in info["concepts"]:
                 h = c["head"] or {"name": "-", "score": float("nan"), "alternatives": []}
                 alts = ", ".join(f"{a} ({p:.2f})" for a, p in h["alternatives"][1:3])
                 g = {mm: r["global"][mm][c["concept"]] for mm in r["global"]}
-                lines.append(f"| {c['concept']} | {h['name']} ({h['score']:.2f}) | {alts} | "
+                score = c.get("name_score")
+                vocab = f"{c.get('vocabulary', '-')}" + (f" ({score:.2f})" if isinstance(
+                    score, float) else "")
+                lines.append(f"| {c['concept']} | {vocab} | {h['name']} ({h['score']:.2f}) | "
+                             f"{alts} | "
                              f"{g['sobol']:.3f} | {g['gradient_input']:.3f} | "
                              f"{g['occlusion']:.3f} |")
             lines += ["", f"![importance]({method}/{s}/bars.png) "

@@ -274,6 +274,15 @@ def render(factors: list[SpriteFactors], img_size: int, desc: str = "render idsp
     return out
 
 
+def centre_pixel(f: SpriteFactors, img_size: int) -> tuple[float, float]:
+    """(row, column) in pixels of the shape's centre in an ``img_size`` image: the renderer
+    places the outline's origin at ``(0.25 + 0.5 * position) * img_size`` on each axis
+    (``InfiniteDSprites.apply_position``; x is the column, y the row). Every concept of an image
+    (colour, size, shape, tilt, position) lies on its one shape, so this is each concept's
+    location for the concept location metric (``faithfulness.xai_metrics``)."""
+    return ((0.25 + 0.5 * f.y) * img_size, (0.25 + 0.5 * f.x) * img_size)
+
+
 # ---- the dataset -----------------------------------------------------------------------------
 
 def package_version() -> str:

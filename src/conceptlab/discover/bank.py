@@ -19,8 +19,10 @@ from conceptlab.concepts.bank import ConceptBank
 from conceptlab.discover.base import Dictionary, build_dictionary
 from conceptlab.discover.metrics import dictionary_report
 from conceptlab.discover.naming import (
+    ConceptNamer,
+    head_probabilities,
     name_by_exemplars,
-    name_by_head,
+    names_from_probabilities,
     strong_activation,
     unique_names,
 )
@@ -93,10 +95,13 @@ class DiscoveredConcepts:
 
 def discover(tapped: TappedModel, acts: Activations, method: str, n_concepts: int, *,
              seed: int = 0, labels: list[str] | None = None, top: int = 8,
-             options: dict[str, Any] | None = None) -> tuple[DiscoveredConcepts, np.ndarray,
-                                                             dict[str, Any]]:
-    """Fit ``method`` on ``acts``, name the concepts (head + exemplars) and build the bank.
+             options: dict[str, Any] | None = None, namer: ConceptNamer | None = None
+             ) -> tuple[DiscoveredConcepts, np.ndarray, dict[str, Any]]:
+    """Fit ``method`` on ``acts``, name the concepts and build the bank.
 
+    Names: from ``namer``'s vocabulary when given (``run_discover`` passes the parts
+    vocabulary by default), else the model head's classes, else (no head) the majority label
+    of the exemplars. Every name records the vocabulary it came from (``vocabulary``).
     Returns (concepts, training codes U, report: reconstruction metrics and names with scores).
     ``labels``: one label per input (``acts.item`` indexes it), for the exemplar namer.
     """
@@ -105,14 +110,32 @@ def discover(tapped: TappedModel, acts: Activations, method: str, n_concepts: in
     quality = dictionary_report(acts.rows, U, d.decode(U))
     exemplars = name_by_exemplars(U, top=top, labels=labels, item=acts.item)
     head_names: list[dict[str, Any]] = []
+    chosen: list[dict[str, Any]] = []
+    naming: dict[str, Any] = {"vocabulary": "exemplar labels",
+                              "source": "the majority data label among each concept's top "
+                                        "exemplars"}
     if tapped.head is not None and tapped.class_names is not None:
-        head_names = name_by_head(d.dictionary, tapped.head, tapped.class_names,
-                                  scale=strong_activation(U), base=d.bias)
-    names = [h["name"] for h in head_names] if head_names else \
-        [e.get("name", "concept") for e in exemplars]
+        probs = head_probabilities(d.dictionary, tapped.head, scale=strong_activation(U),
+                                   base=d.bias)
+        head_names = names_from_probabilities(probs, tapped.class_names)
+        if namer is not None:
+            chosen = namer.name(probs, tapped.class_names)
+            naming = namer.record()
+        else:
+            chosen = [{**h, "vocabulary": "head classes"} for h in head_names]
+            naming = {"vocabulary": "head classes", "source": "the model's output head"}
+    elif namer is not None and not namer.vocabulary.uses_head:
+        naming = {**namer.record(), "fallback": "no output head at this hook point: names are "
+                  "exemplar labels"}
+    if not chosen:
+        chosen = [{"name": e.get("name", "concept"), "score": e.get("score"),
+                   "vocabulary": "exemplar labels"} for e in exemplars]
+    names = [c["name"] for c in chosen]
     metadata: dict[str, list[Any]] = {
         "exemplar_rows": [e["rows"] for e in exemplars],
-        "exemplar_values": [e["values"] for e in exemplars]}
+        "exemplar_values": [e["values"] for e in exemplars],
+        "name_vocabulary": [c["vocabulary"] for c in chosen],
+        "name_score": [c.get("score") for c in chosen]}
     if head_names:
         metadata["head_name"] = [h["name"] for h in head_names]
         metadata["head_score"] = [h["score"] for h in head_names]
@@ -121,13 +144,16 @@ def discover(tapped: TappedModel, acts: Activations, method: str, n_concepts: in
         metadata["exemplar_label_share"] = [e["score"] for e in exemplars]
     prov = {**acts.provenance, "model_fingerprint": tapped.fingerprint(), "method": method,
             "seed": seed, "n_concepts": n_concepts, "dictionary": d.params(),
-            "rows": len(acts)}
+            "rows": len(acts), "naming": naming}
     vectors = d.dictionary.copy()
     zero = np.linalg.norm(vectors, axis=1) == 0
     vectors[zero, 0] = 1e-6  # a dead atom stays in the bank (flagged by dead_units)
     bank = ConceptBank(vectors, unique_names(names), provenance=prov, metadata=metadata)
-    report = {"quality": quality, "names": [
-        {"concept": bank.names[k], "head": head_names[k] if head_names else None,
+    report = {"quality": quality, "naming": naming, "names": [
+        {"concept": bank.names[k], "vocabulary": chosen[k]["vocabulary"],
+         "name_score": chosen[k].get("score"),
+         "name_alternatives": chosen[k].get("alternatives"),
+         "head": head_names[k] if head_names else None,
          "exemplars": {kk: v for kk, v in exemplars[k].items() if kk != "values"}}
         for k in range(n_concepts)]}
     return DiscoveredConcepts(d, bank), U, report

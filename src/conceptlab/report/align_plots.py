@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptlab.errors import ConceptlabValueError
-from conceptlab.report.plots import PathLike, _figure, _save
+from conceptlab.report.plots import PathLike, new_figure, save_png
 
 
 def plot_concept_auroc(auroc: Mapping[str, Mapping[str, float]], path: PathLike,
@@ -20,7 +20,7 @@ def plot_concept_auroc(auroc: Mapping[str, Mapping[str, float]], path: PathLike,
     if not methods:
         raise ConceptlabValueError("no AUROC values to plot")
     names = list(auroc[methods[0]])
-    fig, ax = _figure(max(6.0, 0.6 * len(names) + 2), 4.2)
+    fig, ax = new_figure(max(6.0, 0.6 * len(names) + 2), 4.2)
     width = 0.8 / len(methods)
     x = np.arange(len(names))
     for j, m in enumerate(methods):
@@ -33,4 +33,4 @@ def plot_concept_auroc(auroc: Mapping[str, Mapping[str, float]], path: PathLike,
     ax.set_ylabel("AUROC")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)

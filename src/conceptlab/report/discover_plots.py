@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from conceptlab.report.plots import PathLike, _figure, _save, _short
+from conceptlab.report.plots import PathLike, new_figure, save_png, shorten
 
 
 def plot_concept_gallery(rows: Sequence[Mapping[str, Any]], path: PathLike, *,
@@ -34,7 +34,7 @@ def plot_concept_gallery(rows: Sequence[Mapping[str, Any]], path: PathLike, *,
             if j < len(r["crops"]):
                 ax.imshow(np.asarray(r["crops"][j]), cmap="gray", interpolation="nearest")
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path, dpi=90)
+    return save_png(fig, path, dpi=90)
 
 
 def plot_importance_bars(values: Mapping[str, np.ndarray], names: Sequence[str], path: PathLike,
@@ -43,20 +43,20 @@ def plot_importance_bars(values: Mapping[str, np.ndarray], names: Sequence[str],
     values scaled to a maximum |value| of 1 so that they share an axis)."""
     methods = list(values)
     k = len(names)
-    fig, ax = _figure(7.5, 0.32 * k * max(len(methods), 1) / 2 + 1.6)
+    fig, ax = new_figure(7.5, 0.32 * k * max(len(methods), 1) / 2 + 1.6)
     h = 0.8 / max(len(methods), 1)
     for i, mname in enumerate(methods):
         v = np.nan_to_num(np.asarray(values[mname], np.float64))
         scale = np.abs(v).max() or 1.0
         ax.barh(np.arange(k) + i * h, v / scale, height=h, label=mname)
-    ax.set_yticks(np.arange(k) + h * (len(methods) - 1) / 2, [_short(n, 40) for n in names],
+    ax.set_yticks(np.arange(k) + h * (len(methods) - 1) / 2, [shorten(n, 40) for n in names],
                   fontsize=7)
     ax.invert_yaxis()
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("importance (each method scaled to max 1)")
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_overlays(images: Sequence[np.ndarray], maps: np.ndarray, concept_names: Sequence[str],
@@ -81,15 +81,15 @@ def plot_overlays(images: Sequence[np.ndarray], maps: np.ndarray, concept_names:
             ax.imshow(maps[i, j], cmap="jet", alpha=0.5, vmin=0, vmax=float(vmax[j]))
             ax.axis("off")
             if i == 0:
-                ax.set_title(_short(concept_names[j], 18), fontsize=6)
+                ax.set_title(shorten(concept_names[j], 18), fontsize=6)
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path, dpi=90)
+    return save_png(fig, path, dpi=90)
 
 
 def plot_fidelity_curves(curves: Mapping[str, np.ndarray], path: PathLike, *,
                          title: str = "concept deletion") -> Path:
     """Mean output vs fraction of concepts removed (or inserted), one line per order."""
-    fig, ax = _figure(5.0, 3.6)
+    fig, ax = new_figure(5.0, 3.6)
     for name, c in curves.items():
         c = np.asarray(c)
         ax.plot(np.linspace(0, 1, len(c)), c, marker="o", ms=2, label=name)
@@ -98,4 +98,4 @@ def plot_fidelity_curves(curves: Mapping[str, np.ndarray], path: PathLike, *,
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -13,12 +13,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from conceptlab.errors import ConceptlabValueError
+from conceptlab.errors import ConceptlabError
 from conceptlab.report.plots import fmt_number
 from conceptlab.utils.io import write_text_atomic
 
@@ -115,22 +116,83 @@ def _figure_src(fig: Figure) -> str:
     return ""
 
 
-_EXTERNAL = re.compile(r"""(?:src|href|action|poster|data)\s*=\s*["']?(?!data:|#)([^"'\s>]+)""",
-                       re.IGNORECASE)
+#: attributes whose value is a URL the browser fetches (or follows) on its own
+URL_ATTRIBUTES = frozenset({"src", "href", "action", "poster", "data", "srcset", "formaction",
+                            "background", "cite", "longdesc", "xlink:href", "ping"})
 _CSS_URL = re.compile(r"url\(\s*['\"]?(?!data:)([^'\")]+)", re.IGNORECASE)
+_DESCRIPTOR = re.compile(r"^,?\d+(?:\.\d+)?[wxh],?$")  # a srcset width / density
+_CSS_IMPORT = re.compile(r"@import\s+['\"]([^'\"]+)", re.IGNORECASE)
+
+
+def _is_local(url: str) -> bool:
+    u = url.strip()
+    return u.lower().startswith("data:") or u.startswith("#") or u == ""
+
+
+class _ReferenceFinder(HTMLParser):
+    """Collects what a page would fetch: URL attributes of its tags, and ``url()`` /
+    ``@import`` in its ``<style>`` blocks and ``style`` attributes. Text between tags (concept
+    or class names, however odd) is never read as markup: the parser sees the escaped page as
+    the browser does."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.refs: list[str] = []
+        self._in_style = False
+
+    def _css(self, text: str) -> None:
+        self.refs += [u for u in _CSS_URL.findall(text) if not _is_local(u)]
+        self.refs += [u for u in _CSS_IMPORT.findall(text) if not _is_local(u)]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name == "style":
+                self._css(value)
+            elif name == "srcset":
+                urls = [t.strip(",") for t in value.split() if not _DESCRIPTOR.match(t)]
+                self.refs += [u for u in urls if not _is_local(u)]
+            elif name in URL_ATTRIBUTES and not _is_local(value):
+                self.refs.append(value.strip())
+        self._in_style = tag == "style"
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        self._in_style = False
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self._css(data)
 
 
 def external_references(html: str) -> list[str]:
-    """Every attribute or CSS ``url()`` in ``html`` that points outside the page (anything but
-    ``data:`` URIs and ``#anchors``): a self-contained report has none."""
-    return _EXTERNAL.findall(html) + _CSS_URL.findall(html)
+    """Every tag attribute (``src``, ``href``, ``action``, ``poster``, ``data``, ...) or CSS
+    ``url()`` / ``@import`` in ``html`` that points outside the page (anything but ``data:``
+    URIs and ``#anchors``): a self-contained report has none.
+
+    The page is parsed (``html.parser``), not searched as text, so an escaped concept name such
+    as ``src=x.png`` in a table cell is text, not a reference.
+    """
+    finder = _ReferenceFinder()
+    finder.feed(html)
+    finder.close()
+    return finder.refs
+
+
+class NotSelfContainedError(ConceptlabError):
+    """A rendered page refers to something outside itself (a bug in a template or a figure)."""
 
 
 def check_self_contained(html: str) -> None:
+    """Raise :class:`NotSelfContainedError` when the page refers to anything outside itself."""
     refs = external_references(html)
     if refs:
-        raise ConceptlabValueError(f"report refers to {len(refs)} thing(s) outside itself, e.g. "
-                                   f"{refs[0]!r}")
+        raise NotSelfContainedError(f"report refers to {len(refs)} thing(s) outside itself, "
+                                    f"e.g. {refs[0]!r}")
 
 
 @dataclass

@@ -15,19 +15,19 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from conceptlab.report.plots import PathLike, _figure, _save
+from conceptlab.report.plots import PathLike, new_figure, save_png
 
 
 def plot_depth(concepts: Sequence[Mapping[str, Any]], path: PathLike,
                title: str = "Concept depth: probe accuracy per layer") -> Path:
     """:func:`depth_figure` written to ``path`` (PNG)."""
-    return _save(depth_figure(concepts, title), path)
+    return save_png(depth_figure(concepts, title), path)
 
 
 def depth_figure(concepts: Sequence[Mapping[str, Any]],
                  title: str = "Concept depth: probe accuracy per layer") -> Figure:
     """``concepts``: dicts with ``name``, ``depth`` and ``layers`` (rows from ``probe_layers``)."""
-    fig, ax = _figure(8, 4.5)
+    fig, ax = new_figure(8, 4.5)
     colors = [f"C{i}" for i in range(10)]
     for c, col in zip(concepts, colors * 10, strict=False):
         acc = np.array([r["accuracy"]["value"] for r in c["layers"]])
@@ -61,7 +61,7 @@ def depth_figure(concepts: Sequence[Mapping[str, Any]],
 def plot_sweep(rows: Sequence[Mapping[str, Any]], path: PathLike, intended: str = "intended",
                side: str = "kl", title: str = "Steering: intended effect vs side effect") -> Path:
     """One line per layer through its coefficients (labelled), x = side effect, y = intended."""
-    fig, ax = _figure(7, 4.5)
+    fig, ax = new_figure(7, 4.5)
     layers = sorted({int(r["layer"]) for r in rows})
     for i, layer in enumerate(layers):
         rr = sorted((r for r in rows if int(r["layer"]) == layer), key=lambda r: r["coef"])
@@ -75,13 +75,13 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], path: PathLike, intended: str 
     ax.set_ylabel(f"intended effect: {intended}")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_clamps(rows: Sequence[Mapping[str, Any]], path: PathLike,
                 title: str = "Clamping decoded neurons on neutral prompts") -> Path:
     """Bars: change in log P(the neuron's top tokens) vs random tokens, per searched word."""
-    fig, ax = _figure(max(5.0, 0.9 * len(rows) + 2), 4)
+    fig, ax = new_figure(max(5.0, 0.9 * len(rows) + 2), 4)
     x = np.arange(len(rows))
     ax.bar(x - 0.27, [r["delta_logp_tokens"] for r in rows], 0.27, label="its top tokens")
     ax.bar(x, [r.get("delta_logp_tokens_control_mean", np.nan) for r in rows], 0.27,
@@ -93,13 +93,13 @@ def plot_clamps(rows: Sequence[Mapping[str, Any]], path: PathLike,
     ax.set_ylabel("change in log probability (nats)")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_observable(rows: Sequence[Mapping[str, Any]], path: PathLike,
                     title: str = "Observable feature vector vs learned directions") -> Path:
     """Per layer: cosine of the observable's feature vector with probe and mean-diff directions."""
-    fig, ax = _figure(7, 4)
+    fig, ax = new_figure(7, 4)
     x = [r["layer"] for r in rows]
     for key, label in (("cos_probe", "probe direction"), ("cos_mean_diff", "mean difference"),
                        ("auc_observable", "AUC of the observable's projection")):
@@ -109,13 +109,13 @@ def plot_observable(rows: Sequence[Mapping[str, Any]], path: PathLike,
     ax.set_xlabel("layer (output of block)")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_ablation(rows: Sequence[Mapping[str, Any]], path: PathLike,
                   title: str = "Ablating concept directions") -> Path:
     """Per concept: held-out probe AUROC before / after, the refit probe after, and KL."""
-    fig, ax = _figure(max(5.0, 1.4 * len(rows) + 2), 4)
+    fig, ax = new_figure(max(5.0, 1.4 * len(rows) + 2), 4)
     x = np.arange(len(rows))
     probes = [r["probes"][f"layer_{r['layer']}"] for r in rows]
     ax.bar(x - 0.27, [p["heldout_before"] for p in probes], 0.27, label="probe, before")
@@ -128,13 +128,13 @@ def plot_ablation(rows: Sequence[Mapping[str, Any]], path: PathLike,
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_parametric(rows: Sequence[Mapping[str, Any]], path: PathLike,
                     title: str = "Zeroing parametric concept vectors") -> Path:
     """Change in log P(concept tokens) on concept prefixes vs number of neurons zeroed."""
-    fig, ax = _figure(6, 4)
+    fig, ax = new_figure(6, 4)
     for kind, style in (("concept", "-"), ("random", "--")):
         rr = sorted((r for r in rows if r["neurons"] == kind), key=lambda r: r["n"])
         ns = [r["n"] for r in rr]
@@ -148,4 +148,4 @@ def plot_parametric(rows: Sequence[Mapping[str, Any]], path: PathLike,
     ax.set_ylabel("change in log P(concept tokens)")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)

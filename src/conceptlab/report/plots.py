@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from conceptlab.errors import ConceptlabValueError
+from conceptlab.errors import ConceptlabValueError, OutputError
 from conceptlab.utils.io import atomic_path
 
 PathLike = str | os.PathLike[str]
@@ -37,22 +37,26 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def _save(fig: Figure, path: PathLike, dpi: int = 120) -> Path:
+def save_png(fig: Figure, path: PathLike, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` (a ``.png``) atomically; shared by every ``*_plots`` module."""
     target = Path(path)
     if target.suffix.lower() != ".png":
-        raise ConceptlabValueError(f"{target}: plots are written as .png")
+        raise OutputError(f"{target}: plots are written as .png")
     FigureCanvasAgg(fig)
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     return target
 
 
-def _figure(width: float, height: float) -> tuple[Figure, Any]:
+def new_figure(width: float, height: float) -> tuple[Figure, Any]:
+    """A figure of ``width`` x ``height`` inches with one axes, drawn without pyplot (no global
+    state, safe in threads); shared by every ``*_plots`` module."""
     fig = Figure(figsize=(width, height))
     return fig, fig.subplots()
 
 
-def _short(label: str, width: int = 48) -> str:
+def shorten(label: str, width: int = 48) -> str:
+    """``label`` cut to ``width`` characters with an ellipsis (axis tick labels)."""
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
@@ -78,9 +82,9 @@ def explanation_figure(explanation: Mapping[str, Any], *, top: int = 15,
     if top < 1:
         raise ConceptlabValueError(f"top must be >= 1, got {top}")
     concepts = list(explanation.get("concepts", []))[:top]
-    fig, ax = _figure(width, 0.32 * max(len(concepts), 1) + 1.3)
+    fig, ax = new_figure(width, 0.32 * max(len(concepts), 1) + 1.3)
     if concepts:
-        names = [_short(str(c["concept"]), 40) for c in concepts][::-1]
+        names = [shorten(str(c["concept"]), 40) for c in concepts][::-1]
         vals = np.array([float(c["contribution"]) for c in concepts])[::-1]
         ax.barh(np.arange(len(vals)), vals, color=[_POS if v >= 0 else _NEG for v in vals])
         ax.set_yticks(np.arange(len(vals)), names, fontsize=8)
@@ -105,7 +109,7 @@ def plot_explanation(explanation: Mapping[str, Any], path: PathLike, *, top: int
     ``explanation`` is one entry of ``ConceptBottleneckModel.explain`` (or the same dict read
     back from JSON).
     """
-    return _save(explanation_figure(explanation, top=top, title=title), path)
+    return save_png(explanation_figure(explanation, top=top, title=title), path)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -149,21 +153,20 @@ def weight_heatmap_figure(weights: np.ndarray, class_names: Sequence[str],
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.shape != (len(class_names), len(concept_names)):
-        raise ConceptlabValueError(f"weights of shape {w.shape} do not match {len(class_names)} "
-                                   f"classes "
-                         f"x {len(concept_names)} concepts")
+        raise ConceptlabValueError(f"weights of shape {w.shape} do not match "
+                                   f"{len(class_names)} classes x {len(concept_names)} concepts")
     cols = used_columns(w, max_concepts)
     if len(cols) == 0:
         cols = np.arange(min(w.shape[1], max_concepts))
     sub = w[:, cols]
     vmax = robust_limit(sub, percentile)
     clipped = bool((np.abs(sub) > vmax * (1 + 1e-9)).any())
-    fig, ax = _figure(0.42 * len(cols) + 3.0, 0.42 * len(class_names) + 2.6)
+    fig, ax = new_figure(0.42 * len(cols) + 3.0, 0.42 * len(class_names) + 2.6)
     im = ax.imshow(sub, cmap="RdBu", vmin=-vmax, vmax=vmax, aspect="auto",
                    interpolation="nearest")
-    ax.set_xticks(np.arange(len(cols)), [_short(str(concept_names[i]), 32) for i in cols],
+    ax.set_xticks(np.arange(len(cols)), [shorten(str(concept_names[i]), 32) for i in cols],
                   rotation=60, ha="right", rotation_mode="anchor", fontsize=7)
-    ax.set_yticks(np.arange(len(class_names)), [_short(str(c), 28) for c in class_names],
+    ax.set_yticks(np.arange(len(class_names)), [shorten(str(c), 28) for c in class_names],
                   fontsize=8)
     if annotate is None:
         annotate = len(cols) <= 45 and len(class_names) <= 25
@@ -190,7 +193,7 @@ def plot_weight_heatmap(weights: np.ndarray, class_names: Sequence[str],
                         concept_names: Sequence[str], path: PathLike, *,
                         max_concepts: int = 40, title: str = "class x concept weights") -> Path:
     """:func:`weight_heatmap_figure` written to ``path`` (PNG)."""
-    return _save(weight_heatmap_figure(weights, class_names, concept_names,
+    return save_png(weight_heatmap_figure(weights, class_names, concept_names,
                                        max_concepts=max_concepts, title=title), path)
 
 
@@ -210,7 +213,7 @@ def intervention_figure(curves: Sequence[Mapping[str, Any]] |
     named = dict(curves) if isinstance(curves, Mapping) else {"": curves}
     if not named or not any(len(c) for c in named.values()):
         raise ConceptlabValueError("no intervention curve to plot")
-    fig, ax = _figure(5.5, 3.8)
+    fig, ax = new_figure(5.5, 3.8)
     for label, curve in named.items():
         xs = [int(p["n_corrected"]) for p in curve]
         ys = [float(p["accuracy"]) for p in curve]
@@ -229,7 +232,7 @@ def plot_intervention_curve(curves: Sequence[Mapping[str, Any]] |
                             Mapping[str, Sequence[Mapping[str, Any]]], path: PathLike, *,
                             title: str = "test-time intervention") -> Path:
     """:func:`intervention_figure` written to ``path`` (PNG)."""
-    return _save(intervention_figure(curves, title=title), path)
+    return save_png(intervention_figure(curves, title=title), path)
 
 
 def accuracy_nec_figure(points: Sequence[Mapping[str, Any]], *,
@@ -238,17 +241,64 @@ def accuracy_nec_figure(points: Sequence[Mapping[str, Any]], *,
     drawn hollow at ``x = n_concepts`` (every concept may count) and labelled "dense"."""
     if not points:
         raise ConceptlabValueError("no runs to plot")
-    fig, ax = _figure(6.0, 4.0)
+    fig, ax = new_figure(6.0, 4.0)
     for p in points:
         acc = float(p["accuracy"])
         dense = p.get("nec") is None
         x = float(p.get("n_concepts") or 0) if dense else float(p["nec"])
         ax.scatter([x], [acc], s=36, facecolors="none" if dense else _POS, edgecolors=_POS)
-        ax.annotate(_short(str(p["label"]), 28) + (" (dense)" if dense else ""), (x, acc),
+        ax.annotate(shorten(str(p["label"]), 28) + (" (dense)" if dense else ""), (x, acc),
                     textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("NEC (effective concepts per class; dense heads at their concept count)")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+#: the concept-XAI metrics a figure shows, with their axis labels (``faithfulness.xai_metrics``)
+XAI_FIGURE_METRICS: dict[str, str] = {"cem@1": "CEM@1", "cem@3": "CEM@3",
+                                      "clm@1,a=1": "CLM@1\nα=1", "clm@1,a=3": "CLM@1\nα=3",
+                                      "clm@3,a=3": "CLM@3\nα=3"}
+
+
+def _mean_half(value: Any) -> tuple[float, float]:
+    if isinstance(value, list | tuple):
+        return float(value[0]), float(value[1]) if len(value) > 1 else 0.0
+    return float(value), 0.0
+
+
+def xai_metrics_figure(models: Mapping[str, Mapping[str, Any]],
+                       chance: Mapping[str, float] | None = None, *,
+                       title: str = "concept existence (CEM) and location (CLM)") -> Figure:
+    """Grouped bars of the concept existence and location metrics per model (a value or a
+    ``[mean, half-width]`` pair, drawn with its interval), with the chance level of each
+    metric (a random concept ranking; a random region of the same size) as a black tick."""
+    if not models:
+        raise ConceptlabValueError("no models to plot")
+    keys = [k for k in XAI_FIGURE_METRICS if any(k in m for m in models.values())]
+    if not keys:
+        raise ConceptlabValueError("no CEM / CLM values to plot")
+    fig, ax = new_figure(1.25 * len(keys) + 2.5, 3.8)
+    width = 0.8 / len(models)
+    x = np.arange(len(keys))
+    for i, (name, m) in enumerate(models.items()):
+        pairs = [_mean_half(m[k]) if k in m else (np.nan, 0.0) for k in keys]
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, [p[0] for p in pairs], width,
+               yerr=[p[1] for p in pairs], capsize=2, label=shorten(name, 40))
+    if chance:
+        for j, k in enumerate(keys):
+            level = chance.get("cem") if k.startswith("cem") else \
+                chance.get("clm," + k.split(",", 1)[1]) if "," in k else None
+            if level is not None:
+                ax.hlines(level, j - 0.42, j + 0.42, colors="black", linewidth=1.5,
+                          label="chance" if j == 0 else None)
+    ax.set_xticks(x, [XAI_FIGURE_METRICS[k] for k in keys], fontsize=8)
+    ax.set_ylim(0, 1.3)  # room for the legend above the bars
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylabel("share of test images")
+    ax.legend(fontsize=7, loc="upper center", ncol=len(models) + 1)
+    ax.grid(axis="y", alpha=0.3)
     ax.set_title(title, fontsize=10)
     return fig
 

@@ -45,6 +45,7 @@ from conceptlab.pipeline import EncodeStats, encode_split
 from conceptlab.report.align_plots import plot_concept_auroc
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.seed import seed_everything
+from conceptlab.utils.version import package_version
 
 METHODS = ("ridge", "contrastive")
 
@@ -250,6 +251,7 @@ def run_align(config: AlignConfig, out: str | Path) -> dict[str, Any]:
     text_rec = encoder_record(prep.text_encoder, config.text_encoder, config.text_options)
     metrics["encoder_spec"] = f"linear:{out}"
     metrics["seconds"] = round(time.perf_counter() - t0, 3)
+    metrics["version"] = package_version()
     save_map(out, best.linear_map, image_rec, text_rec, extra_files={"metrics.json": metrics})
     concept_aurocs = {m: a for m, a in auroc.items() if a is not None}
     if concept_aurocs:

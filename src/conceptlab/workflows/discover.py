@@ -30,6 +30,12 @@ from safetensors.numpy import load_file, save_file
 from conceptlab.cache import ActivationCache, CacheKey
 from conceptlab.data.base import DataSplit, build_dataset
 from conceptlab.discover.bank import DiscoveredConcepts, discover
+from conceptlab.discover.naming import (
+    DEFAULT_NAMING,
+    ConceptNamer,
+    minilm_embedder,
+    naming_vocabulary,
+)
 from conceptlab.discover.sources import Activations, SourceError, TappedModel, build_tapped, extract
 from conceptlab.faithfulness.explanations import (
     curve_auc,
@@ -146,14 +152,16 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                  cache_dir: str | None = None, data_options: dict[str, Any] | None = None,
                  method_options: dict[str, Any] | None = None, top: int = 8,
                  source: str = "crops", encoder_options: dict[str, Any] | None = None,
-                 model: str | None = None) -> dict[str, Any]:
+                 model: str | None = None, naming: str = DEFAULT_NAMING) -> dict[str, Any]:
     """Discover ``k`` concepts per class (see the module docstring); writes ``OUT/metrics.json``,
     ``OUT/concepts/<class>/`` (banks), ``OUT/gallery/<class>.png`` and ``OUT/probe``.
 
     ``encoder``: any image encoder the registry builds (``efficientnet``, ``conse``,
     ``hf:FOLDER``, ...) with ``encoder_options``; ``layer``: a hook point of its tap (default
     the family's ``features``); ``image_size`` goes to families that take it. ``model`` is
-    the former name of ``encoder``.
+    the former name of ``encoder``. ``naming``: the vocabulary concepts are named from
+    (``discover.naming``): ``parts`` (default, the built-in parts-and-attributes list) or
+    ``imagenet`` (the head's class names); every name is recorded with it.
     """
     t0 = time.perf_counter()
     encoder = model or encoder
@@ -161,6 +169,8 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     from conceptlab.discover.base import build_dictionary
 
     build_dictionary(method, k, seed=seed, **(method_options or {}))  # bad names fail early
+    vocabulary = naming_vocabulary(naming)
+    namer = ConceptNamer(vocabulary, None if vocabulary.uses_head else minilm_embedder())
     dataset = build_dataset(data, **(data_options or {}))
     if dataset.modality != "image":
         raise SourceError(f"{data}: concept discovery on crops needs images")
@@ -188,7 +198,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                            provenance={**crops.provenance, "class": names[c],
                                        "data_fingerprint": train.fingerprint()})
         found, U, report = discover(tapped, acts, method, k, seed=seed, labels=label_names,
-                                    top=top, options=method_options)
+                                    top=top, options=method_options, namer=namer)
         folder = out / "concepts" / slug(names[c])
         found.save(folder)
         rows = []
@@ -198,6 +208,9 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
             ex = entry["exemplars"]["rows"][:6]
             head = entry["head"]
             label = entry["concept"]
+            score = entry.get("name_score")
+            label += f"\n[{entry['vocabulary']}" + (f", {score:.2f}]" if isinstance(
+                score, float) else "]")
             if head:
                 label += f"\nhead p={head['score']:.2f}"
             label += f"\nfreq {float((U.argmax(1) == kk).mean()):.2f}"
@@ -205,7 +218,8 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                 _crop_array(images[int(acts.item[r])], boxes[r]) for r in ex]})
         png = plot_concept_gallery(rows, out / "gallery" / f"{slug(names[c])}.png",
                                    title=f"{names[c]}: {k} {method} concepts at "
-                                         f"{tapped.layer} (top {source})")
+                                         f"{tapped.layer} (top {source}); names from "
+                                         f"{report['naming']['vocabulary']}")
         per_class[names[c]] = {"folder": str(folder.relative_to(out)), "gallery":
                                str(png.relative_to(out)), "quality": report["quality"],
                                "concepts": report["names"]}
@@ -229,7 +243,8 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                "classes": [names[c] for c in wanted], "class_names": names,
                "train_items": train.indices.tolist(), "data_fingerprint": train.fingerprint(),
                "model_fingerprint": tapped.fingerprint(), "probe_train_accuracy": probe_acc,
-               "per_class": per_class, "seconds": round(time.perf_counter() - t0, 2),
+               "per_class": per_class, "naming": namer.record(),
+               "seconds": round(time.perf_counter() - t0, 2),
                "version": package_version()}
     write_json_atomic(out / "metrics.json", metrics)
     return metrics

@@ -35,6 +35,7 @@ from conceptlab.lm.sae_audit import (
 from conceptlab.lm.saelens_format import save_saelens
 from conceptlab.utils.io import write_json_atomic
 from conceptlab.utils.seed import seed_everything
+from conceptlab.utils.version import package_version
 
 
 def gemm_bound(batch: int, d_in: int, width: int, repeats: int = 5) -> dict[str, float]:
@@ -131,6 +132,7 @@ def run_lm_dictionary(corpus: str, out: str | Path | None = None, *, model: str 
         "random_baseline": "same width, k and training stream; decoder atoms fixed at random "
                            "unit directions, encoder and biases trained"}
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    metrics["version"] = package_version()
     if out is not None:
         out = Path(out)
         stage = out.with_name(out.name + ".staging")

@@ -25,14 +25,24 @@ import numpy as np
 
 from conceptlab.errors import ConceptlabValueError, MissingFileError
 from conceptlab.faithfulness.claims import claim_summary
-from conceptlab.report.html import Card, Example, Figure, Section, Table, write_report
+from conceptlab.report.html import (
+    Card,
+    Example,
+    Figure,
+    Section,
+    Table,
+    fmt_cell,
+    write_report,
+)
 from conceptlab.report.plots import (
+    XAI_FIGURE_METRICS,
     accuracy_nec_figure,
     explanation_figure,
     intervention_figure,
     png_bytes,
     thumbnail_png,
     weight_heatmap_figure,
+    xai_metrics_figure,
 )
 from conceptlab.utils.io import read_json
 
@@ -423,6 +433,38 @@ def no_intervention_note(metrics: Mapping[str, Any]) -> str:
             "is measured on embedding-fed models only.")
 
 
+def xai_section(record: Any, prefix: str = "") -> Section | None:
+    """The concept existence and location metrics (``faithfulness.xai_metrics``) of a record
+    ``{"models": {name: {metric: value or [mean, half-width]}}, "chance": {...}}`` as a figure
+    and a table; None when the run has none."""
+    if not isinstance(record, Mapping) or not isinstance(record.get("models"), Mapping) or \
+            not record["models"]:
+        return None
+    models: Mapping[str, Mapping[str, Any]] = record["models"]
+    keys = [k for k in ("cgim1", "cgim2", "cgim3", *XAI_FIGURE_METRICS)
+            if any(k in v for v in models.values())]
+    rows = [[name, *(fmt_interval(v.get(k)) for k in keys)] for name, v in models.items()]
+    chance = record.get("chance") if isinstance(record.get("chance"), Mapping) else None
+    text = ("Aysel et al. 2025 (arXiv:2501.19271). CGIM: cosine, per concept, of the head's "
+            "weights (1), the mean activation of correct decisions (2) or both (3) with how "
+            "often the concept occurs in each class (ground truth). CEM@l: share of the l "
+            "concepts most important for the predicted class that are present in the image. "
+            "CLM@l, α: share that also lie inside the α/12 most activated part of their concept "
+            "activation map. Black ticks: chance (a random ranking; a random region).")
+    if record.get("note"):
+        text += " " + str(record["note"])
+    return Section(f"{prefix}Concept existence and location", text=text,
+                   table=Table(["model", *[k.upper() for k in keys]], rows),
+                   figures=[Figure(png=png_bytes(xai_metrics_figure(models, chance)))])
+
+
+def fmt_interval(value: Any) -> Any:
+    """``[mean, half]`` as ``0.912 ± 0.014``; a plain value as itself."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return f"{fmt_cell(float(value[0]))} ± {fmt_cell(float(value[1]))}"
+    return value
+
+
 def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
     """The sections of one run's page (headings prefixed by ``prefix`` on a comparison page)."""
     m = run.metrics
@@ -484,6 +526,9 @@ def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
                                 figures=[Figure(png=png_bytes(fig))]))
     elif run.model_meta is not None:
         sections.append(Section(f"{prefix}Test-time intervention", text=no_intervention_note(m)))
+    xai = xai_section(m.get("xai_metrics"), prefix)
+    if xai is not None:
+        sections.append(xai)
     for vocab in _vocabulary_sections(run):
         vocab.heading = prefix + vocab.heading
         sections.append(vocab)

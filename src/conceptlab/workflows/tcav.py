@@ -40,6 +40,7 @@ from conceptlab.tcav.experiment import (
 from conceptlab.tcav.plots import plot_tcav, table_markdown
 from conceptlab.tcav.sets import list_concepts, read_concepts, read_pool
 from conceptlab.utils.io import atomic_run_dir, write_json_atomic, write_text_atomic
+from conceptlab.utils.version import package_version
 
 
 def _slug(name: str) -> str:
@@ -170,7 +171,8 @@ def run_tcav(data: str, out: str | Path, *, concepts_dir: str | Path, random_dir
                  f"\nclass {class_info['class']} -> output {target_name!r}")
         plot_tcav(result["rows"], stage / "tcav.png", title=title)
         write_text_atomic(stage / "tcav.md", table_markdown(result["rows"]))
-        metrics = {"command": "tcav", "encoder": encoder, "layers": [t.layer for t in targets],
+        metrics = {"command": "tcav", "version": package_version(), "encoder": encoder,
+                   "layers": [t.layer for t in targets],
                    "reduce": reduce or ("last" if lm is not None else "flatten"),
                    "cav_method": method, "target": target_name, "target_index": target_index,
                    "concepts": {c: len(v) for c, v in concepts.items()},

@@ -1,7 +1,9 @@
 """The built-in vocabularies by name: the reviewed files shipped here, ImageNet-1k and CUB.
 
 Files (text format of :mod:`conceptlab.concepts.vocab`: ``[class]`` headers, one concept a line):
-``fashion_mnist.txt``, ``cifar10.txt``, ``cifar100.txt``, reviewed and hand-written. Each
+``fashion_mnist.txt``, ``cifar10.txt``, ``cifar100.txt``, reviewed and hand-written;
+``parts_attributes.txt``, a class-free list of parts, colours, textures, materials and shapes
+(each group's source in the file), the vocabulary discovered image concepts are named from. Each
 concept is a visual attribute a person can check in the image (shape, part, texture, colour,
 context), never the class name. ``imagenet`` is built from the packaged descriptions
 (:func:`~conceptlab.concepts.imagenet.imagenet_vocabulary`), ``cub`` read from the dataset
@@ -54,11 +56,12 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
 # ---------------------------------------------------------------------------------------------
 
 _BUILTIN_FILES = {"fashion-mnist": "fashion_mnist.txt", "cifar10": "cifar10.txt",
-                  "cifar100": "cifar100.txt"}
+                  "cifar100": "cifar100.txt", "parts-attributes": "parts_attributes.txt"}
 # a name with all but [a-z0-9] dropped -> its canonical name (the values, in order, are the names)
 _ALIASES = {"fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist", "cifar10": "cifar10",
             "cifar100": "cifar100", "imagenet": "imagenet", "imagenet1k": "imagenet",
-            "cub": "cub", "cub200": "cub", "cub2002011": "cub"}
+            "cub": "cub", "cub200": "cub", "cub2002011": "cub",
+            "partsattributes": "parts-attributes", "parts": "parts-attributes"}
 
 
 def builtin_vocabulary_names() -> list[str]:
