@@ -54,3 +54,22 @@ def test_splice_replaces_only_the_section() -> None:
     out = table.splice(doc, f"{table.START}\nnew\n{table.END}")
     assert "new" in out and "old" not in out and out.endswith("## next\n")
     assert table.START in table.splice("# doc\n", f"{table.START}\nx\n{table.END}")
+
+
+def test_readme_sentence_follows_the_numbers() -> None:
+    table = load()
+    far = table.readme_section(result(0.40, 0.62, 1.3, 3.7))
+    near = table.readme_section(result(0.61, 0.62, 1.3, 3.7))
+    assert "not competitive" in far and "22.0 points behind" in far
+    assert "not competitive" not in near and "1.0 points behind" in near
+    assert far.startswith(table.R_START) and far.endswith(table.R_END)
+
+
+def test_diverged_seeds_are_reported() -> None:
+    table = load()
+    data = result(0.40, 0.62, 1.3, 3.7)
+    data["fashion"]["summary"]["ref:sparsecbm-gumbel"] = {
+        "accuracy": None, "mean_active_concepts": None, "unit_fidelity_median": None,
+        "n_diverged": 3}
+    text = table.render(data)
+    assert "3 of 3 seeds diverged" in text and "| diverged |" in text
