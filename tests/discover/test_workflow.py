@@ -81,3 +81,17 @@ def test_spatial_source_at_an_earlier_signed_layer(tmp_path) -> None:
     r = run_importance(tmp_path / "r", "Bag", n_images=3, n_design=8,
                        cache_dir=str(tmp_path / "c"))
     assert r["fidelity"]["sobol"]["deletion_auc"] <= 1.0 and r["recall_original"] >= 0
+
+
+def test_craft_reference_discovers_on_grid_patches(tmp_path) -> None:
+    """`discover --method craft`: CRAFT's grid patches (16 per 64-pixel input: patch 18,
+    stride 14) and its regularised NMF, recorded as such."""
+    from conceptlab.workflows.discover import run_discover
+
+    m = run_discover("fashion-mnist", tmp_path / "r", method="craft", k=3, image_size=64,
+                     n_per_class=3, classes=["Bag", "Sandal"], cache_dir=str(tmp_path / "c"))
+    assert m["patches"] == "craft-grid" and m["patch_size"] == 18
+    assert m["per_class"]["Bag"]["quality"]["relative_error"] < 1.0
+    plain = run_discover("fashion-mnist", tmp_path / "p", method="nmf", k=3, image_size=64,
+                         n_per_class=3, classes=["Bag", "Sandal"], cache_dir=str(tmp_path / "c"))
+    assert plain["patches"] == "random-crops" and plain["patch_size"] is None

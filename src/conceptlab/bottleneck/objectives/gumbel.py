@@ -30,8 +30,8 @@ class GumbelObjective(ContrastiveObjective):
     over the first ``anneal_epochs`` epochs (``anneal=False``: ``tau_min`` throughout);
     ``hard=True`` uses straight-through one-hot samples. Evaluation: ``softmax(a / tau_min)``
     without noise (one-hot argmax when ``hard`` or ``eval_hard``: ``eval_hard`` trains on the
-    soft relaxation and hands the head the hard one-hot only at evaluation). Loss: ``CE(head(a~), y) + weight *
-    L_clip(s(a~_i, A_j) / tau)``.
+    soft relaxation and hands the head the hard one-hot only at evaluation).
+    Loss: ``CE(head(a~), y) + weight * L_clip(s(a~_i, A_j) / tau)``.
 
     Why this makes each example explained by few concepts (the property the tests check):
     ``a~`` lies on the probability simplex, and at a low temperature ``softmax(a / tau)`` gives
