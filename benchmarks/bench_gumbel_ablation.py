@@ -7,11 +7,12 @@ Protocol: the data split is fixed (seed 0, recorded); every ablation row is scor
 *validation only* (carved from train), at NEC = 5, model seed 0, one factor changed at a time
 from conceptlab's ``gumbel`` (scores CBL, grounded, sparse fine-tuning as in
 ``workflows.variants.FINETUNE``): the tau schedule, the head's input (soft softmax(a / tau_min)
-or straight-through one-hot, or one-hot at evaluation only), the loss form (contrastive weight 0 = cross-entropy only), the
-contrastive weight, and the learning rate; then one row combining each factor's best change.
-The configuration chosen on validation (rule fixed before the runs: the best validation
-accuracy among Gumbel rows with fewer active concepts per decision than l1) is then compared on test with ``l1`` (ours) and the two Sparse-CBM references over
-seeds 0, 1, 2 (mean +- 95% t-interval; paired per-seed difference to l1).
+or straight-through one-hot, or one-hot at evaluation only), the loss form (contrastive weight
+0 = cross-entropy only), the contrastive weight, and the learning rate; then one row combining
+each factor's best change. The configuration chosen on validation (rule fixed before the runs:
+the best validation accuracy among Gumbel rows with fewer active concepts per decision than l1)
+is then compared on test with ``l1`` (ours) and the two Sparse-CBM references over seeds 0, 1,
+2 (mean +- 95% t-interval; paired per-seed difference to l1).
 
 A ceiling measured beside it: the head of a Gumbel CBL at a low temperature sees almost a
 one-hot vector of the top unit, so it can do no better than the best class per top unit. The

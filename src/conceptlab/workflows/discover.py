@@ -301,11 +301,39 @@ def concept_output(model: ConceptModel, u: torch.Tensor, target: int
     return f
 
 
+def resampled_output(model: ConceptModel, U: torch.Tensor, i: int, target: int,
+                     donors: np.ndarray) -> Any:
+    """``f(masks)`` where a removed concept takes its codes from other inputs (``donors``,
+    averaged over them) instead of zero: a deletion no importance estimator perturbs with
+    (occlusion zeroes a concept, Sobol scales it by a mask in [0, 1], gradient x input is the
+    first-order term of zeroing), so it does not favour one estimator's own perturbation."""
+    u = U[i]
+    others = U[torch.from_numpy(np.asarray(donors, np.int64))]
+
+    def f(masks: np.ndarray) -> np.ndarray:
+        m = torch.from_numpy(np.asarray(masks, np.float32))[:, None, :]
+        outs = []
+        with torch.no_grad():
+            for d in others:
+                outs.append(model(u[None] * m + d[None] * (1 - m)).softmax(-1)[:, target])
+        return torch.stack(outs).mean(0).numpy()
+
+    return f
+
+
 def importance_and_fidelity(model: ConceptModel, U: torch.Tensor, target: int, seed: int,
-                            methods: tuple[str, ...], n_design: int = 32, n_random: int = 8
-                            ) -> dict[str, Any]:
+                            methods: tuple[str, ...], n_design: int = 32, n_random: int = 8,
+                            baseline: str = "zero", n_donors: int = 4) -> dict[str, Any]:
     """Local importances of each method on codes ``U`` (N, P, K) for class ``target``, and the
-    fidelity of each ranking (and of random orders) per input, averaged."""
+    fidelity of each ranking (and of random orders) per input, averaged.
+
+    ``baseline``: what a deleted concept becomes in the fidelity metrics: ``zero`` (its codes
+    set to 0, occlusion's own perturbation) or ``resample`` (its codes taken from
+    ``n_donors`` other inputs, ``resampled_output``)."""
+    if baseline not in ("zero", "resample"):
+        raise SourceError(f"fidelity baseline must be 'zero' or 'resample', got {baseline!r}")
+    if baseline == "resample" and len(U) < 2:
+        raise SourceError("the resample baseline needs at least 2 inputs")
     t = np.full(len(U), target)
     local = {m: local_importance(m, model, U, t, **({"n_design": n_design, "seed": seed}
                                                      if m == "sobol" else {}))
@@ -318,7 +346,12 @@ def importance_and_fidelity(model: ConceptModel, U: torch.Tensor, target: int, s
                                               for m in (*methods, "random")}
     curves: dict[str, list[np.ndarray]] = {m: [] for m in (*methods, "random")}
     for i in range(len(U)):
-        f = concept_output(model, U[i], target)
+        if baseline == "zero":
+            f = concept_output(model, U[i], target)
+        else:
+            pool = np.delete(np.arange(len(U)), i)
+            f = resampled_output(model, U, i, target,
+                                 rng.choice(pool, min(n_donors, len(pool)), replace=False))
         for m in methods:
             order = order_from_importance(local[m][i])
             dc = deletion_curve(f, order)
@@ -340,7 +373,8 @@ def importance_and_fidelity(model: ConceptModel, U: torch.Tensor, target: int, s
 def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
                    methods: tuple[str, ...] = tuple(IMPORTANCE), seed: int | None = None,
                    n_design: int = 32, cache_dir: str | None = None,
-                   out: str | Path | None = None, n_overlay: int = 4) -> dict[str, Any]:
+                   out: str | Path | None = None, n_overlay: int = 4,
+                   baseline: str = "zero") -> dict[str, Any]:
     """Importance of one class's discovered concepts on held-out (official test) images of
     that class; writes ``importance/<class>/{importance.json, bars.png, overlays.png,
     deletion.png}`` under ``folder`` (or ``out``)."""
@@ -370,7 +404,8 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
     U = found.dictionary.encode(spatial.rows).reshape(len(test), -1, found.dictionary.n_concepts)
     model = ConceptModel.from_dictionary(found.dictionary, head, spatial.grid)
     target = c  # a probe's classes are the data's; a model head shares the data's names
-    res = importance_and_fidelity(model, torch.from_numpy(U), target, seed, methods, n_design)
+    res = importance_and_fidelity(model, torch.from_numpy(U), target, seed, methods, n_design,
+                                  baseline=baseline)
     glob = {m: res["local"][m].mean(0) for m in methods}
     cnames = found.bank.names
     dest = Path(out) if out is not None else folder / "importance" / slug(names[c])
@@ -392,6 +427,7 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
     probs = recon[:, target].numpy()
     result = {"command": "importance", "class": names[c], "n_images": len(test),
               "seed": seed, "n_design": n_design, "decision": "probe" if is_probe else "model",
+              "fidelity_baseline": baseline,
               "mean_target_probability_reconstructed": float(probs.mean()),
               "mean_target_probability_original": float(orig[:, target].mean()),
               "recall_original": float((orig.argmax(1) == target).float().mean()),
