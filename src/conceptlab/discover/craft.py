@@ -24,6 +24,7 @@ keeps that ratio at other input sizes.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -138,8 +139,12 @@ class CraftNMF(Dictionary):
     def fit(self, A: np.ndarray) -> CraftNMF:
         A = check_activations(A)
         check_nonnegative(A, self.name)
+        from sklearn.exceptions import ConvergenceWarning
+
         reducer = self._reducer()
-        reducer.fit(A)
+        with warnings.catch_warnings():  # the reference's default 200 iterations, recorded
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reducer.fit(A)
         self._set(reducer.components_)
         return self
 
@@ -148,10 +153,14 @@ class CraftNMF(Dictionary):
 
         A = check_activations(A, dim=self.dim)
         check_nonnegative(A, self.name)
+        from sklearn.exceptions import ConvergenceWarning
+
         r = self._reducer()
-        U, _, _ = non_negative_factorization(
-            A, H=self.dictionary.astype(np.float32), n_components=self.n_concepts,
-            update_H=False, init=None, solver=r.solver, beta_loss=r.beta_loss, tol=r.tol,
-            max_iter=r.max_iter, alpha_W=self.alpha_W, alpha_H=r.alpha_H,
-            l1_ratio=r.l1_ratio, random_state=self.seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            U, _, _ = non_negative_factorization(
+                A, H=self.dictionary.astype(np.float32), n_components=self.n_concepts,
+                update_H=False, init=None, solver=r.solver, beta_loss=r.beta_loss, tol=r.tol,
+                max_iter=r.max_iter, alpha_W=self.alpha_W, alpha_H=r.alpha_H,
+                l1_ratio=r.l1_ratio, random_state=self.seed)
         return np.asarray(U, np.float32)
