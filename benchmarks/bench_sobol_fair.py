@@ -50,7 +50,7 @@ def main() -> int:
     ap.add_argument("--classes", nargs="+", default=["Trouser", "Bag", "Sneaker"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--n-per-class", type=int, default=40)
-    ap.add_argument("--n-images", type=int, default=10)
+    ap.add_argument("--n-images", type=int, default=6)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--designs", nargs="+", type=int, default=[32, 256])
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "sobol-fair")
@@ -81,18 +81,24 @@ def main() -> int:
                         per.setdefault(key, {}).setdefault(metric, []).append(
                             float(np.nanmean([f[order][metric] for f in fids])))
             print(f"seed {seed} {baseline} done ({time.perf_counter() - t0:.0f} s)", flush=True)
+        write(args, per, t0)  # after every seed: a run stopped early keeps what it finished
+    return 0
+
+
+def write(args: argparse.Namespace, per: dict[str, dict[str, list[float]]], t0: float) -> None:
+    """The JSON and the markdown of the seeds done so far."""
     summary = {k: {metric: interval(v) for metric, v in d.items()} for k, d in per.items()}
     result: dict[str, Any] = {
         "command": "benchmarks/bench_sobol_fair.py", "layer": "_blocks.15", "method": "seminmf",
         "source": "spatial", "classes": args.classes, "seeds": args.seeds,
         "n_per_class": args.n_per_class, "n_images": args.n_images, "k": args.k,
         "designs": args.designs, "per_seed": per, "summary": summary,
+        "seeds_done": len(next(iter(per.values()))["deletion_auc"]),
         "seconds": round(time.perf_counter() - t0, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json_atomic(RESULTS / "bench_sobol_fair.json", result)
     (RESULTS / "bench_sobol_fair.md").write_text(render(result), encoding="utf-8")
-    print(render(result))
-    return 0
+    print(render(result), flush=True)
 
 
 def render(r: dict[str, Any]) -> str:
@@ -100,7 +106,8 @@ def render(r: dict[str, Any]) -> str:
     lines = [f"`{r['command']}` ({r['seconds']} s): {r['method']} concepts (k = {r['k']}) at "
              f"`{r['layer']}` ({r['source']} rows), Fashion-MNIST classes {r['classes']}, "
              f"{r['n_per_class']} training and {r['n_images']} held-out test images per class, "
-             f"seeds {r['seeds']} (mean ± 95% t-interval over seeds of the mean over classes).",
+             f"seeds {r['seeds'][:r.get('seeds_done', len(r['seeds']))]} (mean ± 95% t-interval "
+             "over seeds of the mean over classes).",
              "", "| order | removed concept becomes | deletion AUC (lower better) | "
              "insertion AUC (higher) | mu-fidelity (higher) |", "|---|---|---|---|---|"]
     for key, s in r["summary"].items():
