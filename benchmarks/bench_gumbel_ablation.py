@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from conceptlab.bottleneck.model import ConceptBottleneckModel
+from conceptlab.errors import ComputeError
 from conceptlab.utils.io import write_json_atomic
 from conceptlab.workflows.cbm import fit_cbm
 from conceptlab.workflows.concepts import ConceptSource, concept_source
@@ -170,7 +171,7 @@ def run(cfg: RunConfig, label: str, quick: bool) -> dict[str, Any]:
             try:
                 _, row = fit_cbm(prep, src, method, NEC, {**opts, "show_progress": False},
                                  seed=seed, controls=False)
-            except FloatingPointError as err:  # the reference's -log(gumbel_softmax) can
+            except (FloatingPointError, ComputeError) as err:  # -log(gumbel_softmax) can
                 per_seed.setdefault(name, []).append({"seed": seed, "diverged": str(err)})
                 print(f"{label} | test {name} seed {seed}: diverged ({err})", flush=True)
                 continue
