@@ -32,7 +32,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from conceptlab.errors import ConceptlabError, OutputError
+from conceptlab.errors import ConceptlabError, ConceptlabValueError, OutputError
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.io import check_output_dir, probe_writable, read_json, write_json_atomic
 
@@ -224,7 +224,7 @@ class ActivationCache:
     def __init__(self, root: str | os.PathLike[str] | None = None,
                  shard_rows: int = DEFAULT_SHARD_ROWS) -> None:
         if shard_rows < 1:
-            raise ValueError("shard_rows must be >= 1")
+            raise ConceptlabValueError("shard_rows must be >= 1")
         self.root = Path(root) if root is not None else default_cache_dir()
         self.shard_rows = shard_rows
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from conceptlab.errors import ConceptlabError
+from conceptlab.errors import ConceptlabError, UnknownNameError
 
 Reduce = Literal["none", "mean", "max", "cls", "last", "flatten"]
 REDUCTIONS: tuple[str, ...] = ("none", "mean", "max", "cls", "last", "flatten")
@@ -144,7 +144,7 @@ class Captured(Mapping[str, torch.Tensor]):
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self._calls:
-            raise KeyError(f"{name!r} was not captured (captured: {', '.join(self.names)})")
+            raise UnknownNameError(f"{name!r} was not captured (captured: {', '.join(self.names)})")
         calls = self._calls[name]
         if not calls:
             raise HookError(f"hook point {name!r} never ran: did the forward pass reach it?")

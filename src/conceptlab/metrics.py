@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
+
 
 def _check_same_length(a: np.ndarray, b: np.ndarray, what: str) -> None:
     if len(a) != len(b):
-        raise ValueError(f"{what}: {len(a)} vs {len(b)} rows")
+        raise ConceptlabValueError(f"{what}: {len(a)} vs {len(b)} rows")
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -15,7 +17,7 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     _check_same_length(y_true, y_pred, "accuracy")
     if len(y_true) == 0:
-        raise ValueError("accuracy of an empty set is undefined")
+        raise ConceptlabValueError("accuracy of an empty set is undefined")
     return float((y_true == y_pred).mean())
 
 
@@ -27,7 +29,7 @@ def effective_count(values: np.ndarray, mass: float = 0.9) -> np.ndarray:
     counts about ``mass * K``. Rows that are all zero count 0.
     """
     if not 0 < mass <= 1:
-        raise ValueError(f"mass must be in (0, 1], got {mass}")
+        raise ConceptlabValueError(f"mass must be in (0, 1], got {mass}")
     v = np.abs(np.atleast_2d(np.asarray(values, dtype=np.float64)))
     total = v.sum(axis=1, keepdims=True)
     sorted_desc = -np.sort(-v, axis=1)
@@ -47,7 +49,8 @@ def nec(weight: np.ndarray, tol: float = 0.0) -> float:
     """Number of effective concepts (VLG-CBM): non-zero head weights / number of classes."""
     w = np.asarray(weight)
     if w.ndim != 2 or w.shape[0] == 0:
-        raise ValueError(f"head weight must be a non-empty C x K matrix, got shape {w.shape}")
+        raise ConceptlabValueError(f"head weight must be a non-empty C x K matrix, got shape "
+                                   f"{w.shape}")
     return float((np.abs(w) > tol).sum() / w.shape[0])
 
 
@@ -55,7 +58,8 @@ def concept_accuracy(concept_true: np.ndarray, concept_pred: np.ndarray) -> floa
     """Mean over concepts and examples of binary agreement between true and predicted concepts."""
     t, p = np.asarray(concept_true).astype(bool), np.asarray(concept_pred).astype(bool)
     if t.shape != p.shape:
-        raise ValueError(f"concept labels {t.shape} and predictions {p.shape} differ in shape")
+        raise ConceptlabValueError(f"concept labels {t.shape} and predictions {p.shape} differ "
+                                   f"in shape")
     return float((t == p).mean())
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from conceptlab.cache import ITEM_KEY_BYTES, ActivationCache, CacheKey, as_key_array
 from conceptlab.data.base import DataSplit
 from conceptlab.encoders.base import Encoder, Views
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.utils.progress import progress
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def _compute_with_progress(compute: Any, n: int, chunk: int, desc: str) -> Views
     for start in progress(range(0, n, chunk), total=(n + chunk - 1) // chunk, desc=desc):
         parts.append(compute(start, min(start + chunk, n)))
     if not parts:
-        raise ValueError(f"{desc}: nothing to encode (empty split)")
+        raise ConceptlabValueError(f"{desc}: nothing to encode (empty split)")
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

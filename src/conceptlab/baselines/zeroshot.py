@@ -19,6 +19,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
+
 #: named template lists; each template has exactly one "{}" for the class name
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "plain": ("{}",),
@@ -59,22 +61,23 @@ def get_templates(templates: str | Sequence[str]) -> list[str]:
     templates, checked: non-empty, each with exactly one ``{}``."""
     if isinstance(templates, str):
         if templates not in TEMPLATE_SETS:
-            raise ValueError(f"unknown template set {templates!r}; known: "
+            raise ConceptlabValueError(f"unknown template set {templates!r}; known: "
                              f"{', '.join(TEMPLATE_SETS)} (pass a list for custom templates)")
         return list(TEMPLATE_SETS[templates])
     out = [str(t) for t in templates]
     if not out:
-        raise ValueError("no prompt templates given")
+        raise ConceptlabValueError("no prompt templates given")
     for t in out:
         if t.count("{}") != 1:
-            raise ValueError(f"template {t!r} must contain exactly one '{{}}' for the class name")
+            raise ConceptlabValueError(f"template {t!r} must contain exactly one '{{}}' for the "
+                                       f"class name")
     return out
 
 
 def _normalize_rows(a: np.ndarray, what: str) -> np.ndarray:
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     if (norms == 0).any():
-        raise ValueError(f"{what} contains zero-length vectors (rows "
+        raise ConceptlabValueError(f"{what} contains zero-length vectors (rows "
                          f"{np.flatnonzero(norms[:, 0] == 0)[:5].tolist()})")
     return a / norms
 
@@ -88,22 +91,23 @@ def build_class_embeddings(text_encoder: TextEncoder, class_names: Sequence[str]
     mean is normalised again (CLIP, Sec. 3.1.4).
     """
     if isinstance(class_names, str):
-        raise ValueError("class_names must be a list of names, not one string")
+        raise ConceptlabValueError("class_names must be a list of names, not one string")
     names = [str(n) for n in class_names]
     if not names:
-        raise ValueError("no class names given")
+        raise ConceptlabValueError("no class names given")
     if any(not n.strip() for n in names):
-        raise ValueError("class names must be non-empty strings")
+        raise ConceptlabValueError("class names must be non-empty strings")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"duplicate class names: {dupes[:5]}")
+        raise ConceptlabValueError(f"duplicate class names: {dupes[:5]}")
     temps = get_templates(templates)
     prompts = [t.format(n) for n in names for t in temps]
     emb = np.asarray(text_encoder.encode_texts(prompts), dtype=np.float64)
     if emb.ndim != 2 or emb.shape[0] != len(prompts):
-        raise ValueError(f"text encoder returned shape {emb.shape} for {len(prompts)} prompts")
+        raise ConceptlabValueError(f"text encoder returned shape {emb.shape} for {len(prompts)} "
+                                   f"prompts")
     if not np.isfinite(emb).all():
-        raise ValueError("text encoder returned NaN or infinity")
+        raise ConceptlabValueError("text encoder returned NaN or infinity")
     emb = _normalize_rows(emb, "prompt embeddings")
     mean = emb.reshape(len(names), len(temps), -1).mean(axis=1)
     return _normalize_rows(mean, "averaged class embeddings").astype(np.float32)
@@ -114,14 +118,15 @@ def zero_shot_scores(embeddings: np.ndarray, class_text_embeddings: np.ndarray) 
     X = np.asarray(embeddings, dtype=np.float64)
     T = np.asarray(class_text_embeddings, dtype=np.float64)
     if X.ndim != 2 or T.ndim != 2:
-        raise ValueError(f"embeddings {X.shape} and class embeddings {T.shape} must be 2-D")
+        raise ConceptlabValueError(f"embeddings {X.shape} and class embeddings {T.shape} must be "
+                                   f"2-D")
     if X.shape[1] != T.shape[1]:
-        raise ValueError(f"embeddings have dimension {X.shape[1]} but class embeddings "
+        raise ConceptlabValueError(f"embeddings have dimension {X.shape[1]} but class embeddings "
                          f"{T.shape[1]}")
     if T.shape[0] < 2:
-        raise ValueError(f"zero-shot needs at least 2 classes, got {T.shape[0]}")
+        raise ConceptlabValueError(f"zero-shot needs at least 2 classes, got {T.shape[0]}")
     if not (np.isfinite(X).all() and np.isfinite(T).all()):
-        raise ValueError("embeddings contain NaN or infinity")
+        raise ConceptlabValueError("embeddings contain NaN or infinity")
     return (_normalize_rows(X, "embeddings") @ _normalize_rows(T, "class embeddings").T
             ).astype(np.float32)
 

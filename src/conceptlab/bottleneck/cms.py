@@ -36,6 +36,8 @@ from typing import Literal
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
+
 Center = Literal["none", "row"]
 ClassNorm = Literal["none", "sum", "zscore"]
 
@@ -45,12 +47,12 @@ def _as_matrix(a: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype == bool:
         arr = arr.astype(np.float64)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+        raise ConceptlabValueError(f"{name} must be numeric, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {arr.shape}")
+        raise ConceptlabValueError(f"{name} must be a non-empty 2-D matrix, got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+        raise ConceptlabValueError(f"{name} contains NaN or infinity")
     return arr
 
 
@@ -59,10 +61,11 @@ def _check_pair(image_concept_sims: np.ndarray,
     V = _as_matrix(image_concept_sims, "image_concept_sims")
     T = _as_matrix(class_concept_sims, "class_concept_sims")
     if V.shape[1] != T.shape[1]:
-        raise ValueError(f"image_concept_sims has {V.shape[1]} concepts but class_concept_sims "
+        raise ConceptlabValueError(f"image_concept_sims has {V.shape[1]} concepts but "
+                                   f"class_concept_sims "
                          f"has {T.shape[1]}")
     if T.shape[0] < 2:
-        raise ValueError(f"class_concept_sims needs at least 2 classes, got {T.shape[0]}")
+        raise ConceptlabValueError(f"class_concept_sims needs at least 2 classes, got {T.shape[0]}")
     return V, T
 
 
@@ -79,7 +82,7 @@ def cms_cosine_scores(image_concept_sims: np.ndarray, class_concept_sims: np.nda
         V = V - V.mean(axis=1, keepdims=True)
         T = T - T.mean(axis=1, keepdims=True)
     elif center != "none":
-        raise ValueError(f"center must be 'none' or 'row', got {center!r}")
+        raise ConceptlabValueError(f"center must be 'none' or 'row', got {center!r}")
     v_norm = np.linalg.norm(V, axis=1, keepdims=True)
     t_norm = np.linalg.norm(T, axis=1)
     Vn = V / np.where(v_norm > 0, v_norm, 1.0)
@@ -102,13 +105,14 @@ def _normalize_classes(T: np.ndarray, class_norm: ClassNorm) -> np.ndarray:
         sums = T.sum(axis=1, keepdims=True)
         if (sums <= 0).any():
             bad = np.flatnonzero(sums[:, 0] <= 0)[:5].tolist()
-            raise ValueError(f"class_norm='sum' needs positive row sums; classes {bad} have "
+            raise ConceptlabValueError(f"class_norm='sum' needs positive row sums; classes {bad} "
+                                       f"have "
                              "sums <= 0 (use 'zscore')")
         return T / sums
     if class_norm == "zscore":
         std = T.std(axis=1, keepdims=True)
         return (T - T.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
-    raise ValueError(f"class_norm must be 'none', 'sum' or 'zscore', got {class_norm!r}")
+    raise ConceptlabValueError(f"class_norm must be 'none', 'sum' or 'zscore', got {class_norm!r}")
 
 
 def cms_predict_top_concept(image_concept_sims: np.ndarray, class_concept_sims: np.ndarray, *,
@@ -144,10 +148,11 @@ def class_concept_similarities(class_embeddings: np.ndarray,
     A = _as_matrix(class_embeddings, "class_embeddings")
     B = _as_matrix(concept_vectors, "concept_vectors")
     if A.shape[1] != B.shape[1]:
-        raise ValueError(f"class embeddings have dimension {A.shape[1]}, concepts {B.shape[1]}")
+        raise ConceptlabValueError(f"class embeddings have dimension {A.shape[1]}, concepts "
+                                   f"{B.shape[1]}")
     na, nb = np.linalg.norm(A, axis=1, keepdims=True), np.linalg.norm(B, axis=1, keepdims=True)
     if (na == 0).any() or (nb == 0).any():
-        raise ValueError("zero-length class or concept vector")
+        raise ConceptlabValueError("zero-length class or concept vector")
     return ((A / na) @ (B / nb).T).astype(np.float32)
 
 
@@ -168,7 +173,7 @@ def cms_reference_predict(image_concept_sims: np.ndarray, class_concept_sims: np
         return cms_predict_cosine(V, T)
     if rule == "top-concept":
         return cms_predict_top_concept(V, T)
-    raise ValueError(f"rule must be 'cosine' or 'top-concept', got {rule!r}")
+    raise ConceptlabValueError(f"rule must be 'cosine' or 'top-concept', got {rule!r}")
 
 
 def cms_rowsum_predict(image_concept_sims: np.ndarray, class_concept_sims: np.ndarray, *,
@@ -194,4 +199,4 @@ def cms_rowsum_predict(image_concept_sims: np.ndarray, class_concept_sims: np.nd
         return ((V @ T.T) / (v_norm * t_norm[None, :])).argmax(axis=1).astype(np.int64)
     if rule == "top-concept":
         return T[:, V.argmax(axis=1)].argmax(axis=0).astype(np.int64)
-    raise ValueError(f"rule must be 'cosine' or 'top-concept', got {rule!r}")
+    raise ConceptlabValueError(f"rule must be 'cosine' or 'top-concept', got {rule!r}")

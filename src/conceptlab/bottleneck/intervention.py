@@ -30,6 +30,7 @@ import numpy as np
 
 from conceptlab import metrics
 from conceptlab.bottleneck.model import ConceptBottleneckModel
+from conceptlab.errors import ConceptlabValueError
 
 Order = Literal["random", "uncertain"]
 
@@ -39,15 +40,16 @@ def _check_labels(model: ConceptBottleneckModel, n: int, concept_labels: Any,
     labels = np.asarray(concept_labels)
     names = [str(c) for c in concept_names]
     if not names:
-        raise ValueError("concept_names is empty: nothing to intervene on")
+        raise ConceptlabValueError("concept_names is empty: nothing to intervene on")
     if labels.ndim != 2 or labels.shape != (n, len(names)):
-        raise ValueError(f"concept_labels must have shape ({n}, {len(names)}) (rows x named "
+        raise ConceptlabValueError(f"concept_labels must have shape ({n}, {len(names)}) (rows x "
+                                   f"named "
                          f"concepts), got {labels.shape}")
     if not np.isin(labels, (0, 1)).all():
-        raise ValueError("concept_labels must hold only 0 and 1")
+        raise ConceptlabValueError("concept_labels must hold only 0 and 1")
     units = model._unit_indices(names)
     if len(set(units)) != len(units):
-        raise ValueError("concept_names has duplicates")
+        raise ConceptlabValueError("concept_names has duplicates")
     return labels.astype(bool), units
 
 
@@ -55,7 +57,7 @@ def corrected_values(model: ConceptBottleneckModel, labels: np.ndarray,
                      units: Sequence[int]) -> np.ndarray:
     """N x len(units): the 95th (present) / 5th (absent) training percentile of each unit."""
     if model.unit_low_ is None or model.unit_high_ is None:
-        raise ValueError("model has no unit percentiles; fit or load it first")
+        raise ConceptlabValueError("model has no unit percentiles; fit or load it first")
     lo, hi = model.unit_low_[list(units)], model.unit_high_[list(units)]
     return np.where(labels, hi[None, :], lo[None, :]).astype(np.float32)
 
@@ -71,13 +73,13 @@ def intervention_order(H: np.ndarray, units: Sequence[int], *, order: Order = "r
         return np.argsort(rng.random((n, m)), axis=1)
     if order == "uncertain":
         if low is None or high is None:
-            raise ValueError("order='uncertain' needs the units' low/high values")
+            raise ConceptlabValueError("order='uncertain' needs the units' low/high values")
         lo, hi = low[list(units)], high[list(units)]
         t = (lo + hi) / 2 if thresholds is None else np.asarray(thresholds, dtype=np.float32)
         spread = np.maximum(np.abs(hi - lo), 1e-12)
         distance = np.abs(H[:, list(units)] - t[None, :]) / spread[None, :]
         return np.argsort(distance, axis=1, kind="stable")
-    raise ValueError(f"unknown order {order!r} (use 'random' or 'uncertain')")
+    raise ConceptlabValueError(f"unknown order {order!r} (use 'random' or 'uncertain')")
 
 
 def intervention_curve(model: ConceptBottleneckModel, X: Any, y: Any, concept_labels: Any,
@@ -92,12 +94,12 @@ def intervention_curve(model: ConceptBottleneckModel, X: Any, y: Any, concept_la
     H = model.unit_values(X)
     yy = np.asarray(y)
     if yy.shape != (len(H),):
-        raise ValueError(f"y must have shape ({len(H)},), got {yy.shape}")
+        raise ConceptlabValueError(f"y must have shape ({len(H)},), got {yy.shape}")
     labels, units = _check_labels(model, len(H), concept_labels, concept_names)
     m = len(units)
     steps_list = list(range(m + 1)) if steps is None else [int(s) for s in steps]
     if any(s < 0 or s > m for s in steps_list):
-        raise ValueError(f"steps must lie in [0, {m}], got {steps_list}")
+        raise ConceptlabValueError(f"steps must lie in [0, {m}], got {steps_list}")
     targets = corrected_values(model, labels, units)
     ordering = intervention_order(H, units, order=order, seed=seed, low=model.unit_low_,
                                   high=model.unit_high_, thresholds=thresholds)
@@ -157,7 +159,7 @@ def concept_accuracy(model: ConceptBottleneckModel, X: Any, concept_labels: Any,
     labels, units = _check_labels(model, len(H), concept_labels, concept_names)
     t = np.asarray(thresholds, dtype=np.float32)
     if t.shape != (len(units),):
-        raise ValueError(f"thresholds must have shape ({len(units)},), got {t.shape}")
+        raise ConceptlabValueError(f"thresholds must have shape ({len(units)},), got {t.shape}")
     pred = H[:, units] > t[None, :]
     per = {str(n): metrics.concept_accuracy(labels[:, j], pred[:, j])
            for j, n in enumerate(concept_names)}

@@ -26,6 +26,7 @@ from conceptlab.discover.naming import (
     unique_names,
 )
 from conceptlab.discover.sources import Activations, SourceError, TappedModel, extract
+from conceptlab.errors import MissingFileError
 from conceptlab.utils.io import atomic_dir, read_json, write_json_atomic
 
 FORMAT = 1
@@ -59,7 +60,7 @@ class DiscoveredConcepts:
     def load(cls, folder: str | Path) -> DiscoveredConcepts:
         folder = Path(folder)
         if not (folder / "dictionary.json").is_file():
-            raise FileNotFoundError(f"{folder}: no discovered concepts here (dictionary.json "
+            raise MissingFileError(f"{folder}: no discovered concepts here (dictionary.json "
                                     "missing; write them with `conceptlab discover`)")
         meta = read_json(folder / "dictionary.json")
         arrays = load_file(str(folder / "dictionary.safetensors"))

@@ -10,15 +10,17 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from conceptlab.errors import ConceptlabValueError
+
 
 def relative_reconstruction_error(A: np.ndarray, A_hat: np.ndarray) -> float:
     """``||A - A_hat||_F / ||A||_F`` (0 = exact)."""
     A, A_hat = np.asarray(A, np.float64), np.asarray(A_hat, np.float64)
     if A.shape != A_hat.shape:
-        raise ValueError(f"shapes differ: {A.shape} vs {A_hat.shape}")
+        raise ConceptlabValueError(f"shapes differ: {A.shape} vs {A_hat.shape}")
     denom = np.linalg.norm(A)
     if denom == 0:
-        raise ValueError("relative error of an all-zero matrix is undefined")
+        raise ConceptlabValueError("relative error of an all-zero matrix is undefined")
     return float(np.linalg.norm(A - A_hat) / denom)
 
 
@@ -26,10 +28,10 @@ def r2_score(A: np.ndarray, A_hat: np.ndarray) -> float:
     """Explained variance ``1 - ||A - A_hat||^2 / ||A - mean(A)||^2`` over all entries."""
     A, A_hat = np.asarray(A, np.float64), np.asarray(A_hat, np.float64)
     if A.shape != A_hat.shape:
-        raise ValueError(f"shapes differ: {A.shape} vs {A_hat.shape}")
+        raise ConceptlabValueError(f"shapes differ: {A.shape} vs {A_hat.shape}")
     tot = ((A - A.mean(0)) ** 2).sum()
     if tot == 0:
-        raise ValueError("R² of constant activations is undefined")
+        raise ConceptlabValueError("R² of constant activations is undefined")
     return float(1 - ((A - A_hat) ** 2).sum() / tot)
 
 

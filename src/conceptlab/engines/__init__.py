@@ -15,6 +15,7 @@ import numpy as np
 
 from conceptlab.data.base import DataSplit
 from conceptlab.encoders.base import Encoder, Views
+from conceptlab.errors import ConceptlabValueError
 
 ENGINES = ("local", "ray")
 
@@ -40,17 +41,18 @@ def build_engine(name: str = "local", *, address: str | None = None,
     """
     if name == "local":
         if address is not None:
-            raise ValueError("--address is for --engine ray")
+            raise ConceptlabValueError("--address is for --engine ray")
         from conceptlab.engines.local import LocalEngine
 
         return LocalEngine(**options)
     if name == "ray":
         if not encoder_spec:
-            raise ValueError("the ray engine needs the encoder spec to rebuild it on workers")
+            raise ConceptlabValueError("the ray engine needs the encoder spec to rebuild it on "
+                                       "workers")
         from conceptlab.engines.ray_engine import RayEngine
 
         return RayEngine(encoder_spec, encoder_options or {}, address=address, **options)
-    raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+    raise ConceptlabValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
 
 
 __all__ = ["ENGINES", "Engine", "build_engine"]

@@ -24,6 +24,7 @@ import numpy as np
 
 from conceptlab.data.base import DataSplit
 from conceptlab.encoders.base import Encoder, Views
+from conceptlab.errors import ComputeError, ConceptlabValueError
 
 _VIEW = "view."
 
@@ -34,7 +35,7 @@ def import_ray() -> Any:
         import ray
         import ray.data
     except ImportError as err:
-        raise RuntimeError("the ray engine needs Ray Data: pip install 'conceptlab[ray]' "
+        raise ComputeError("the ray engine needs Ray Data: pip install 'conceptlab[ray]' "
                            "(or pip install 'ray[data]')") from err
     return ray
 
@@ -53,7 +54,7 @@ class EncodeActor:
         self.split = split
         got = self.encoder.cache_fingerprint(split.modality)
         if got != expected_fingerprint:
-            raise RuntimeError(f"worker built encoder {spec!r} with cache fingerprint {got}, "
+            raise ComputeError(f"worker built encoder {spec!r} with cache fingerprint {got}, "
                                f"driver expects {expected_fingerprint} (different weights, "
                                "options or backend on this node)")
 
@@ -74,7 +75,7 @@ class RayEngine:
                  concurrency: int | None = None, batch_size: int | None = None,
                  local_cpus: int | None = None) -> None:
         if num_cpus <= 0 or num_gpus < 0:
-            raise ValueError(f"ray engine: num_cpus must be > 0 and num_gpus >= 0, "
+            raise ConceptlabValueError(f"ray engine: num_cpus must be > 0 and num_gpus >= 0, "
                              f"got {num_cpus}, {num_gpus}")
         self.spec = encoder_spec
         self.options = dict(encoder_options)
@@ -131,11 +132,11 @@ class RayEngine:
         for out in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
             pos = np.asarray(out["pos"], dtype=np.int64)
             if not np.array_equal(pos, positions[done:done + len(pos)]):
-                raise RuntimeError("ray engine: rows came back out of order")
+                raise ComputeError("ray engine: rows came back out of order")
             done += len(pos)
             yield {k[len(_VIEW):]: np.asarray(v) for k, v in out.items() if k.startswith(_VIEW)}
         if done != len(positions):
-            raise RuntimeError(f"ray engine: {done} of {len(positions)} rows came back")
+            raise ComputeError(f"ray engine: {done} of {len(positions)} rows came back")
 
     def close(self) -> None:
         """Stop the local Ray this engine started (a cluster given by address is left alone)."""

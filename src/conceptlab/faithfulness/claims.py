@@ -30,6 +30,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from conceptlab.errors import ConceptlabValueError
+
 Status = Literal["pass", "fail", "undecided", "not measured"]
 STATUSES: tuple[Status, ...] = ("pass", "fail", "undecided", "not measured")
 
@@ -86,9 +88,11 @@ class Claim:
 
     def __post_init__(self) -> None:
         if self.name not in QUESTIONS:
-            raise ValueError(f"unknown claim {self.name!r}; known: {', '.join(QUESTIONS)}")
+            raise ConceptlabValueError(f"unknown claim {self.name!r}; known: "
+                                       f"{', '.join(QUESTIONS)}")
         if self.status not in STATUSES:
-            raise ValueError(f"unknown status {self.status!r}; known: {', '.join(STATUSES)}")
+            raise ConceptlabValueError(f"unknown status {self.status!r}; known: "
+                                       f"{', '.join(STATUSES)}")
 
     @property
     def question(self) -> str:
@@ -362,7 +366,7 @@ def profile_verdict(claims: Iterable[Claim], required: str) -> Verdict:
     only when they fail."""
     by = {c.name: c for c in claims}
     if required not in by:
-        raise ValueError(f"the required claim {required!r} is missing from the profile")
+        raise ConceptlabValueError(f"the required claim {required!r} is missing from the profile")
     warnings: list[str] = []
     findings: list[str] = []
     req = by[required]

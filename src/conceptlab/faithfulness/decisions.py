@@ -18,16 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
+
 
 def _head(H: Any, W: Any, b: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     h = np.asarray(H, dtype=np.float64)
     w = np.asarray(W, dtype=np.float64)
     bias = np.asarray(b, dtype=np.float64)
     if h.ndim != 2 or w.ndim != 2 or h.shape[1] != w.shape[1] or bias.shape != (w.shape[0],):
-        raise ValueError(f"activations {h.shape}, weights {w.shape} and bias {bias.shape} do "
+        raise ConceptlabValueError(f"activations {h.shape}, weights {w.shape} and bias "
+                                   f"{bias.shape} do "
                          f"not form a head (N x K, C x K, C)")
     if len(h) == 0:
-        raise ValueError("no rows")
+        raise ConceptlabValueError("no rows")
     return h, w, bias
 
 
@@ -58,7 +61,8 @@ def prediction_agreement(pred_a: Any, pred_b: Any) -> float:
     """Share of rows on which two models predict the same class."""
     a, b = np.asarray(pred_a), np.asarray(pred_b)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"predictions {a.shape} and {b.shape} must be equal-length 1-D arrays")
+        raise ConceptlabValueError(f"predictions {a.shape} and {b.shape} must be equal-length "
+                                   f"1-D arrays")
     return float((a == b).mean())
 
 
@@ -109,9 +113,9 @@ def deletion_insertion(H: Any, W: Any, b: Any, *, baseline: Any = None, n_random
     k = h.shape[1]
     base = np.zeros(k) if baseline is None else np.asarray(baseline, dtype=np.float64)
     if base.shape != (k,):
-        raise ValueError(f"baseline must have {k} entries, got shape {base.shape}")
+        raise ConceptlabValueError(f"baseline must have {k} entries, got shape {base.shape}")
     if n_random < 1:
-        raise ValueError(f"n_random must be >= 1, got {n_random}")
+        raise ConceptlabValueError(f"n_random must be >= 1, got {n_random}")
     pred = (h @ w.T + bias).argmax(axis=1)
     contrib = w[pred] * (h - base)
     order = np.argsort(-contrib, axis=1, kind="stable")

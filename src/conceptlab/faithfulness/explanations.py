@@ -21,13 +21,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
+
 OutputFn = Callable[[np.ndarray], np.ndarray]
 
 
 def _order(order: np.ndarray, k: int) -> np.ndarray:
     o = np.asarray(order, dtype=np.int64)
     if sorted(o.tolist()) != list(range(k)):
-        raise ValueError(f"order must be a permutation of 0..{k - 1}, got {o.tolist()}")
+        raise ConceptlabValueError(f"order must be a permutation of 0..{k - 1}, got {o.tolist()}")
     return o
 
 
@@ -62,7 +64,7 @@ def curve_auc(curve: np.ndarray) -> float:
     """Trapezoid area under a curve sampled at 0, 1/K, ..., 1."""
     c = np.asarray(curve, np.float64)
     if len(c) < 2:
-        raise ValueError("a curve needs at least two points")
+        raise ConceptlabValueError("a curve needs at least two points")
     return float(((c[1:] + c[:-1]) / 2).sum() / (len(c) - 1))
 
 
@@ -88,7 +90,7 @@ def deletion_insertion(f: OutputFn, importance: np.ndarray, n_random: int = 8,
 def subset_masks(k: int, subset_size: int, n_subsets: int, seed: int = 0) -> np.ndarray:
     """``n_subsets`` masks with ``subset_size`` random concepts removed (0) each."""
     if not 1 <= subset_size <= k:
-        raise ValueError(f"subset_size must be in 1..{k}, got {subset_size}")
+        raise ConceptlabValueError(f"subset_size must be in 1..{k}, got {subset_size}")
     rng = np.random.default_rng(seed)
     masks = np.ones((n_subsets, k), np.float32)
     for i in range(n_subsets):

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
+
 
 def class_link_agreement(W: Any, A: Any, used: Any = None) -> float:
     """Mean over ``used`` concepts (default: non-zero columns of ``W``) of the cosine between
@@ -40,13 +42,14 @@ def _checked(W: Any, A: Any, used: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     w = np.asarray(W, dtype=np.float64)
     a = np.asarray(A, dtype=np.float64)
     if w.ndim != 2 or w.shape != a.shape:
-        raise ValueError(f"head weights {w.shape} and class-concept association {a.shape} "
+        raise ConceptlabValueError(f"head weights {w.shape} and class-concept association "
+                                   f"{a.shape} "
                          f"must both be C x K")
     if w.shape[0] < 2:
-        raise ValueError("class links need at least 2 classes")
+        raise ConceptlabValueError("class links need at least 2 classes")
     mask = (w != 0).any(axis=0) if used is None else np.asarray(used, dtype=bool)
     if mask.shape != (w.shape[1],):
-        raise ValueError(f"used must be a boolean mask of {w.shape[1]} concepts")
+        raise ConceptlabValueError(f"used must be a boolean mask of {w.shape[1]} concepts")
     return w, a, mask
 
 

@@ -15,16 +15,18 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.faithfulness.claims import bootstrap_interval
 
 
 def _pair(U: Any, S: Any) -> tuple[np.ndarray, np.ndarray]:
     u, s = np.asarray(U, dtype=np.float64), np.asarray(S, dtype=np.float64)
     if u.ndim != 2 or s.ndim != 2 or u.shape[0] != s.shape[0]:
-        raise ValueError(f"unit values {u.shape} and concept scores {s.shape} must be N x K "
+        raise ConceptlabValueError(f"unit values {u.shape} and concept scores {s.shape} must be "
+                                   f"N x K "
                          f"and N x K' over the same rows")
     if u.shape[0] < 2:
-        raise ValueError("correlations need at least 2 rows")
+        raise ConceptlabValueError("correlations need at least 2 rows")
     return u, s
 
 
@@ -39,7 +41,8 @@ def column_correlations(U: Any, S: Any) -> np.ndarray:
     column (a unit that never varies tracks nothing)."""
     u, s = _pair(U, S)
     if u.shape != s.shape:
-        raise ValueError(f"unit values {u.shape} and concept scores {s.shape} differ in shape")
+        raise ConceptlabValueError(f"unit values {u.shape} and concept scores {s.shape} differ "
+                                   f"in shape")
     return (_centred_unit(u) * _centred_unit(s)).sum(axis=0)
 
 
@@ -54,7 +57,8 @@ def _used(used: Any, k: int) -> np.ndarray:
         return np.ones(k, dtype=bool)
     mask = np.asarray(used, dtype=bool)
     if mask.shape != (k,):
-        raise ValueError(f"used must be a boolean mask of {k} units, got shape {mask.shape}")
+        raise ConceptlabValueError(f"used must be a boolean mask of {k} units, got shape "
+                                   f"{mask.shape}")
     return mask
 
 
@@ -77,16 +81,18 @@ def name_match_rate(U: Any, S: Any, used: Any = None, own: Any = None) -> float:
     M = correlation_matrix(U, S)
     if own is None:
         if M.shape[0] != M.shape[1]:
-            raise ValueError(f"name matching needs one unit per concept, got {M.shape}")
+            raise ConceptlabValueError(f"name matching needs one unit per concept, got {M.shape}")
         own_idx = np.arange(M.shape[0])
     else:
         own_idx = np.asarray(own, dtype=np.int64)
         if own_idx.shape != (M.shape[0],):
-            raise ValueError(f"own must give one concept column per unit ({M.shape[0]}), got "
+            raise ConceptlabValueError(f"own must give one concept column per unit "
+                                       f"({M.shape[0]}), got "
                              f"shape {own_idx.shape}")
         bad = own_idx[(own_idx < 0) | (own_idx >= M.shape[1])]
         if len(bad):
-            raise ValueError(f"own must give one concept column in [0, {M.shape[1]}) per unit, "
+            raise ConceptlabValueError(f"own must give one concept column in [0, {M.shape[1]}) "
+                                       f"per unit, "
                              f"got {bad[:3].tolist()}")
     mask = _used(used, M.shape[0])
     if not mask.any():
@@ -106,9 +112,9 @@ def concept_auroc(U: Any, labels: Any) -> np.ndarray:
     u = np.asarray(U, dtype=np.float64)
     t = np.asarray(labels)
     if u.shape != t.shape or u.ndim != 2:
-        raise ValueError(f"unit values {u.shape} and labels {t.shape} must both be N x K")
+        raise ConceptlabValueError(f"unit values {u.shape} and labels {t.shape} must both be N x K")
     if not np.isin(t, (0, 1)).all():
-        raise ValueError("labels must hold only 0 and 1")
+        raise ConceptlabValueError("labels must hold only 0 and 1")
     t = t.astype(bool)
     out = np.full(u.shape[1], np.nan)
     for k in range(u.shape[1]):
@@ -128,7 +134,7 @@ def intervention_gain(curve: Sequence[dict[str, Any]]) -> float:
     whose units mean their concepts gains when an expert fixes them; one that leaks class
     information around its names may lose."""
     if not curve:
-        raise ValueError("empty intervention curve")
+        raise ConceptlabValueError("empty intervention curve")
     pts = sorted(curve, key=lambda p: p["n_corrected"])
     return float(pts[-1]["accuracy"] - pts[0]["accuracy"])
 

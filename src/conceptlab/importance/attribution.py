@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from conceptlab.errors import ConceptlabValueError
+
 
 def upsample_map(code_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A ``(h, w)`` map bilinearly resized to ``size`` = (height, width)."""
@@ -27,7 +29,7 @@ def concept_maps(codes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Spatial codes ``(h, w, K)`` of one input -> maps ``(K, H, W)`` at the input's size."""
     c = np.asarray(codes, np.float32)
     if c.ndim != 3:
-        raise ValueError(f"spatial codes must be (h, w, K), got shape {c.shape}")
+        raise ConceptlabValueError(f"spatial codes must be (h, w, K), got shape {c.shape}")
     t = torch.from_numpy(np.ascontiguousarray(c.transpose(2, 0, 1)))[None]
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[0].numpy()
 
@@ -63,7 +65,7 @@ def unit_maps_by_crops(image: Any, embed: Callable[[list[Any]], np.ndarray],
     crops = [image.crop((int(x), int(y), int(x + s), int(y + s))) for x, y, s in boxes]
     values = np.asarray(unit_values(embed(crops)), np.float64)
     if values.ndim != 2 or len(values) != len(crops):
-        raise ValueError(f"unit_values gave shape {values.shape} for {len(crops)} crops")
+        raise ConceptlabValueError(f"unit_values gave shape {values.shape} for {len(crops)} crops")
     return crop_attribution(values, boxes, (h, w))
 
 
@@ -88,7 +90,7 @@ def unit_maps_by_occlusion(image: Any, embed: Callable[[list[Any]], np.ndarray],
     from PIL import ImageDraw
 
     if not 0 < stride_frac <= patch_frac <= 1:
-        raise ValueError(f"need 0 < stride_frac <= patch_frac <= 1, got {stride_frac}, "
+        raise ConceptlabValueError(f"need 0 < stride_frac <= patch_frac <= 1, got {stride_frac}, "
                          f"{patch_frac}")
     rgb = image.convert("RGB")
     w, h = rgb.size
@@ -105,5 +107,6 @@ def unit_maps_by_occlusion(image: Any, embed: Callable[[list[Any]], np.ndarray],
             images.append(hidden)
     values = np.asarray(unit_values(embed([rgb, *images])), np.float64)
     if values.ndim != 2 or len(values) != len(images) + 1:
-        raise ValueError(f"unit_values gave shape {values.shape} for {len(images) + 1} images")
+        raise ConceptlabValueError(f"unit_values gave shape {values.shape} for {len(images) + 1} "
+                                   f"images")
     return crop_attribution(values[0] - values[1:], np.asarray(boxes), (h, w))

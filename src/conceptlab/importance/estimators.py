@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from conceptlab.errors import DependencyError
 from conceptlab.importance.concept_model import ConceptModel, ImportanceError, as_codes
 from conceptlab.utils.progress import progress
 
@@ -33,7 +34,7 @@ def _salib() -> Any:
         import SALib.analyze.sobol as analyze
         import SALib.sample.sobol as sample
     except ImportError as err:  # pragma: no cover - an extra
-        raise ImportError("Sobol importance needs SALib: pip install 'conceptlab[discover]'"
+        raise DependencyError("Sobol importance needs SALib: pip install 'conceptlab[discover]'"
                           ) from err
     return sample, analyze
 

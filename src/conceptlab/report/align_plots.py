@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.report.plots import PathLike, _figure, _save
 
 
@@ -17,7 +18,7 @@ def plot_concept_auroc(auroc: Mapping[str, Mapping[str, float]], path: PathLike,
     with chance (0.5) and 0.9 marked."""
     methods = list(auroc)
     if not methods:
-        raise ValueError("no AUROC values to plot")
+        raise ConceptlabValueError("no AUROC values to plot")
     names = list(auroc[methods[0]])
     fig, ax = _figure(max(6.0, 0.6 * len(names) + 2), 4.2)
     width = 0.8 / len(methods)

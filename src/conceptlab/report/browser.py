@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from conceptlab.errors import ComputeError
+
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync")
@@ -35,7 +37,7 @@ def launch_chromium() -> Iterator[Any]:
 
     exe = chromium_path()
     if exe is None:
-        raise RuntimeError("no chromium found: install Debian's `chromium` package "
+        raise ComputeError("no chromium found: install Debian's `chromium` package "
                            "(scripts/setup.sh --test does) or set CONCEPTLAB_CHROMIUM")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(exe), headless=True,

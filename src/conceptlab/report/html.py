@@ -18,6 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.report.plots import fmt_number
 from conceptlab.utils.io import write_text_atomic
 
@@ -128,7 +129,8 @@ def external_references(html: str) -> list[str]:
 def check_self_contained(html: str) -> None:
     refs = external_references(html)
     if refs:
-        raise ValueError(f"report refers to {len(refs)} thing(s) outside itself, e.g. {refs[0]!r}")
+        raise ConceptlabValueError(f"report refers to {len(refs)} thing(s) outside itself, e.g. "
+                                   f"{refs[0]!r}")
 
 
 @dataclass

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.utils.io import atomic_path
 
 PathLike = str | os.PathLike[str]
@@ -39,7 +40,7 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
 def _save(fig: Figure, path: PathLike, dpi: int = 120) -> Path:
     target = Path(path)
     if target.suffix.lower() != ".png":
-        raise ValueError(f"{target}: plots are written as .png")
+        raise ConceptlabValueError(f"{target}: plots are written as .png")
     FigureCanvasAgg(fig)
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
@@ -75,7 +76,7 @@ def explanation_figure(explanation: Mapping[str, Any], *, top: int = 15,
                        title: str | None = None, width: float = 7.5) -> Figure:
     """Horizontal bars of the signed contributions behind one decision (top ``top`` by |c|)."""
     if top < 1:
-        raise ValueError(f"top must be >= 1, got {top}")
+        raise ConceptlabValueError(f"top must be >= 1, got {top}")
     concepts = list(explanation.get("concepts", []))[:top]
     fig, ax = _figure(width, 0.32 * max(len(concepts), 1) + 1.3)
     if concepts:
@@ -148,7 +149,8 @@ def weight_heatmap_figure(weights: np.ndarray, class_names: Sequence[str],
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.shape != (len(class_names), len(concept_names)):
-        raise ValueError(f"weights of shape {w.shape} do not match {len(class_names)} classes "
+        raise ConceptlabValueError(f"weights of shape {w.shape} do not match {len(class_names)} "
+                                   f"classes "
                          f"x {len(concept_names)} concepts")
     cols = used_columns(w, max_concepts)
     if len(cols) == 0:
@@ -207,7 +209,7 @@ def intervention_figure(curves: Sequence[Mapping[str, Any]] |
     """
     named = dict(curves) if isinstance(curves, Mapping) else {"": curves}
     if not named or not any(len(c) for c in named.values()):
-        raise ValueError("no intervention curve to plot")
+        raise ConceptlabValueError("no intervention curve to plot")
     fig, ax = _figure(5.5, 3.8)
     for label, curve in named.items():
         xs = [int(p["n_corrected"]) for p in curve]
@@ -235,7 +237,7 @@ def accuracy_nec_figure(points: Sequence[Mapping[str, Any]], *,
     """One marker per run: ``{"label", "accuracy", "nec"}``; ``nec`` None (a dense head) is
     drawn hollow at ``x = n_concepts`` (every concept may count) and labelled "dense"."""
     if not points:
-        raise ValueError("no runs to plot")
+        raise ConceptlabValueError("no runs to plot")
     fig, ax = _figure(6.0, 4.0)
     for p in points:
         acc = float(p["accuracy"])

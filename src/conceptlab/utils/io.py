@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from conceptlab.errors import OutputError
+from conceptlab.errors import ConceptlabValueError, MissingFileError, OutputError
 
 #: files that mark a folder as a conceptlab run (``metrics.json`` is written last; the others
 #: let a rerun replace what an interrupted older version left)
@@ -105,13 +105,14 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file, naming the file in the error if it is missing or malformed."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such file")
+        raise MissingFileError(f"{p}: no such file")
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{p}: not valid JSON ({err})") from err
+        raise ConceptlabValueError(f"{p}: not valid JSON ({err})") from err
     except UnicodeDecodeError as err:
-        raise ValueError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+        raise ConceptlabValueError(f"{p}: not UTF-8 text ({err.reason} at byte "
+                                   f"{err.start})") from err
 
 
 # ------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import torch
 
+from conceptlab.errors import ConceptlabValueError
+
 #: below this many multiply-adds per pass a fit runs on one CPU thread
 SMALL_PROBLEM_MACS = 5e7
 
@@ -32,7 +34,7 @@ def torch_threads(n: int | None) -> Iterator[int]:
     """Run the block with ``n`` torch intra-op threads (``None``: unchanged); always restore."""
     before = torch.get_num_threads()
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"num_threads must be a positive int or None, got {n!r}")
+        raise ConceptlabValueError(f"num_threads must be a positive int or None, got {n!r}")
     if n is None or n == before:
         yield before
         return

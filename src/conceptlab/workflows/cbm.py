@@ -34,7 +34,7 @@ from conceptlab.bottleneck.options import split_options
 from conceptlab.data.base import DataError
 from conceptlab.data.folder import open_image
 from conceptlab.encoders.base import Encoder, build_encoder
-from conceptlab.errors import InputError
+from conceptlab.errors import ConceptlabValueError, InputError, MissingFileError
 from conceptlab.metrics import accuracy, per_class_accuracy
 from conceptlab.report.plots import plot_explanation
 from conceptlab.utils.io import atomic_run_dir, check_output_dir, read_json, write_json_atomic
@@ -62,7 +62,7 @@ def _features_for(prep: Prepared, options: dict[str, Any]) -> dict[str, np.ndarr
         return None
     F = backbone_features(prep)
     if F is None:
-        raise ValueError(f"a CBL on backbone features needs an encoder that caches them "
+        raise ConceptlabValueError(f"a CBL on backbone features needs an encoder that caches them "
                          f"(conse does); {prep.config.encoder!r} does not")
     return F
 
@@ -176,7 +176,8 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     if method == cem.METHOD:
         return cem.run_cem(config, out, concepts=concepts, nec=nec, hparams=hparams)
     if method not in objective_names():
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods())}")
+        raise ConceptlabValueError(f"unknown method {method!r}; choose one of "
+                                   f"{', '.join(methods())}")
     check_concepts(concepts)  # before encoding: a typo must not cost an encoding pass
     split_options(method, dict(hparams or {}))  # bad settings too
     if nec is not None:
@@ -273,17 +274,18 @@ def load_saved(model_dir: str | Path) -> tuple[ConceptBottleneckModel, Encoder]:
     """A saved model and the encoder that feeds it (refused if the encoder does not match)."""
     run_dir = Path(model_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such folder (give the OUT folder of `fit`)")
+        raise MissingFileError(f"{run_dir}: no such folder (give the OUT folder of `fit`)")
     if (run_dir / "model" / "model.json").is_file():
         folder = run_dir / "model"
     elif (run_dir / "model.json").is_file():
         folder = run_dir
     else:
-        raise ValueError(f"{run_dir}: not a saved model (no model/model.json; give the OUT "
+        raise ConceptlabValueError(f"{run_dir}: not a saved model (no model/model.json; give the "
+                                   f"OUT "
                          "folder written by `fit`)")
     enc_file = folder.parent / "encoder.json"
     if not enc_file.is_file():
-        raise FileNotFoundError(f"{enc_file}: missing (it records how to rebuild the encoder)")
+        raise MissingFileError(f"{enc_file}: missing (it records how to rebuild the encoder)")
     enc = read_json(enc_file)
     encoder = build_encoder(enc["spec"], **enc.get("options", {}))
     model = ConceptBottleneckModel.load(folder,
@@ -409,7 +411,7 @@ def intervene_saved(model_dir: str | Path, inputs: Sequence[str], settings: dict
             try:
                 values[name] = float(value)
             except ValueError:
-                raise ValueError(f"value for {name!r} must be a number, 'high' or 'low', "
+                raise ConceptlabValueError(f"value for {name!r} must be a number, 'high' or 'low', "
                                  f"got {value!r}") from None
     before = model.predict(X)
     after = model.intervene(X, values)

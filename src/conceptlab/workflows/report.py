@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
+from conceptlab.errors import ConceptlabValueError, MissingFileError
 from conceptlab.faithfulness.claims import claim_summary
 from conceptlab.report.html import Card, Example, Figure, Section, Table, write_report
 from conceptlab.report.plots import (
@@ -111,13 +112,13 @@ def read_run(folder: str | Path, *, with_inputs: bool = True) -> SavedRun:
     """Read a run folder; a clear error if it is not one."""
     path = Path(folder)
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such folder (give a folder written by `conceptlab "
+        raise MissingFileError(f"{path}: no such folder (give a folder written by `conceptlab "
                                 "fit` or `conceptlab demo`)")
     if not (path / "metrics.json").is_file():
-        raise ValueError(f"{path}: not a run folder (no metrics.json)")
+        raise ConceptlabValueError(f"{path}: not a run folder (no metrics.json)")
     metrics = read_json(path / "metrics.json")
     if not isinstance(metrics, dict):
-        raise ValueError(f"{path / 'metrics.json'}: expected a JSON object")
+        raise ConceptlabValueError(f"{path / 'metrics.json'}: expected a JSON object")
     run = SavedRun(path=path, metrics=metrics)
     model_dir = path / "model"
     if (model_dir / "model.json").is_file():
@@ -150,13 +151,14 @@ def rebuild_test_split(metrics: Mapping[str, Any]) -> Any:
     config = metrics.get("config")
     recorded = (metrics.get("splits") or {}).get("fingerprints", {}).get("test")
     if not isinstance(config, dict) or not recorded:
-        raise ValueError("the run records no data config or test fingerprint")
+        raise ConceptlabValueError("the run records no data config or test fingerprint")
     dataset = build_dataset(config["data"], **(config.get("data_options") or {}))
     splits = make_splits(dataset, val_fraction=config.get("val_fraction", 0.1),
                          n_train=config.get("n_train"), n_val=config.get("n_val"),
                          n_test=config.get("n_test"), seed=config.get("seed", 0))
     if splits.test.fingerprint() != recorded:
-        raise ValueError(f"the data at {config['data']!r} changed since the run (test split "
+        raise ConceptlabValueError(f"the data at {config['data']!r} changed since the run (test "
+                                   f"split "
                          f"fingerprint {splits.test.fingerprint()} != recorded {recorded})")
     return splits.test
 
@@ -526,13 +528,13 @@ def build_report(folders: Sequence[str | Path], out: str | Path | None = None) -
     ``out`` defaults to ``FOLDER/report.html`` for one folder and is required for several.
     """
     if not folders:
-        raise ValueError("give at least one run folder")
+        raise ConceptlabValueError("give at least one run folder")
     if out is None and len(folders) > 1:
-        raise ValueError("several run folders: give --out FILE for the comparison report")
+        raise ConceptlabValueError("several run folders: give --out FILE for the comparison report")
     runs = [read_run(f) for f in folders]
     target = Path(out) if out is not None else runs[0].path / "report.html"
     if target.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"{target}: the report is an .html file")
+        raise ConceptlabValueError(f"{target}: the report is an .html file")
     warnings: list[str] = []
     for r in runs:
         warnings += [(f"{r.name}: {w}" if len(runs) > 1 else w) for w in trust_warnings(r.metrics)]

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.report.app import ExplorerData, create_app
 from conceptlab.utils.io import read_json
 
@@ -34,7 +35,8 @@ def explorer_data(run_dir: str | Path, encoder: Any) -> ExplorerData:
     metrics = read_json(run / "metrics.json")
     config = metrics.get("config")
     if not isinstance(config, dict):
-        raise ValueError(f"{run / 'metrics.json'}: no data config recorded; cannot rebuild the "
+        raise ConceptlabValueError(f"{run / 'metrics.json'}: no data config recorded; cannot "
+                                   f"rebuild the "
                          "run's test items")
     dataset = build_dataset(config["data"], **(config.get("data_options") or {}))
     splits = make_splits(dataset, val_fraction=config.get("val_fraction", 0.1),
@@ -44,7 +46,8 @@ def explorer_data(run_dir: str | Path, encoder: Any) -> ExplorerData:
     for name in ("train", "test"):
         got = getattr(splits, name).fingerprint()
         if recorded.get(name) and recorded[name] != got:
-            raise ValueError(f"{run}: the {name} split of {config['data']!r} changed since the "
+            raise ConceptlabValueError(f"{run}: the {name} split of {config['data']!r} changed "
+                                       f"since the "
                              f"run (fingerprint {got} != recorded {recorded[name]})")
     cache = ActivationCache(config.get("cache_dir"))
     X = {}
@@ -65,7 +68,8 @@ def build_explorer(run_dir: str | Path, *, warm_up: bool = True) -> Any:
 
     model, encoder = load_saved(run_dir)
     if getattr(model, "cbl_input", None) == "features":
-        raise ValueError(f"{run_dir}: this model's CBL reads backbone features; the explorer "
+        raise ConceptlabValueError(f"{run_dir}: this model's CBL reads backbone features; the "
+                                   f"explorer "
                          "serves models that read embeddings or concept scores")
     data = explorer_data(run_dir, encoder)
     encode = encoder.encode_images if data.modality == "image" else encoder.encode_texts

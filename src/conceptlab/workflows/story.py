@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.errors import ConceptlabValueError
 from conceptlab.faithfulness.claims import LABELS
 
 
@@ -18,7 +19,7 @@ def paired_difference(correct_a: Sequence[bool], correct_b: Sequence[bool], *,
     a = np.asarray(correct_a, dtype=np.float64)
     b = np.asarray(correct_b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ValueError("paired correctness vectors must be equal-length and non-empty")
+        raise ConceptlabValueError("paired correctness vectors must be equal-length and non-empty")
     d = a - b
     rng = np.random.default_rng(seed)
     reps = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)

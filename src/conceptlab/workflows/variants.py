@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from conceptlab.errors import UnknownNameError
+
 #: the same sparse fine-tuning budget for every variant that has a joint head (ours)
 FINETUNE: dict[str, Any] = {"finetune_epochs": 30, "patience": 6}
 #: the embedding CBL's learning rate (chosen on validation, Fashion-MNIST)
@@ -105,4 +107,4 @@ def variant(label: str) -> Variant:
     for v in (*ALL_VARIANTS, SUPERVISED):
         if v.label == label:
             return v
-    raise KeyError(f"unknown variant {label!r}")
+    raise UnknownNameError(f"unknown variant {label!r}")

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from conceptlab.errors import ConceptlabValueError
+
 
 def l1_penalty(weight: Tensor) -> Tensor:
     """``||W||_1 / K`` for a CBL weight with K output units.
@@ -53,7 +55,8 @@ def clip_contrastive_loss(logits: Tensor, y: Tensor) -> Tensor:
       ``log(#positives)`` per class, a constant that does not bias the gradient.
     """
     if logits.ndim != 2 or logits.shape[0] != y.shape[0]:
-        raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(y.shape)}")
+        raise ConceptlabValueError(f"logits {tuple(logits.shape)} do not match labels "
+                                   f"{tuple(y.shape)}")
     row = F.cross_entropy(logits, y)
     present = torch.unique(y)
     log_p = F.log_softmax(logits[:, present], dim=0)  # B x P, normalised over examples
@@ -82,7 +85,7 @@ def gumbel_softmax(logits: Tensor, tau: float, *, generator: torch.Generator | N
     value is the one-hot argmax, the gradient is that of the soft sample.
     """
     if not tau > 0:
-        raise ValueError(f"temperature must be > 0, got {tau}")
+        raise ConceptlabValueError(f"temperature must be > 0, got {tau}")
     z = logits
     if noise:
         z = z + sample_gumbel(logits.shape, generator=generator, dtype=logits.dtype,
@@ -116,7 +119,8 @@ def cos3_similarity(pred: Tensor, target: Tensor, eps: float = 1e-12) -> Tensor:
     that is constant over the batch has similarity 0.
     """
     if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+        raise ConceptlabValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} "
+                                   f"differ")
     p = (pred - pred.mean(0, keepdim=True)) ** 3
     t = (target - target.mean(0, keepdim=True)) ** 3
     p = p / p.norm(dim=0, keepdim=True).clamp_min(eps)
@@ -133,7 +137,8 @@ def batch_correlations(pred: Tensor, target: Tensor, eps: float = 1e-8) -> Tenso
     near 1. A unit or target constant over the batch has correlation 0.
     """
     if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+        raise ConceptlabValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} "
+                                   f"differ")
     p = pred - pred.mean(0, keepdim=True)
     t = target - target.mean(0, keepdim=True)
     p = p / p.norm(dim=0, keepdim=True).clamp_min(eps)
