@@ -30,7 +30,9 @@ def result(gumbel: float, l1: float, g_active: float, l1_active: float) -> dict[
     return {"command": "benchmarks/bench_gumbel_ablation.py", "seconds": 1.0, "machine": "x",
             "seeds": [0, 1, 2],
             "fashion": {"sizes": {"train": 20, "val": 5, "test": 10}, "n_concepts": 7,
-                        "chosen_on_validation": "default (tau 1 -> 0.1)", "ablation": [row],
+                        "chosen_on_validation": "default (tau 1 -> 0.1)",
+                        "ablation": [row, {**row, "config": "l1", "method": "l1",
+                                           "val_accuracy": 0.6}],
                         "summary": {"gumbel (best on validation)": summ,
                                     "l1 (ours)": {**summ, "accuracy": [l1, 0.01],
                                                   "mean_active_concepts": [l1_active, 0.1]}},
@@ -46,6 +48,10 @@ def test_verdict_follows_the_numbers() -> None:
     assert "not competitive" not in near and "competitive by" in near
     assert "without fewer" in dense and "not competitive" in dense
     assert far != table.render(copy.deepcopy(result(0.41, 0.62, 1.3, 3.7)))
+    assert "(0.400) is at or below the top-unit ceiling" in far
+    high = result(0.40, 0.62, 1.3, 3.7)
+    high["fashion"]["ablation"][0]["val_top_unit_ceiling"] = 0.3
+    assert "(0.400) is above the top-unit ceiling" in table.render(high)
 
 
 def test_splice_replaces_only_the_section() -> None:
@@ -54,3 +60,22 @@ def test_splice_replaces_only_the_section() -> None:
     out = table.splice(doc, f"{table.START}\nnew\n{table.END}")
     assert "new" in out and "old" not in out and out.endswith("## next\n")
     assert table.START in table.splice("# doc\n", f"{table.START}\nx\n{table.END}")
+
+
+def test_readme_sentence_follows_the_numbers() -> None:
+    table = load()
+    far = table.readme_section(result(0.40, 0.62, 1.3, 3.7))
+    near = table.readme_section(result(0.61, 0.62, 1.3, 3.7))
+    assert "not competitive" in far and "22.0 points behind" in far
+    assert "not competitive" not in near and "1.0 points behind" in near
+    assert far.startswith(table.R_START) and far.endswith(table.R_END)
+
+
+def test_diverged_seeds_are_reported() -> None:
+    table = load()
+    data = result(0.40, 0.62, 1.3, 3.7)
+    data["fashion"]["summary"]["ref:sparsecbm-gumbel"] = {
+        "accuracy": None, "mean_active_concepts": None, "unit_fidelity_median": None,
+        "n_diverged": 3}
+    text = table.render(data)
+    assert "3 of 3 seeds diverged" in text and "| diverged |" in text

@@ -41,12 +41,19 @@ def test_rows_follow_the_numbers():
     match, lancet = fake()
     text = mod.readme_block(match, lancet, None)
     assert "0.900 ± 0.010" in text and "beats cosine" in text and "is below the dense" in text
-    assert "matches the best fixed strength" in text and "not built" in text
+    assert "matches the best fixed strength" in text and "benchmark not measured" in text
     match2, lancet2 = copy.deepcopy(match), copy.deepcopy(lancet)
     match2["datasets"][0]["paired_explicit_minus_dense_nDCG@10"] = [0.03, 0.01]
     lancet2["summary"]["paired_transplant_minus_best_fixed_both"] = [-0.1, 0.02]
     text2 = mod.readme_block(match2, lancet2, None)
     assert "beats the dense" in text2 and "is below the best fixed strength" in text2
+    shift = {"agreement_recovery": {"tuned head, concept shift vectors": [0.5, 0.1],
+                                    "tuned head, random directions (control)": [0.1, 0.1]},
+             "shift_stats": [{"mean_improved_cosine": 0.02}]}
+    text3 = mod.readme_block(match, lancet, None, shift)
+    assert "0.500 ± 0.100 of the decisions" in text3 and "they beat the control" in text3
+    shift["agreement_recovery"]["tuned head, concept shift vectors"] = [0.2, 0.1]
+    assert "do not separate from the control" in mod.readme_block(match, lancet, None, shift)
 
 
 def test_block_replaced_in_place(tmp_path):

@@ -81,3 +81,41 @@ def test_spatial_source_at_an_earlier_signed_layer(tmp_path) -> None:
     r = run_importance(tmp_path / "r", "Bag", n_images=3, n_design=8,
                        cache_dir=str(tmp_path / "c"))
     assert r["fidelity"]["sobol"]["deletion_auc"] <= 1.0 and r["recall_original"] >= 0
+
+
+def test_craft_reference_discovers_on_grid_patches(tmp_path) -> None:
+    """`discover --method craft`: CRAFT's grid patches (16 per 64-pixel input: patch 18,
+    stride 14) and its regularised NMF, recorded as such."""
+    from conceptlab.workflows.discover import run_discover
+
+    m = run_discover("fashion-mnist", tmp_path / "r", method="craft", k=3, image_size=64,
+                     n_per_class=3, classes=["Bag", "Sandal"], cache_dir=str(tmp_path / "c"))
+    assert m["patches"] == "craft-grid" and m["patch_size"] == 18
+    assert m["per_class"]["Bag"]["quality"]["relative_error"] < 1.0
+    plain = run_discover("fashion-mnist", tmp_path / "p", method="nmf", k=3, image_size=64,
+                         n_per_class=3, classes=["Bag", "Sandal"], cache_dir=str(tmp_path / "c"))
+    assert plain["patches"] == "random-crops" and plain["patch_size"] is None
+
+
+def test_resampled_deletion_takes_removed_codes_from_donors() -> None:
+    """The resample baseline: kept concepts keep their codes, removed ones take the donors'."""
+    import torch
+
+    from conceptlab.workflows.discover import resampled_output
+
+    W = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])  # 3 concepts -> 2 classes
+
+    def model(u: torch.Tensor) -> torch.Tensor:  # (B, P, K) -> (B, 2)
+        return u.mean(1) @ W
+
+    U = torch.tensor([[[1.0, 0.0, 2.0]], [[0.0, 1.0, 0.0]], [[3.0, 3.0, 3.0]]])
+    f = resampled_output(model, U, 0, 1, np.array([1, 2]))
+    masks = np.array([[1, 1, 1], [0, 0, 0], [1, 0, 1]], np.float32)
+    got = f(masks)
+
+    def p(u: list[float]) -> float:
+        return float((torch.tensor([u], dtype=torch.float32) @ W).softmax(-1)[0, 1])
+
+    assert np.allclose(got[0], p([1, 0, 2]))
+    assert np.allclose(got[1], (p([0, 1, 0]) + p([3, 3, 3])) / 2)
+    assert np.allclose(got[2], (p([1, 1, 2]) + p([1, 3, 2])) / 2)

@@ -169,7 +169,7 @@ def register_dictionary(cls: type[Dictionary]) -> type[Dictionary]:
 
 
 def _load_builtin() -> None:
-    from conceptlab.discover import linear, sae  # noqa: F401  (importing registers)
+    from conceptlab.discover import craft, linear, sae  # noqa: F401  (importing registers)
 
 
 def known_dictionaries() -> list[str]:

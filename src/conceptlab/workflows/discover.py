@@ -107,6 +107,27 @@ def cached_extract(cache: ActivationCache, tapped: TappedModel, split: DataSplit
                        provenance=meta["info"]["provenance"])
 
 
+def cached_grid(cache: ActivationCache, tapped: TappedModel, split: DataSplit,
+                patch: int | None) -> Activations:
+    """CRAFT's grid patches (``discover.craft.extract_grid``) through the activation cache."""
+    from conceptlab.discover.craft import extract_grid
+
+    key = CacheKey(encoder=hash_json({"tapped": tapped.fingerprint(), "kind": "craft-grid",
+                                      "patch": patch}),
+                   data=split.fingerprint(), extra="discover-source")
+    if not cache.has(key):
+        acts = extract_grid(tapped, split.items(0, len(split)), patch)
+        assert acts.boxes is not None
+        views = {"rows": acts.rows, "item": acts.item, "boxes": acts.boxes}
+        cache.write(key, len(acts.rows), lambda a, b: {k: v[a:b] for k, v in views.items()},
+                    info={"kind": "crops", "layer": tapped.layer, "grid": [],
+                          "provenance": acts.provenance})
+    meta = cache.meta(key)
+    v = cache.load(key)
+    return Activations(v["rows"], v["item"], "crops", tapped.layer, boxes=v["boxes"],
+                       provenance=meta["info"]["provenance"])
+
+
 def position_boxes(acts: Activations, size: tuple[int, int]) -> np.ndarray:
     """For spatial rows, a square box (left, top, side) twice the grid cell around each
     position, as the exemplar shown for it."""
@@ -152,7 +173,8 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                  cache_dir: str | None = None, data_options: dict[str, Any] | None = None,
                  method_options: dict[str, Any] | None = None, top: int = 8,
                  source: str = "crops", encoder_options: dict[str, Any] | None = None,
-                 model: str | None = None, naming: str = DEFAULT_NAMING) -> dict[str, Any]:
+                 model: str | None = None, naming: str = DEFAULT_NAMING,
+                 patch_size: int | None = None) -> dict[str, Any]:
     """Discover ``k`` concepts per class (see the module docstring); writes ``OUT/metrics.json``,
     ``OUT/concepts/<class>/`` (banks), ``OUT/gallery/<class>.png`` and ``OUT/probe``.
 
@@ -162,6 +184,11 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     the former name of ``encoder``. ``naming``: the vocabulary concepts are named from
     (``discover.naming``): ``parts`` (default, the built-in parts-and-attributes list) or
     ``imagenet`` (the head's class names); every name is recorded with it.
+
+    ``method="craft"`` is CRAFT as its reference code runs it (``discover.craft``): grid
+    patches of side ``patch_size`` (default 64/224 of the input) at stride 0.8 x patch and
+    NMF with alpha_W = 1e-2, instead of ``n_crops`` random crops; ``nmf`` on ``crops`` is
+    conceptlab's earlier recipe (8 random crops, unregularised NMF).
     """
     t0 = time.perf_counter()
     encoder = model or encoder
@@ -180,7 +207,9 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     tapped = build_tapped(encoder, layer, image_size=image_size, **(encoder_options or {}))
     train = per_class_subset(dataset.official_split("train"), n_per_class, wanted)
     cache = ActivationCache(cache_dir)
-    if source == "crops":
+    if method == "craft" and source == "crops":
+        crops = cached_grid(cache, tapped, train, patch_size)
+    elif source == "crops":
         crops = cached_extract(cache, tapped, train, "crops", n_crops=n_crops, seed=DATA_SEED)
     elif source == "spatial":  # each position a row; its exemplar is its receptive cell
         crops = cached_extract(cache, tapped, train, "spatial")
@@ -238,7 +267,9 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                "model": encoder, "encoder": encoder, "encoder_options": tapped.options,
                "layer": tapped.layer, "image_size": tapped.options.get("image_size"),
                "method": method, "method_options": method_options or {}, "k": k, "seed": seed,
-               "source": source,
+               "source": source, "patches": "craft-grid" if method == "craft" and
+               source == "crops" else ("random-crops" if source == "crops" else source),
+               "patch_size": crops.provenance.get("patch_size"),
                "data_seed": DATA_SEED, "n_per_class": n_per_class, "n_crops": n_crops,
                "classes": [names[c] for c in wanted], "class_names": names,
                "train_items": train.indices.tolist(), "data_fingerprint": train.fingerprint(),
@@ -297,11 +328,39 @@ def concept_output(model: ConceptModel, u: torch.Tensor, target: int
     return f
 
 
+def resampled_output(model: ConceptModel, U: torch.Tensor, i: int, target: int,
+                     donors: np.ndarray) -> Any:
+    """``f(masks)`` where a removed concept takes its codes from other inputs (``donors``,
+    averaged over them) instead of zero: a deletion no importance estimator perturbs with
+    (occlusion zeroes a concept, Sobol scales it by a mask in [0, 1], gradient x input is the
+    first-order term of zeroing), so it does not favour one estimator's own perturbation."""
+    u = U[i]
+    others = U[torch.from_numpy(np.asarray(donors, np.int64))]
+
+    def f(masks: np.ndarray) -> np.ndarray:
+        m = torch.from_numpy(np.asarray(masks, np.float32))[:, None, :]
+        outs = []
+        with torch.no_grad():
+            for d in others:
+                outs.append(model(u[None] * m + d[None] * (1 - m)).softmax(-1)[:, target])
+        return torch.stack(outs).mean(0).numpy()
+
+    return f
+
+
 def importance_and_fidelity(model: ConceptModel, U: torch.Tensor, target: int, seed: int,
-                            methods: tuple[str, ...], n_design: int = 32, n_random: int = 8
-                            ) -> dict[str, Any]:
+                            methods: tuple[str, ...], n_design: int = 32, n_random: int = 8,
+                            baseline: str = "zero", n_donors: int = 4) -> dict[str, Any]:
     """Local importances of each method on codes ``U`` (N, P, K) for class ``target``, and the
-    fidelity of each ranking (and of random orders) per input, averaged."""
+    fidelity of each ranking (and of random orders) per input, averaged.
+
+    ``baseline``: what a deleted concept becomes in the fidelity metrics: ``zero`` (its codes
+    set to 0, occlusion's own perturbation) or ``resample`` (its codes taken from
+    ``n_donors`` other inputs, ``resampled_output``)."""
+    if baseline not in ("zero", "resample"):
+        raise SourceError(f"fidelity baseline must be 'zero' or 'resample', got {baseline!r}")
+    if baseline == "resample" and len(U) < 2:
+        raise SourceError("the resample baseline needs at least 2 inputs")
     t = np.full(len(U), target)
     local = {m: local_importance(m, model, U, t, **({"n_design": n_design, "seed": seed}
                                                      if m == "sobol" else {}))
@@ -314,7 +373,12 @@ def importance_and_fidelity(model: ConceptModel, U: torch.Tensor, target: int, s
                                               for m in (*methods, "random")}
     curves: dict[str, list[np.ndarray]] = {m: [] for m in (*methods, "random")}
     for i in range(len(U)):
-        f = concept_output(model, U[i], target)
+        if baseline == "zero":
+            f = concept_output(model, U[i], target)
+        else:
+            pool = np.delete(np.arange(len(U)), i)
+            f = resampled_output(model, U, i, target,
+                                 rng.choice(pool, min(n_donors, len(pool)), replace=False))
         for m in methods:
             order = order_from_importance(local[m][i])
             dc = deletion_curve(f, order)
@@ -336,7 +400,8 @@ def importance_and_fidelity(model: ConceptModel, U: torch.Tensor, target: int, s
 def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
                    methods: tuple[str, ...] = tuple(IMPORTANCE), seed: int | None = None,
                    n_design: int = 32, cache_dir: str | None = None,
-                   out: str | Path | None = None, n_overlay: int = 4) -> dict[str, Any]:
+                   out: str | Path | None = None, n_overlay: int = 4,
+                   baseline: str = "zero") -> dict[str, Any]:
     """Importance of one class's discovered concepts on held-out (official test) images of
     that class; writes ``importance/<class>/{importance.json, bars.png, overlays.png,
     deletion.png}`` under ``folder`` (or ``out``)."""
@@ -367,7 +432,8 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
     U = found.dictionary.encode(spatial.rows).reshape(len(test), -1, found.dictionary.n_concepts)
     model = ConceptModel.from_dictionary(found.dictionary, head, spatial.grid)
     target = c  # a probe's classes are the data's; a model head shares the data's names
-    res = importance_and_fidelity(model, torch.from_numpy(U), target, seed, methods, n_design)
+    res = importance_and_fidelity(model, torch.from_numpy(U), target, seed, methods, n_design,
+                                  baseline=baseline)
     glob = {m: res["local"][m].mean(0) for m in methods}
     cnames = found.bank.names
     dest = Path(out) if out is not None else folder / "importance" / slug(names[c])
@@ -389,6 +455,7 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
     probs = recon[:, target].numpy()
     result = {"command": "importance", "class": names[c], "n_images": len(test),
               "seed": seed, "n_design": n_design, "decision": "probe" if is_probe else "model",
+              "fidelity_baseline": baseline,
               "mean_target_probability_reconstructed": float(probs.mean()),
               "mean_target_probability_original": float(orig[:, target].mean()),
               "recall_original": float((orig.argmax(1) == target).float().mean()),

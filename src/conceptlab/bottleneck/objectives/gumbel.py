@@ -29,8 +29,9 @@ class GumbelObjective(ContrastiveObjective):
     Maddison et al. 2017), ``tau_t`` annealed exponentially from ``tau_start`` to ``tau_min``
     over the first ``anneal_epochs`` epochs (``anneal=False``: ``tau_min`` throughout);
     ``hard=True`` uses straight-through one-hot samples. Evaluation: ``softmax(a / tau_min)``
-    without noise (one-hot argmax when ``hard``). Loss: ``CE(head(a~), y) + weight *
-    L_clip(s(a~_i, A_j) / tau)``.
+    without noise (one-hot argmax when ``hard`` or ``eval_hard``: ``eval_hard`` trains on the
+    soft relaxation and hands the head the hard one-hot only at evaluation).
+    Loss: ``CE(head(a~), y) + weight * L_clip(s(a~_i, A_j) / tau)``.
 
     Why this makes each example explained by few concepts (the property the tests check):
     ``a~`` lies on the probability simplex, and at a low temperature ``softmax(a / tau)`` gives
@@ -57,6 +58,7 @@ class GumbelObjective(ContrastiveObjective):
     anneal: bool = True
     anneal_epochs: int = 5
     hard: bool = False
+    eval_hard: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,7 +86,7 @@ class GumbelObjective(ContrastiveObjective):
         if training:
             return gumbel_softmax(pre, self.temperature(progress), generator=generator,
                                   hard=self.hard, noise=True)
-        if self.hard:
+        if self.hard or self.eval_hard:
             return F.one_hot(pre.argmax(dim=-1), pre.shape[-1]).to(pre.dtype)
         return torch.softmax(pre / self.tau_min, dim=-1)
 
