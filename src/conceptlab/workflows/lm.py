@@ -395,7 +395,8 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
     for n in n_neurons:
         chosen = P.top_neurons(scores, n)
         for kind, neurons in (("concept", chosen),
-                              ("random", P.random_neurons(lm, n, seed, exclude=chosen))):
+                              ("random", P.random_neurons(lm, n, seed, exclude=chosen,
+                                                          like=chosen))):
             edit = P.zero_neurons(neurons)
             d = {name: float((token_mass(lm, texts, ids, edit) - ref[name]).mean())
                  for name, texts, ids in (("concept", prefixes, pos_ids),
@@ -412,7 +413,7 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
         "command": "lm parametric", "model": lm.describe(), "data": ps.describe(),
         "seed": seed, "concept_words": pos_words, "contrast_words": neg_words,
         "prefixes": prefixes, "rows": rows, "method": "top value-vector zeroing (a "
-        "simplification inspired by ConceptVectors; random neurons from all layers)",
+        "simplification inspired by ConceptVectors; layer-matched random neurons)",
         "top_neurons": [{"layer": a, "neuron": b, "z": float(scores[a, b])} for a, b in top],
         "logp_before": {k: float(v.mean()) for k, v in ref.items()}}
     if out is not None:
