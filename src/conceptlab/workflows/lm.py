@@ -35,7 +35,7 @@ from conceptlab.lm.neurons import (
     search,
     token_index,
 )
-from conceptlab.lm.observables import compare, observable_vector
+from conceptlab.lm.observables import compare, direct_path_vector
 from conceptlab.lm.probing import (
     cached_activations,
     concept_depth,
@@ -338,7 +338,7 @@ def run_lm_observable(out: str | Path | None = None, *, model: str = "smollm2",
     seed_everything(seed)
     lm = _lm(model, lm)
     layer_ids = _resolve_layers(lm, layers)
-    feature = observable_vector(lm, list(positive), list(negative))
+    feature = direct_path_vector(lm, list(positive), list(negative))
     points = layer_points(lm, layer_ids)
     acts = cached_activations(lm, ps, points, cache=_cache(cache_dir))
     _, probe_dirs = probe_layers(acts, ps, seed=seed, n_boot=0, control=False)
@@ -355,7 +355,8 @@ def run_lm_observable(out: str | Path | None = None, *, model: str = "smollm2",
         "seed": seed, "positive": list(positive), "negative": list(negative),
         "observable_accuracy": float(((diff > 0) == (ps.labels == 1)).mean()),
         "rows": rows,
-        "method": "f = g * W_U^T n through the final norm (Dunefsky & Cohan 2024); residual path"}
+        "method": "direct-path observable: f = g * W_U^T n through the final norm "
+                  "(residual path only; the paper's ObsProp is lm.obsprop)"}
     if out is not None:
         metrics["figure"] = str(lm_plots.plot_observable(rows, Path(out) / "observable.png"))
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
