@@ -19,7 +19,8 @@ DOC = ROOT / "docs" / "lm.md"
 START, END = "<!-- obsprop:start -->", "<!-- obsprop:end -->"
 COLS = [("auroc_obsprop", "ObsProp (no labels)"), ("auroc_probe_few", "probe, few"),
         ("auroc_probe_many", "probe, many"), ("auroc_mean_few", "mean diff, few"),
-        ("auroc_mean_many", "mean diff, many"), ("cos_obsprop_probe_few", "cos(ObsProp, probe few)"),
+        ("auroc_mean_many", "mean diff, many"),
+        ("cos_obsprop_probe_few", "cos(ObsProp, probe few)"),
         ("cos_obsprop_probe_many", "cos(ObsProp, probe many)")]
 
 
