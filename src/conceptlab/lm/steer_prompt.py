@@ -131,23 +131,36 @@ def row_add(point: str, vector: np.ndarray, coefs: Sequence[float]) -> Edit:
 
 def generate(lm: CausalLM, prompts: Sequence[str], max_new_tokens: int = 24,
              edits: Any = None) -> list[str]:
-    """Greedy continuations of a batch (left padding; edits act at every step)."""
-    seqs = [lm.encode(p) for p in prompts]
-    new: list[list[int]] = [[] for _ in prompts]
+    """Greedy continuations of a batch: left padding, mask-derived positions, a KV cache, and
+    the edits acting on every new position (the same tokens as ``CausalLM.generate`` per prompt,
+    which reruns the full sequence each step)."""
+    from conceptlab.lm.model import hooked
+
+    b = lm.batch([lm.encode(p) for p in prompts], side="left")
+    dev = lm.device
+    ids, mask = b.input_ids.to(dev), b.attention_mask.to(dev)
+    pos = b.position_ids.to(dev)
     eos = getattr(lm.tokenizer, "eos_token_id", None)
+    new: list[list[int]] = [[] for _ in prompts]
     done = [False] * len(prompts)
-    for _ in range(max_new_tokens):
-        logits = lm.run([s + n for s, n in zip(seqs, new, strict=True)], edits=edits,
-                        side="left")[0]
-        nxt = logits[:, -1].argmax(-1).tolist()
-        for r, t in enumerate(nxt):
-            if not done[r]:
-                if eos is not None and t == eos:
-                    done[r] = True
-                else:
-                    new[r].append(int(t))
-        if all(done):
-            break
+    past = None
+    with torch.inference_mode(), hooked(lm, edits=edits):
+        for _ in range(max_new_tokens):
+            out = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                           cache=past, use_cache=True)
+            past = out.past_key_values
+            nxt = out.logits[:, -1].argmax(-1)
+            for r, t in enumerate(nxt.tolist()):
+                if not done[r]:
+                    if eos is not None and t == eos:
+                        done[r] = True
+                    else:
+                        new[r].append(int(t))
+            if all(done):
+                break
+            ids = nxt[:, None]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            pos = pos[:, -1:] + 1
     return [str(lm.tokenizer.decode(n, skip_special_tokens=True)) for n in new]
 
 
