@@ -267,8 +267,13 @@ def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
                  layers: Sequence[int] = (3, 8, 13, 18, 23), coefs: Sequence[float] = (
                      0.5, 1.0, 2.0, 4.0, 8.0), method: str = "mean_diff",
                  sample_prompt: str = "I think that this", max_new_tokens: int = 12,
-                 seed: int = 0, cache_dir: str | Path | None = None) -> dict[str, Any]:
+                 seed: int = 0, cache_dir: str | Path | None = None,
+                 control_vector: str | Path | None = None) -> dict[str, Any]:
     """Sweep steering ``h += coef * class_gap * v`` over layers x coefficients.
+
+    ``control_vector``: also write the best setting's vector (``coef * class_gap * v`` at its
+    block, added to that block's output) as a llama.cpp control vector (GGUF, repeng's layout;
+    ``lm.control_vectors``).
 
     Intended effect: the change in log P(the concept's positive words) minus the change in
     log P(its negative words) at the next token of neutral prompts (the words are read from the
@@ -317,6 +322,13 @@ def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
         "method": method, "layers": layer_ids, "coefs": list(coefs),
         "positive_words": pos_words, "negative_words": neg_words, "neutral_prompts": prompts,
         "rows": rows, "best": best, "samples": samples}
+    if control_vector is not None:
+        from conceptlab.lm.control_vectors import export_control_vector
+
+        vec = np.asarray(v, dtype=np.float32) * float(best["coef"] * gap)
+        metrics["control_vector"] = str(export_control_vector(
+            {int(best["layer"]): vec}, control_vector,
+            str(getattr(lm.model.config, "model_type", lm.arch.family))))
     if out is not None:
         metrics["figure"] = str(lm_plots.plot_sweep(
             rows, Path(out) / "sweep.png", intended="intended", side="kl",
