@@ -65,7 +65,16 @@ def render(res: dict[str, Any]) -> str:
         read = res["runs"][0]["rows"][row]["read"].split(" at ")[-1]
         name = f"{row} ({', '.join(comps[row])})"
         lines.append(f"| {name} | {read} | " + " | ".join(fmt(s[k]) for k, _ in COLS) + " |")
+    first = res["runs"][0]
+    cp = first["coupling_top3_heads"]
+    pairs = [f"C({a}, {b}) = {cp['matrix'][i][j]:.2f}" for i, a in enumerate(cp["heads"])
+             for j, b in enumerate(cp["heads"]) if i != j]
+    attr = ", ".join(f"{h['head']} {h['attribution']:+.2f}" for h in first["top_heads"][:3])
+    mattr = ", ".join(f"{m['mlp']} {m['attribution']:+.2f}" for m in first["top_mlps"][:2])
     lines += ["", *[verdict(row, s) for row, s in res["summary"].items()], "",
+              f"First draw: attributions (female minus male prompts) {attr}; MLPs {mattr}. "
+              f"Coupling coefficients between the top heads' feature vectors (y1.y2/|y1|^2): "
+              f"{'; '.join(pairs)}.", "",
               f"The paper's LayerNorm rule against the exact RMSNorm Jacobian: the lowest cosine "
               f"over the propagated vectors of every draw is {res['layernorm_cosine_min']:.3f}. "
               f"Run time {res['seconds']:.0f} s."]

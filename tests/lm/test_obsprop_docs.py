@@ -29,7 +29,10 @@ def _result() -> dict[str, Any]:
     summary["top head"]["auroc_obsprop"] = _iv(0.8)
     summary["top head"]["auroc_probe_few"] = _iv(0.55)
     summary["top head"]["auroc_probe_many"] = _iv(0.9)
-    run = {"rows": {"top head": {"component": "L3.H1", "read": "x at the last token"}}}
+    run = {"rows": {"top head": {"component": "L3.H1", "read": "x at the last token"}},
+           "coupling_top3_heads": {"heads": ["a", "b"], "matrix": [[1.0, 0.25], [4.0, 1.0]]},
+           "top_heads": [{"head": "a", "attribution": 1.0}],
+           "top_mlps": [{"mlp": "m", "attribution": -2.0}]}
     return {"observable": "o", "n_prompts": 8, "n_occupations": 2, "templates": ["a"],
             "n_train": 4, "n_test": 4, "few_per_class": 1, "seeds": 3,
             "observable_test_auroc": 0.7, "summary": summary, "runs": [run],
@@ -42,6 +45,7 @@ def test_verdict_follows_the_numbers() -> None:
     text = T.render(res)
     assert "beats the few-example probe (0.550" in text
     assert "stays below the probe fitted on many examples (0.900)" in text
+    assert "C(a, b) = 0.25; C(b, a) = 4.00" in text and "m -2.00" in text
     res2 = copy.deepcopy(res)
     res2["summary"]["top head"]["auroc_obsprop"] = _iv(0.3)
     text2 = T.render(res2)
