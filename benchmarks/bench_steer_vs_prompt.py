@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--instructions", type=int, default=5)
     ap.add_argument("--select", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=16)
-    ap.add_argument("--strengths", default="0.25,0.5,1.0")
+    ap.add_argument("--strengths", default="0.1,0.25,0.5")
     ap.add_argument("--layer", type=int, default=10)
     a = ap.parse_args()
     t0 = time.perf_counter()
