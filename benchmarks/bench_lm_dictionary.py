@@ -2,8 +2,8 @@
 activations, named, audited, beside a random-direction dictionary of the same width and k
 trained on the same stream, and beside the bare GEMMs of its shapes timed in the same run.
 
-    .venv/bin/python benchmarks/bench_lm_dictionary.py [--tokens 60000] [--width 2304] \
-        [--k 32] [--layer 6] [--out runs/bench-lm-dictionary]
+    .venv/bin/python benchmarks/bench_lm_dictionary.py [--tokens 100000] [--width 2304] \
+        [--k 32] [--layer 6] [--lr 1.5e-3] [--out runs/bench-lm-dictionary]
 
 Writes benchmarks/results/bench_lm_dictionary.json (the run's metrics.json plus the machine)
 and the Markdown that docs/lm.md quotes, benchmarks/results/bench_lm_dictionary.md
@@ -27,7 +27,9 @@ TOPICS = "computers,food,law,love,medicine,politics,science,sports,drugs,educati
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, default=60_000)
+    ap.add_argument("--tokens", type=int, default=100_000)
+    ap.add_argument("--lr", type=float, default=1.5e-3,
+                    help="5e-3 collapsed the SAE (92%% dead features); retried lower")
     ap.add_argument("--width", type=int, default=2304)
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--layer", type=int, default=6)
@@ -36,7 +38,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-lm-dictionary")
     a = ap.parse_args()
     m = run_lm_dictionary(f"fortunes:{TOPICS}", a.out, hook=f"blocks.{a.layer}.hook_resid_post",
-                          method="topk", width=a.width, k=a.k, tokens=a.tokens,
+                          method="topk", width=a.width, k=a.k, tokens=a.tokens, lr=a.lr,
                           name_tokens=a.name_tokens, eval_tokens=a.eval_tokens)
     m["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "note": "2 cores shared by several sessions"}

@@ -71,3 +71,21 @@ def test_validation_loop_locates_a_planted_column_and_scores_answers() -> None:
     with pytest.raises(LMError, match="no questions"):
         CV.validate(lm, qa, ["zebra"])
     assert len(CV.concept_questions()) >= 10
+
+
+def test_top_neuron_variant_random_control_is_layer_matched() -> None:
+    from conceptlab.lm import parametric as P
+
+    lm = tiny_lm(layers=3, mlp=24)
+    chosen = [(2, 0), (2, 5), (2, 7), (0, 3)]
+    for seed in range(5):
+        rnd = P.random_neurons(lm, len(chosen), seed, exclude=chosen, like=chosen)
+        assert sorted(a for a, _ in rnd) == sorted(a for a, _ in chosen)  # same blocks, same counts
+        assert not set(rnd) & set(chosen)
+        assert len(set(rnd)) == len(rnd)
+    # the unmatched draw spreads over blocks (so the matched one is a real constraint)
+    spread = {a for s in range(5) for a, _ in P.random_neurons(lm, 4, s, exclude=chosen)}
+    assert spread == {0, 1, 2}
+    full = [(1, j) for j in range(24)]
+    with pytest.raises(LMError, match="block 1"):
+        P.random_neurons(lm, 1, 0, exclude=full, like=[(1, 0)])

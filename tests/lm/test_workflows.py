@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -48,7 +49,14 @@ def test_probe_ablate_steer_observable_neurons(tmp_path: Path) -> None:
     assert row["side_effects"]["kl"] >= 0 and (tmp_path / "ablate" / "ablation.png").is_file()
 
     s = runs.run_lm_steer(spec, tmp_path / "steer", lm=lm, layers=[0, 2], coefs=[1.0, 4.0],
-                          max_new_tokens=3, cache_dir=cache)
+                          max_new_tokens=3, cache_dir=cache,
+                          control_vector=tmp_path / "steer.gguf")
+    from conceptlab.lm.control_vectors import read_control_vector
+
+    hint, cv = read_control_vector(s["control_vector"])
+    assert hint == "llama" and list(cv) == [s["best"]["layer"]]
+    assert abs(float(np.linalg.norm(cv[s["best"]["layer"]]))
+               - s["best"]["added_norm"]) < 1e-3 * (1 + s["best"]["added_norm"])
     # sorted labels: "object" is the positive class
     assert len(s["rows"]) == 4 and s["positive_words"][0] == " table"
     assert (tmp_path / "steer" / "sweep.png").is_file() and len(s["samples"]) == 3

@@ -1,4 +1,7 @@
-"""Observable propagation: the residual-stream feature vector of a linear function of the logits.
+"""Direct-path observable: the residual-stream vector of a linear function of the logits.
+
+A simplification of observable propagation under its own name; the paper's procedure (heads'
+OV circuits, first-order MLPs, the LayerNorm rule, coupling coefficients) is ``lm.obsprop``.
 
 Dunefsky & Cohan (2024), "Observable Propagation: Uncovering feature vectors in transformers":
 an observable is a linear map on the logits, e.g. n(logits) = logit(" he") - logit(" she");
@@ -19,7 +22,7 @@ import torch
 from conceptlab.lm.model import CausalLM, LMError
 
 
-def observable_vector(lm: CausalLM, positive: Sequence[str], negative: Sequence[str] = (),
+def direct_path_vector(lm: CausalLM, positive: Sequence[str], negative: Sequence[str] = (),
                       ) -> np.ndarray:
     """Unit feature vector of ``mean logit(positive) - mean logit(negative)`` at the last layer."""
     if not positive:

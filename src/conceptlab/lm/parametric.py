@@ -14,7 +14,8 @@ computed exactly for all neurons at the cost of one ``(neurons x d) @ (d x |T|)`
 vocabulary mean and variance in closed form). The top neurons are zeroed (their activations
 clamped to 0, which removes their value vectors' contribution) and the change in log P(T) is
 measured on the concept's own prompt prefixes against unrelated prompts, with as many random
-neurons zeroed as a control.
+neurons zeroed in the same blocks as a control (layer-matched: as many per block as the
+concept's own).
 """
 
 from __future__ import annotations
@@ -56,9 +57,29 @@ def top_neurons(scores: np.ndarray, n: int) -> list[tuple[int, int]]:
 
 
 def random_neurons(lm: CausalLM, n: int, seed: int = 0,
-                   exclude: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+                   exclude: Sequence[tuple[int, int]] = (),
+                   like: Sequence[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """``n`` random (layer, neuron) pairs, none in ``exclude``.
+
+    With ``like`` (the concept's neurons) the control is *layer-matched*: as many random
+    neurons from each block as ``like`` has there, so a control effect cannot come from
+    hitting other blocks than the concept's (``n`` is then ``len(like)``). Without it,
+    neurons are drawn uniformly from every block.
+    """
     rng = np.random.default_rng(seed)
     skip = {a * lm.d_mlp + b for a, b in exclude}
+    if like is not None:
+        counts: dict[int, int] = {}
+        for layer, _ in like:
+            counts[int(layer)] = counts.get(int(layer), 0) + 1
+        out: list[tuple[int, int]] = []
+        for layer, c in sorted(counts.items()):
+            pool = np.array([j for j in range(lm.d_mlp) if layer * lm.d_mlp + j not in skip])
+            if len(pool) < c:
+                raise LMError(f"block {layer} has only {len(pool)} neurons outside the "
+                              f"excluded ones; {c} asked for")
+            out += [(layer, int(j)) for j in np.sort(rng.choice(pool, c, replace=False))]
+        return out
     pool = np.setdiff1d(np.arange(lm.n_layers * lm.d_mlp), np.fromiter(skip, dtype=np.int64))
     pick = rng.choice(pool, n, replace=False)
     return [(int(i // lm.d_mlp), int(i % lm.d_mlp)) for i in np.sort(pick)]

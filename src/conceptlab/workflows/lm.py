@@ -35,7 +35,7 @@ from conceptlab.lm.neurons import (
     search,
     token_index,
 )
-from conceptlab.lm.observables import compare, observable_vector
+from conceptlab.lm.observables import compare, direct_path_vector
 from conceptlab.lm.probing import (
     cached_activations,
     concept_depth,
@@ -267,8 +267,13 @@ def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
                  layers: Sequence[int] = (3, 8, 13, 18, 23), coefs: Sequence[float] = (
                      0.5, 1.0, 2.0, 4.0, 8.0), method: str = "mean_diff",
                  sample_prompt: str = "I think that this", max_new_tokens: int = 12,
-                 seed: int = 0, cache_dir: str | Path | None = None) -> dict[str, Any]:
+                 seed: int = 0, cache_dir: str | Path | None = None,
+                 control_vector: str | Path | None = None) -> dict[str, Any]:
     """Sweep steering ``h += coef * class_gap * v`` over layers x coefficients.
+
+    ``control_vector``: also write the best setting's vector (``coef * class_gap * v`` at its
+    block, added to that block's output) as a llama.cpp control vector (GGUF, repeng's layout;
+    ``lm.control_vectors``).
 
     Intended effect: the change in log P(the concept's positive words) minus the change in
     log P(its negative words) at the next token of neutral prompts (the words are read from the
@@ -317,6 +322,13 @@ def run_lm_steer(data: str = "sentiment", out: str | Path | None = None, *,
         "method": method, "layers": layer_ids, "coefs": list(coefs),
         "positive_words": pos_words, "negative_words": neg_words, "neutral_prompts": prompts,
         "rows": rows, "best": best, "samples": samples}
+    if control_vector is not None:
+        from conceptlab.lm.control_vectors import export_control_vector
+
+        vec = np.asarray(v, dtype=np.float32) * float(best["coef"] * gap)
+        metrics["control_vector"] = str(export_control_vector(
+            {int(best["layer"]): vec}, control_vector,
+            str(getattr(lm.model.config, "model_type", lm.arch.family))))
     if out is not None:
         metrics["figure"] = str(lm_plots.plot_sweep(
             rows, Path(out) / "sweep.png", intended="intended", side="kl",
@@ -338,7 +350,7 @@ def run_lm_observable(out: str | Path | None = None, *, model: str = "smollm2",
     seed_everything(seed)
     lm = _lm(model, lm)
     layer_ids = _resolve_layers(lm, layers)
-    feature = observable_vector(lm, list(positive), list(negative))
+    feature = direct_path_vector(lm, list(positive), list(negative))
     points = layer_points(lm, layer_ids)
     acts = cached_activations(lm, ps, points, cache=_cache(cache_dir))
     _, probe_dirs = probe_layers(acts, ps, seed=seed, n_boot=0, control=False)
@@ -355,7 +367,8 @@ def run_lm_observable(out: str | Path | None = None, *, model: str = "smollm2",
         "seed": seed, "positive": list(positive), "negative": list(negative),
         "observable_accuracy": float(((diff > 0) == (ps.labels == 1)).mean()),
         "rows": rows,
-        "method": "f = g * W_U^T n through the final norm (Dunefsky & Cohan 2024); residual path"}
+        "method": "direct-path observable: f = g * W_U^T n through the final norm "
+                  "(residual path only; the paper's ObsProp is lm.obsprop)"}
     if out is not None:
         metrics["figure"] = str(lm_plots.plot_observable(rows, Path(out) / "observable.png"))
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
@@ -395,7 +408,8 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
     for n in n_neurons:
         chosen = P.top_neurons(scores, n)
         for kind, neurons in (("concept", chosen),
-                              ("random", P.random_neurons(lm, n, seed, exclude=chosen))):
+                              ("random", P.random_neurons(lm, n, seed, exclude=chosen,
+                                                          like=chosen))):
             edit = P.zero_neurons(neurons)
             d = {name: float((token_mass(lm, texts, ids, edit) - ref[name]).mean())
                  for name, texts, ids in (("concept", prefixes, pos_ids),
@@ -412,7 +426,7 @@ def run_lm_parametric(data: str = "animals", out: str | Path | None = None, *,
         "command": "lm parametric", "model": lm.describe(), "data": ps.describe(),
         "seed": seed, "concept_words": pos_words, "contrast_words": neg_words,
         "prefixes": prefixes, "rows": rows, "method": "top value-vector zeroing (a "
-        "simplification inspired by ConceptVectors; random neurons from all layers)",
+        "simplification inspired by ConceptVectors; layer-matched random neurons)",
         "top_neurons": [{"layer": a, "neuron": b, "z": float(scores[a, b])} for a, b in top],
         "logp_before": {k: float(v.mean()) for k, v in ref.items()}}
     if out is not None:
