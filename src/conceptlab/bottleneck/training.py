@@ -37,6 +37,7 @@ from conceptlab.bottleneck.objectives.base import (
     loss_term,
 )
 from conceptlab.bottleneck.objectives.functional import batch_correlations
+from conceptlab.device import resolve_device
 from conceptlab.errors import ConceptlabValueError
 from conceptlab.utils.arrays import standardization
 from conceptlab.utils.configs import replace_fields
@@ -89,6 +90,7 @@ class TrainConfig:
     num_threads: int | None = None
     show_progress: bool | None = None
     finetune_epochs: int = 10
+    device: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("lr", "head_lr"):
@@ -113,7 +115,7 @@ class TrainConfig:
             raise TrainConfigError(f"num_threads must be None or >= 1, got {self.num_threads}")
 
     def params(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("show_progress",)}
+        return {k: v for k, v in asdict(self).items() if k not in ("show_progress", "device")}
 
 
 def train_config(config: TrainConfig | None = None, **overrides: Any) -> TrainConfig:
@@ -214,6 +216,7 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
                init_head: tuple[np.ndarray, np.ndarray] | None,
                head_mask: np.ndarray | None) -> CBLFit:
     start = time.perf_counter()
+    dev = resolve_device(cfg.device)
     xt = np.ascontiguousarray(data.inputs_train, dtype=np.float32)
     xv = np.ascontiguousarray(data.inputs_val, dtype=np.float32)
     gen = torch.Generator().manual_seed(int(seed))
@@ -247,6 +250,11 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
             with torch.no_grad():
                 head.weight.mul_(mask_t)
 
+    cbl = cbl.to(dev)
+    if head is not None:
+        head = head.to(dev)
+    if mask_t is not None:
+        mask_t = mask_t.to(dev)
     cbl_lr = cfg.lr if cfg.lr is not None else (1e-3 if kind == "scores" else 1e-2)
     groups: list[dict[str, Any]] = [{"params": list(cbl.parameters()), "weight_decay": 0.0,
                                      "lr": cbl_lr}]
@@ -257,15 +265,17 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
     _check_all_parameters_optimised([cbl, head], optimizer)
     initial = {name: p.detach().clone() for name, p in _named_trainables(cbl, head)}
 
-    x_t, x_v = torch.from_numpy(xt), torch.from_numpy(xv)
-    y_t = torch.as_tensor(np.asarray(data.y_train), dtype=torch.long)
-    y_v = torch.as_tensor(np.asarray(data.y_val), dtype=torch.long)
-    s_t = torch.as_tensor(np.asarray(data.scores_train), dtype=torch.float32)
-    s_v = torch.as_tensor(np.asarray(data.scores_val), dtype=torch.float32)
+    x_t, x_v = torch.from_numpy(xt).to(dev), torch.from_numpy(xv).to(dev)
+    y_t = torch.as_tensor(np.asarray(data.y_train), dtype=torch.long, device=dev)
+    y_v = torch.as_tensor(np.asarray(data.y_val), dtype=torch.long, device=dev)
+    s_t = torch.as_tensor(np.asarray(data.scores_train), dtype=torch.float32, device=dev)
+    s_v = torch.as_tensor(np.asarray(data.scores_val), dtype=torch.float32, device=dev)
     a_t = None if data.association is None else torch.as_tensor(data.association,
-                                                                dtype=torch.float32)
+                                                                dtype=torch.float32,
+                                                                device=dev)
     c_t = None if data.concept_labels is None else torch.as_tensor(data.concept_labels,
-                                                                   dtype=torch.float32)
+                                                                   dtype=torch.float32,
+                                                                   device=dev)
     if objective.needs_association and a_t is None:
         raise ConceptlabValueError(f"objective {objective.name!r} needs a class-concept "
                                    f"association")
@@ -288,7 +298,7 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
                       unit="epoch")
     for epoch in epochs:
         cbl.train()
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen).to(dev)  # drawn on the CPU: same order anywhere
         totals: dict[str, float] = {}
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
@@ -353,6 +363,9 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
     cbl.eval()
     moved = {name: bool(not torch.equal(initial[name], p.detach()))
              for name, p in _named_trainables(cbl, head)}
+    cbl = cbl.cpu()  # fitted layers leave on the CPU: saving, heads and numpy read them there
+    if head is not None:
+        head = head.cpu()
     return CBLFit(cbl=cbl, joint_head=head, history=history, best_epoch=best_epoch,
                   best_score=float(best_score), seconds=time.perf_counter() - start,
                   steps=step, moved=moved, lr=cbl_lr)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from conceptlab.device import resolve_device
 from conceptlab.discover.base import (
     Dictionary,
     DictionaryError,
@@ -120,10 +121,15 @@ class SAEDictionary(Dictionary):
         W_enc = W_dec.detach().T.clone().requires_grad_(True)
         b_enc = torch.zeros(self.n_concepts, requires_grad=True)
         b_dec = torch.from_numpy(mu / scale).clone().requires_grad_(True)
+        dev = resolve_device(None)  # drawn on the CPU above: the same start on every device
+        W_enc, b_enc, b_dec, X = (t.detach().to(dev) for t in (W_enc, b_enc, b_dec, X))
+        W_dec = W_dec.detach().to(dev).requires_grad_(not self.frozen_decoder)
+        for t in (W_enc, b_enc, b_dec):
+            t.requires_grad_(True)
         params = [W_enc, b_enc, b_dec] + ([] if self.frozen_decoder else [W_dec])
         st = _Train(W_enc, b_enc, W_dec, b_dec, torch.optim.Adam(params, lr=self.lr), gen,
                     scale, steps, max(100, steps // 8),
-                    torch.zeros(self.n_concepts, dtype=torch.bool))
+                    torch.zeros(self.n_concepts, dtype=torch.bool, device=dev))
         return st, X
 
     def _train_step(self, st: _Train, xb: torch.Tensor) -> float:
@@ -150,12 +156,13 @@ class SAEDictionary(Dictionary):
 
     def _publish(self, st: _Train) -> None:
         """Copy the training state into the arrays ``encode`` / ``decode`` / ``state`` use."""
-        self._enc = {"W_enc": st.W_enc.detach().numpy().copy(),
-                     "b_enc": st.b_enc.detach().numpy().copy(),
-                     "b_dec": st.b_dec.detach().numpy().copy(),
+        self._enc = {"W_enc": st.W_enc.detach().cpu().numpy().copy(),
+                     "b_enc": st.b_enc.detach().cpu().numpy().copy(),
+                     "b_dec": st.b_dec.detach().cpu().numpy().copy(),
                      "scale": np.array([st.scale], np.float32),
                      **self._extra_state()}
-        self._set(st.W_dec.detach().numpy() * st.scale, st.scale * st.b_dec.detach().numpy())
+        self._set(st.W_dec.detach().cpu().numpy() * st.scale,
+                  st.scale * st.b_dec.detach().cpu().numpy())
 
     def fit(self, A: np.ndarray) -> SAEDictionary:
         A = check_activations(A)
@@ -164,11 +171,11 @@ class SAEDictionary(Dictionary):
         per_epoch = math.ceil(n / bs)
         steps = max(self.min_steps, self.epochs * per_epoch)
         st, X = self._begin(A, steps)
-        order = torch.randperm(n, generator=st.gen)
+        order = torch.randperm(n, generator=st.gen).to(X.device)
         for step in progress(range(steps), total=steps, desc=f"fit {self.name}"):
             i = step % per_epoch
             if i == 0 and step:
-                order = torch.randperm(n, generator=st.gen)
+                order = torch.randperm(n, generator=st.gen).to(X.device)
             self._train_step(st, X[order[i * bs:(i + 1) * bs]])
         self._publish(st)
         return self
@@ -188,9 +195,9 @@ class SAEDictionary(Dictionary):
             planned = total_rows if total_rows else 10 * A.shape[0]
             self._train, X = self._begin(A, max(1, math.ceil(planned / bs)))
         else:
-            X = torch.from_numpy(A / self._train.scale)
+            X = torch.from_numpy(A / self._train.scale).to(self._train.W_enc.device)
         st = self._train
-        order = torch.randperm(len(X), generator=st.gen)
+        order = torch.randperm(len(X), generator=st.gen).to(X.device)
         losses = [self._train_step(st, X[order[s:s + bs]]) for s in range(0, len(X), bs)]
         self.last_loss = float(np.mean(losses))
         self._publish(st)

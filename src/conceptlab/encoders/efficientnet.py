@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conceptlab.device import resolve_device
 from conceptlab.encoders.base import (
     Encoder,
     EncoderError,
@@ -317,14 +318,14 @@ class EfficientNetEncoder(Encoder):
     modalities = frozenset({"image"})
 
     def __init__(self, image_size: int = 224, crop: float = 1.0, weights: str | Path | None = None,
-                 batch_size: int = 16, device: str | torch.device = "cpu",
+                 batch_size: int = 16, device: str | torch.device | None = None,
                  backend: str | None = None) -> None:
         self.spec = "efficientnet"
         self.image_size = option_int(self.spec, "image_size", image_size, 32, 1024)
         self.crop = option_float(self.spec, "crop", crop, 0.0, 1.0)
         self.weights_path = Path(weights) if weights is not None else default_weights_path()
         self.batch_size = option_int(self.spec, "batch_size", batch_size)
-        self._device = torch.device(device)
+        self._device = resolve_device(device)
         self._model: EfficientNetLite0 | None = None
         self.backend = resolve_backend(backend, "efficientnet", self._device)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from conceptlab.device import resolve_device
 from conceptlab.encoders._common import cached_weight_hash, check_options, embedding_views
 from conceptlab.encoders.base import (
     Encoder,
@@ -57,7 +58,7 @@ class HFClipEncoder(Encoder):
     modalities = frozenset({"image", "text"})
 
     def __init__(self, name_or_path: str | Path, normalize: bool = True, batch_size: int = 32,
-                 device: str | torch.device = "cpu", dtype: str = "float32") -> None:
+                 device: str | torch.device | None = None, dtype: str = "float32") -> None:
         if not str(name_or_path):
             raise EncoderError(
                 "hf: needs a model name or path, e.g. 'hf:openai/clip-vit-base-patch32'")
@@ -69,7 +70,7 @@ class HFClipEncoder(Encoder):
         self.normalize = option_bool(self.spec, "normalize", normalize)
         self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self.dtype = dtype
-        self._device = torch.device(device)
+        self._device = resolve_device(device)
         self._model: Any = None
         self._processor: Any = None
 

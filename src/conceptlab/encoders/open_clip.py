@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from conceptlab.device import resolve_device
 from conceptlab.encoders._common import cached_weight_hash, check_options, embedding_views
 from conceptlab.encoders.base import (
     Encoder,
@@ -82,14 +83,14 @@ class OpenClipEncoder(Encoder):
     modalities = frozenset({"image", "text"})
 
     def __init__(self, arg: str, normalize: bool = True, batch_size: int = 32,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device | None = None) -> None:
         self.arch, self.tag = parse_spec(arg)
         self.spec = f"openclip:{arg}"
         if not _open_clip_available():
             raise EncoderError(f"{self.spec}: open_clip is not installed: {INSTALL_HINT}")
         self.normalize = option_bool(self.spec, "normalize", normalize)
         self.batch_size = option_int(self.spec, "batch_size", batch_size)
-        self._device = torch.device(device)
+        self._device = resolve_device(device)
         self._model: Any = None
         self._preprocess: Any = None
         self._tokenizer: Any = None

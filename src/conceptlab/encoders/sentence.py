@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from conceptlab.device import resolve_device
 from conceptlab.encoders.base import (
     Encoder,
     EncoderError,
@@ -139,7 +140,7 @@ class SentenceEncoder(Encoder):
     modalities = frozenset({"text"})
 
     def __init__(self, name_or_path: str | Path, spec: str | None = None, normalize: bool = True,
-                 batch_size: int = 64, device: str | torch.device = "cpu",
+                 batch_size: int = 64, device: str | torch.device | None = None,
                  offline: bool = False, backend: str | None = None) -> None:
         if not str(name_or_path):
             raise EncoderError("st: needs a model name or path, e.g. 'st:all-MiniLM-L6-v2'")
@@ -149,7 +150,7 @@ class SentenceEncoder(Encoder):
         self.normalize = option_bool(self.spec, "normalize", normalize)
         self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self.offline = offline
-        self._device = torch.device(device)
+        self._device = resolve_device(device)
         self._model: Any = None
         self.backend = resolve_backend(backend, self.spec, self._device)
 

@@ -369,9 +369,20 @@ def hooked(lm: CausalLM, record: Sequence[str] = (),
         raise LMError(str(err).replace("a tensor of shape", "shape")) from err
 
 
-def load_lm(spec: str = "smollm2", dtype: torch.dtype = torch.float32) -> CausalLM:
-    """Load a causal LM by spec (``smollm2`` default, a Hugging Face name or a folder)."""
+def load_lm(spec: str = "smollm2", dtype: torch.dtype | str | None = None,
+            device: torch.device | str | None = None) -> CausalLM:
+    """Load a causal LM by spec (``smollm2`` default, a Hugging Face name or a folder).
+
+    ``device``/``dtype``: ``None`` follows the device rule (``conceptlab.device``: the GPU when
+    torch sees one; float32 on the CPU, bfloat16 on a GPU). Both are recorded in
+    ``describe()``; the dtype also changes ``fingerprint()`` (the weights hash), the device
+    does not."""
+    from conceptlab.device import dtype_name, resolve_device, resolve_dtype
     from conceptlab.encoders.causal_lm import load_causal_lm
 
-    model, tokenizer, record = load_causal_lm(spec, dtype=dtype)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev, "lm")
+    model, tokenizer, record = load_causal_lm(spec, dtype=dt)
+    model.to(dev)
+    record = {**record, "device": str(dev), "dtype": dtype_name(dt)}
     return CausalLM(model, tokenizer, name=spec, record=record)

@@ -25,10 +25,14 @@ def hash_json(obj: Any, length: int = 16) -> str:
 
 def hash_array(array: np.ndarray | torch.Tensor, length: int = 16) -> str:
     """Hex digest of an array's dtype, shape and bytes."""
+    label = None
     if isinstance(array, torch.Tensor):
-        array = array.detach().cpu().contiguous().numpy()
+        t = array.detach().cpu().contiguous()
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16: hash its bits, name the type
+            t, label = t.view(torch.int16), "bfloat16"
+        array = t.numpy()
     arr = np.ascontiguousarray(array)
-    h = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode())
+    h = hashlib.sha256(f"{label or arr.dtype.str}|{arr.shape}|".encode())
     h.update(arr.tobytes())
     return h.hexdigest()[:length]
 

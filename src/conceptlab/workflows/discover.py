@@ -57,6 +57,7 @@ from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.io import read_json, write_json_atomic
 from conceptlab.utils.seed import seed_everything
 from conceptlab.utils.version import package_version
+from conceptlab.workflows.prepare import compute_record
 
 DATA_SEED = 0  # which items are drawn per class is fixed; `seed` moves the dictionary and QMC
 
@@ -277,6 +278,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                "per_class": per_class, "naming": namer.record(),
                "seconds": round(time.perf_counter() - t0, 2),
                "version": package_version()}
+    metrics.setdefault("compute", compute_record(metrics))
     write_json_atomic(out / "metrics.json", metrics)
     return metrics
 

@@ -36,6 +36,7 @@ from conceptlab.lm.saelens_format import save_saelens
 from conceptlab.utils.io import write_json_atomic
 from conceptlab.utils.seed import seed_everything
 from conceptlab.utils.version import package_version
+from conceptlab.workflows.prepare import compute_record
 
 
 def gemm_bound(batch: int, d_in: int, width: int, repeats: int = 5) -> dict[str, float]:
@@ -144,6 +145,7 @@ def run_lm_dictionary(corpus: str, out: str | Path | None = None, *, model: str 
                          context_size=context, dataset_path=corpus,
                          extra={"corpus_digest": corp.digest, "role": name})
         write_json_atomic(stage / "features.json", features)
+        metrics.setdefault("compute", compute_record(metrics))
         write_json_atomic(stage / "metrics.json", metrics)
         if out.exists():
             old = out.with_name(out.name + ".old")

@@ -13,6 +13,7 @@ import numpy as np
 from conceptlab.cache import ActivationCache
 from conceptlab.data.base import Dataset, DataSplit, build_dataset
 from conceptlab.data.splits import SplitSet, make_splits
+from conceptlab.device import run_record
 from conceptlab.encoders.base import Encoder, Views, build_encoder
 from conceptlab.pipeline import (
     EncodeStats,
@@ -127,10 +128,20 @@ def check_out(out: str | Path | None) -> None:
         check_output_dir(out)
 
 
+def compute_record(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Where a run ran (``conceptlab.device.run_record``): device, card and dtype; a language
+    model's own dtype when the metrics name one."""
+    model = metrics.get("model")
+    dtype = model.get("dtype") if isinstance(model, dict) else None
+    record = run_record()
+    return {**record, "dtype": dtype} if isinstance(dtype, str) else record
+
+
 def finish(out: str | Path | None, metrics: dict[str, Any]) -> dict[str, Any]:
     """Record the package version, write ``OUT/metrics.json`` atomically (when ``out`` is
     given) and return the metrics."""
     metrics.setdefault("version", package_version())
+    metrics.setdefault("compute", compute_record(metrics))
     if out is not None:
         write_json_atomic(Path(out) / "metrics.json", metrics)
     return metrics

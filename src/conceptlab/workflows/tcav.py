@@ -41,6 +41,7 @@ from conceptlab.tcav.plots import plot_tcav, table_markdown
 from conceptlab.tcav.sets import list_concepts, read_concepts, read_pool
 from conceptlab.utils.io import atomic_run_dir, write_json_atomic, write_text_atomic
 from conceptlab.utils.version import package_version
+from conceptlab.workflows.prepare import compute_record
 
 
 def _slug(name: str) -> str:
@@ -181,5 +182,6 @@ def run_tcav(data: str, out: str | Path, *, concepts_dir: str | Path, random_dir
                    "correction": "holm", "rows": result["rows"],
                    "cav_seconds": result["cav_seconds"], "image_size": image_size,
                    "seed": seed, "seconds": round(time.perf_counter() - t0, 2)}
+        metrics.setdefault("compute", compute_record(metrics))
         write_json_atomic(stage / "metrics.json", metrics)
     return metrics

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from conceptlab.device import resolve_device
 from conceptlab.utils.arrays import check_problem
 from conceptlab.utils.threads import threads_for, torch_threads
 
@@ -99,7 +100,7 @@ def run_fit(fit: Callable[..., LinearHead], Z_train: Any, y_train: Any, Z_val: A
     the threads it used: the one entry every head fit goes through."""
     Zt, yt, Zv, yv = check_problem(Z_train, y_train, Z_val, y_val, n_classes)
     threads = cfg.num_threads or threads_for(Zt.shape[0] * Zt.shape[1] * int(n_classes),
-                                             cfg.device)
+                                             str(resolve_device(cfg.device)))
     with torch_threads(threads):
         head = fit(Zt, yt, Zv, yv, n_classes=int(n_classes), seed=seed, cfg=cfg)
     head.info["threads"] = threads

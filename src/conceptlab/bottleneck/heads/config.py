@@ -47,7 +47,7 @@ class HeadConfig:
     refit: bool = True
     refit_weight_decay: float = 1e-4
     refit_max_iter: int = 100
-    device: str = "cpu"
+    device: str = "auto"
     num_threads: int | None = None
 
     def __post_init__(self) -> None:

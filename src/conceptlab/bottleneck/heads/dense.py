@@ -11,6 +11,7 @@ import torch
 from conceptlab.bottleneck.heads.common import eval_head, lbfgs, log_prior_bias, run_fit, to_tensor
 from conceptlab.bottleneck.heads.config import HeadConfig, head_config
 from conceptlab.bottleneck.heads.linear import LinearHead
+from conceptlab.device import resolve_device
 from conceptlab.utils.arrays import standardization
 
 
@@ -42,7 +43,7 @@ def dense_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *,
     """The dense fit on checked arrays, in the current thread setting."""
     start = time.perf_counter()
     weight_decays, max_iter, early_stop = cfg.weight_decays, cfg.max_iter, cfg.early_stop
-    dev = torch.device(cfg.device)
+    dev = resolve_device(cfg.device)
     mean, std = standardization(Zt)
     Xt, Xv = to_tensor(Zt, mean, std, dev), to_tensor(Zv, mean, std, dev)
     tt, tv = torch.from_numpy(yt).to(dev), torch.from_numpy(yv).to(dev)

@@ -15,6 +15,7 @@ from conceptlab.bottleneck.heads.config import HeadConfig, head_config
 from conceptlab.bottleneck.heads.dense import dense_fit
 from conceptlab.bottleneck.heads.linear import LinearHead
 from conceptlab.bottleneck.heads.solvers import SOLVERS, PathSolver
+from conceptlab.device import resolve_device
 from conceptlab.errors import ConceptlabValueError
 from conceptlab.utils.arrays import MIN_STD, standardization
 
@@ -137,7 +138,7 @@ def sparse_fit(Zt: np.ndarray, yt: np.ndarray, Zv: np.ndarray, yv: np.ndarray, *
     if target > int(allowed.sum()) * n_classes:
         raise ConceptlabValueError(f"nec={nec} needs {target} non-zero weights but only "
                                    f"{int(allowed.sum())} inputs vary (x {n_classes} classes)")
-    dev = torch.device(cfg.device)
+    dev = resolve_device(cfg.device)
     Xt, Xv = to_tensor(Zt, mean, std, dev), to_tensor(Zv, mean, std, dev)
     tt, tv = torch.from_numpy(yt).to(dev), torch.from_numpy(yv).to(dev)
 

@@ -68,7 +68,9 @@ def clip_contrastive_loss(logits: Tensor, y: Tensor) -> Tensor:
 def sample_gumbel(shape: tuple[int, ...] | torch.Size, *, generator: torch.Generator | None = None,
                   dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
     """Standard Gumbel(0, 1) noise ``-log(-log U)``, ``U ~ Uniform(0, 1)``, from ``generator``."""
-    u = torch.rand(shape, generator=generator, dtype=dtype, device=device)
+    # drawn where the generator lives (a CPU generator: the same noise on every device)
+    where = generator.device if generator is not None else torch.device(device)
+    u = torch.rand(shape, generator=generator, dtype=dtype, device=where).to(device)
     tiny = torch.finfo(dtype).tiny
     u = u.clamp_(min=tiny, max=1.0 - torch.finfo(dtype).eps)
     return -torch.log(-torch.log(u))
