@@ -304,8 +304,9 @@ def test_fit_dncbm_reports_accuracy_beside_faithfulness(
     assert isinstance(faith["trusted"], bool) and faith["warnings"]
     vocab = [line for line in VOCAB.splitlines() if line and line[0] not in "#["]
     assert metrics["units_used"] and {u["name"] for u in metrics["units_used"]} <= set(vocab)
-    message = invoke_fails("predict", out, "--text", "a robot")
-    assert "DN-CBM" in message
+    # a DN-CBM answers predict through the concept-model protocol like any CBM
+    rows = invoke_json("predict", out, "--text", "a robot")
+    assert len(rows) == 1 and rows[0]["prediction"] in NEW_TEXTS
     page = (out / "report.html").read_text()
     assert "units follow their concepts" in page and "(unit " in page  # audit badges, head
 

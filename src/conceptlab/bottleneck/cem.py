@@ -332,7 +332,7 @@ class ConceptEmbeddingModel:
         try:
             d_in = meta["d_in"]
             if isinstance(d_in, bool) or not isinstance(d_in, int) or d_in < 1:
-                raise ValueError(f"d_in must be a positive integer, got {d_in!r}")
+                raise ConceptlabValueError(f"d_in must be a positive integer, got {d_in!r}")
             model = cls([str(c) for c in meta["concept_names"]],
                         [str(c) for c in meta["class_names"]], CEMConfig(**meta["config"]),
                         int(meta["seed"]), encoder_spec=str(meta.get("encoder_spec", "")),

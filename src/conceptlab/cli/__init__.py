@@ -22,8 +22,10 @@ from conceptlab.cli import (
     lm,
     report,
     seed_systems,
+    shift,
     tcav,
 )
+from conceptlab.cli.common import call
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Concept-based interpretability: concept bottleneck models, concept "
@@ -39,15 +41,27 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def root(version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="print the version and exit")]
-         = False) -> None:
+def root(ctx: typer.Context,
+         version: Annotated[bool, typer.Option(
+             "--version", callback=_version, is_eager=True, help="print the version and exit")]
+         = False,
+         device: Annotated[str | None, typer.Option(
+             "--device", help="auto | cpu | cuda | cuda:N for every component (default: "
+             "$CONCEPTLAB_DEVICE, else auto: the first GPU if torch sees one)")] = None,
+         dtype: Annotated[str | None, typer.Option(
+             "--dtype", help="auto | float32 | bfloat16 | float16 (default auto: float32, "
+             "bfloat16 for language models on a GPU)")] = None) -> None:
     """Concept-based interpretability: concept bottleneck models, concept discovery and
     concepts in language models."""
+    from conceptlab.device import using
+
+    # one device rule for the whole command (conceptlab.device); a missing GPU or a misspelt
+    # name is one error line here, before the command starts any work
+    call(lambda: ctx.with_resource(using(device, dtype)))
 
 
 #: the command groups, in the order ``conceptlab --help`` lists them
-GROUPS = (demo, embeddings, cbm, report, align, discover, tcav, seed_systems, lm)
+GROUPS = (demo, embeddings, cbm, report, align, discover, tcav, seed_systems, shift, lm)
 for _group in GROUPS:
     _group.register(app)
 

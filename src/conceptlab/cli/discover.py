@@ -1,4 +1,4 @@
-"""Concept discovery: ``discover``, ``importance`` and ``concepts apply``."""
+"""Concept discovery: ``discover``, ``importance``, ``hook-points`` and ``concepts apply``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from conceptlab.cli.common import (
     CacheOpt,
     DataSetOpt,
+    EncoderSetOpt,
     JsonOpt,
     SeedOpt,
     answer,
@@ -20,6 +21,7 @@ from conceptlab.cli.common import (
     print_table,
     wrote,
 )
+from conceptlab.discover.naming import DEFAULT_NAMING, NAMING_VOCABULARIES
 from conceptlab.workflows import discover as wf
 
 concepts_app = typer.Typer(no_args_is_help=True, help="Use discovered concept banks.")
@@ -41,7 +43,16 @@ def discover(
     n_crops: Annotated[int, typer.Option("--n-crops", min=1, help="random crops per image")] = 8,
     source: Annotated[str, typer.Option("--source", help="crops (CRAFT) | spatial (each "
                                         "position of the map a row)")] = "crops",
-    image_size: Annotated[int, typer.Option("--image-size", min=8)] = 128,
+    image_size: Annotated[int | None, typer.Option(
+        "--image-size", min=8, help="input side for encoders that take one (default: the "
+        "encoder's own)")] = None,
+    patch_size: Annotated[int | None, typer.Option(
+        "--patch-size", min=4, help="--method craft: grid patch side (default 64/224 of the "
+        "input)")] = None,
+    naming: Annotated[str, typer.Option(
+        "--naming", help=" | ".join(NAMING_VOCABULARIES) + ": the vocabulary concepts are "
+        "named from")] = DEFAULT_NAMING,
+    encoder_option: EncoderSetOpt = None,
     classes: Annotated[list[str] | None, typer.Option("--class", help="only these classes")]
     = None,
     seed: SeedOpt = 0, cache: CacheOpt = None, data_option: DataSetOpt = None,
@@ -53,14 +64,16 @@ def discover(
     a gallery."""
     data_opts = call(lambda: parse_options(data_option, "--data-option"))
     method_opts = call(lambda: parse_options(method_option, "--set"))
+    encoder_opts = call(lambda: parse_options(encoder_option, "--encoder-option"))
     m = call(lambda: wf.run_discover(
-        data, out, method=method, k=k, model=encoder, layer=layer, image_size=image_size,
+        data, out, method=method, k=k, encoder=encoder, layer=layer, image_size=image_size,
         n_per_class=n_per_class, n_crops=n_crops, classes=classes, seed=seed,
         cache_dir=cache_dir(cache), data_options=data_opts, method_options=method_opts,
-        source=source))
+        source=source, encoder_options=encoder_opts, naming=naming, patch_size=patch_size))
+    vocabulary = (m.get("naming") or {}).get("option", naming)
     answer(m, as_json, lambda: print_table(
         f"{method}, k={k} at {m['layer']}",
-        ["class", "rel. error", "R²", "dead", "concepts (head names)"],
+        ["class", "rel. error", "R²", "dead", f"concepts (names from {vocabulary})"],
         [[cls, r["quality"]["relative_error"], r["quality"]["r2"], r["quality"]["dead_units"],
           ", ".join(c["concept"] for c in r["concepts"][:4]) + " ..."]
          for cls, r in m["per_class"].items()]), out)
@@ -75,6 +88,9 @@ def importance(
     n_design: Annotated[int, typer.Option("--n-design", min=2, help="Sobol QMC design size")
                         ] = 32,
     seed: Annotated[int | None, typer.Option("--seed", min=0)] = None,
+    baseline: Annotated[str, typer.Option(
+        "--baseline", help="what a removed concept becomes: zero (its codes set to 0) | "
+        "resample (codes drawn from other images, Sobol's own perturbation)")] = "zero",
     cache: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -82,7 +98,7 @@ def importance(
     r = call(lambda: wf.run_importance(
         folder, class_name, n_images=n_images,
         methods=tuple(methods) if methods else tuple(wf.IMPORTANCE), seed=seed,
-        n_design=n_design, cache_dir=cache_dir(cache)))
+        n_design=n_design, cache_dir=cache_dir(cache), baseline=baseline))
     answer(r, as_json, lambda: print_table(
         f"{r['class']}: fidelity of each ranking ({r['n_images']} test images)",
         ["order", "deletion AUC (low)", "insertion AUC (high)", "mu-fidelity", "top concept"],
@@ -90,6 +106,24 @@ def importance(
           r["ranking"].get(m, ["-"])[0]] for m, f in r["fidelity"].items()]))
     for p in r["pngs"]:
         wrote(p)
+
+
+def hook_points(
+    encoder: Annotated[str, typer.Option("--encoder", help="image encoder spec to tap")
+                       ] = "efficientnet",
+    encoder_option: EncoderSetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The hook points (``--layer`` values) of an encoder's network, input to output."""
+    from conceptlab.encoders.base import build_encoder
+
+    opts = call(lambda: parse_options(encoder_option, "--encoder-option"))
+    points = call(lambda: build_encoder(encoder, **opts).hook_points())
+    if as_json:
+        print_json(points)
+    else:
+        for p in points:
+            typer.echo(p)
 
 
 @concepts_app.command("apply")
@@ -113,4 +147,5 @@ def register(app: typer.Typer) -> None:
     """Add ``discover``, ``importance`` and the ``concepts`` group."""
     app.command()(discover)
     app.command()(importance)
+    app.command("hook-points")(hook_points)
     app.add_typer(concepts_app, name="concepts")

@@ -95,13 +95,17 @@ def steer(data: Annotated[str, typer.Option("--data")] = "sentiment",
           model: ModelOpt = "smollm2", layers: LayersOpt = "3,8,13,18,23",
           coefs: Annotated[str, typer.Option("--coefs", help="in units of the class gap")] =
           "0.5,1,2,4,8", method: Annotated[str, typer.Option("--method")] = "mean_diff",
-          seed: SeedOpt = 0, cache: CacheOpt = None, as_json: JsonOpt = False) -> None:
+          seed: SeedOpt = 0, cache: CacheOpt = None,
+          control_vector: Annotated[Path | None, typer.Option(
+              "--control-vector", help="also write the best setting as a llama.cpp control "
+              "vector (.gguf)")] = None,
+          as_json: JsonOpt = False) -> None:
     """Steering sweep (layers x coefficients): intended effect against side effects."""
     layer_list = call(lambda: parse_ints(layers, "--layers")) or []
     coef_list = call(lambda: parse_floats(coefs, "--coefs"))
     m = call(lambda: runs.run_lm_steer(data, out, model=model, layers=layer_list,
                                        coefs=coef_list, method=method, seed=seed,
-                                       cache_dir=cache))
+                                       cache_dir=cache, control_vector=control_vector))
     answer(m, as_json, lambda: print_table(
         "Steering sweep", ["layer", "coef", "intended", "KL", "ppl ratio"],
         [[r["layer"], r["coef"], r["intended"], r["kl"], r["ppl_ratio"]] for r in m["rows"]]),

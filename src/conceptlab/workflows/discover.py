@@ -419,6 +419,8 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
     if unknown:
         raise SourceError(f"unknown importance method(s) {unknown}; choose from "
                           f"{', '.join(IMPORTANCE)}")
+    if baseline not in ("zero", "resample"):
+        raise SourceError(f"fidelity baseline must be 'zero' or 'resample', got {baseline!r}")
     seed = run["seed"] if seed is None else seed
     seed_everything(seed)
     found = DiscoveredConcepts.load(folder / run["per_class"][names[c]]["folder"])
