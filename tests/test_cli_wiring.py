@@ -63,7 +63,7 @@ def test_discover_and_importance_pass_their_new_options(monkeypatch: pytest.Monk
     out = invoke("discover", "--out", tmp_path / "d", "--method", "craft", "--patch-size", "32",
                  "--naming", "imagenet", "-E", "image_size=96").output
     assert seen["patch_size"] == 32 and seen["naming"] == "imagenet"
-    assert seen["encoder_options"] == {"image_size": 96} and seen["image_size"] is None
+    assert seen["encoder_options"] == {"image_size": 96} and seen["image_size"] == 128
     assert "names from imagenet" in out
     invoke("importance", tmp_path / "d", "--class", "x", "--baseline", "resample")
     assert seen["baseline"] == "resample"

@@ -43,9 +43,9 @@ def discover(
     n_crops: Annotated[int, typer.Option("--n-crops", min=1, help="random crops per image")] = 8,
     source: Annotated[str, typer.Option("--source", help="crops (CRAFT) | spatial (each "
                                         "position of the map a row)")] = "crops",
-    image_size: Annotated[int | None, typer.Option(
-        "--image-size", min=8, help="input side for encoders that take one (default: the "
-        "encoder's own)")] = None,
+    image_size: Annotated[int, typer.Option(
+        "--image-size", min=8, help="input side for encoders that take one (an -E "
+        "image_size wins; ignored by families with a fixed processor, e.g. hf:)")] = 128,
     patch_size: Annotated[int | None, typer.Option(
         "--patch-size", min=4, help="--method craft: grid patch side (default 64/224 of the "
         "input)")] = None,

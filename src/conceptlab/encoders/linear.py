@@ -121,19 +121,33 @@ def save_map(folder: str | Path, linear_map: LinearMap, image: dict[str, Any],
              text: dict[str, Any], extra_files: dict[str, Any] | None = None) -> Path:
     """Write ``map.safetensors`` + ``map.json`` (and JSON ``extra_files``) into ``folder``,
     atomically. ``image`` / ``text`` are :func:`encoder_record` dicts."""
+    check_map_joins(linear_map, image, text)
+    with atomic_dir(folder) as tmp:
+        write_map(tmp, linear_map, image, text, extra_files)
+    return Path(folder)
+
+
+def check_map_joins(linear_map: LinearMap, image: dict[str, Any], text: dict[str, Any]) -> None:
+    """EncoderError unless the map joins the recorded image encoder to the text encoder."""
     if image.get("dim") != linear_map.in_dim or text.get("dim") != linear_map.out_dim:
         raise EncoderError(f"linear map {linear_map.in_dim}->{linear_map.out_dim} does not join "
                            f"a {image.get('dim')}-d image encoder to a {text.get('dim')}-d text "
                            "encoder")
-    with atomic_dir(folder) as tmp:
-        write_saved(tmp, SAVED_MAP, {
-            "method": linear_map.method, "in_dim": linear_map.in_dim, "out_dim": linear_map.out_dim,
-            "weights_hash": linear_map.weights_hash(), "image_encoder": image,
-            "text_encoder": text, "info": linear_map.info},
-            {"W": linear_map.W, "b": linear_map.b, "mu": linear_map.mu, "sigma": linear_map.sigma})
-        for name, obj in (extra_files or {}).items():
-            write_json_atomic(tmp / name, obj)
-    return Path(folder)
+
+
+def write_map(folder: Path, linear_map: LinearMap, image: dict[str, Any], text: dict[str, Any],
+              extra_files: dict[str, Any] | None = None) -> Path:
+    """The map's files written into an existing (staging) ``folder``, no swap: for a caller
+    that stages the whole run itself (``runs.open_run``)."""
+    check_map_joins(linear_map, image, text)
+    write_saved(folder, SAVED_MAP, {
+        "method": linear_map.method, "in_dim": linear_map.in_dim, "out_dim": linear_map.out_dim,
+        "weights_hash": linear_map.weights_hash(), "image_encoder": image,
+        "text_encoder": text, "info": linear_map.info},
+        {"W": linear_map.W, "b": linear_map.b, "mu": linear_map.mu, "sigma": linear_map.sigma})
+    for name, obj in (extra_files or {}).items():
+        write_json_atomic(folder / name, obj)
+    return folder
 
 
 def load_map(folder: str | Path) -> tuple[LinearMap, dict[str, Any]]:

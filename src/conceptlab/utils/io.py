@@ -24,7 +24,8 @@ from conceptlab.errors import ConceptlabValueError, MissingFileError, OutputErro
 
 #: files that mark a folder as a conceptlab run (``metrics.json`` is written last; the others
 #: let a rerun replace what an interrupted older version left)
-RUN_MARKERS = ("metrics.json", "model", "encoder.json", "report.html", "explanations.json")
+RUN_MARKERS = ("metrics.json", "model", "encoder.json", "report.html", "explanations.json",
+               "importance.json")
 
 
 def current_umask() -> int:

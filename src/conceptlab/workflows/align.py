@@ -38,14 +38,14 @@ from conceptlab.data.base import DataError, Dataset, DataSplit, build_dataset
 from conceptlab.data.captions import split_captions
 from conceptlab.data.splits import SplitSet, make_splits
 from conceptlab.encoders.base import Encoder, build_encoder
-from conceptlab.encoders.linear import LinearMap, encoder_record, save_map
+from conceptlab.encoders.linear import LinearMap, encoder_record, write_map
 from conceptlab.errors import ConceptlabValueError
 from conceptlab.metrics import accuracy
 from conceptlab.pipeline import EncodeStats, encode_split
 from conceptlab.report.align_plots import plot_concept_auroc
+from conceptlab.runs import open_run
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.seed import seed_everything
-from conceptlab.utils.version import package_version
 
 METHODS = ("ridge", "contrastive")
 
@@ -220,41 +220,42 @@ def concept_auroc_of(prep: AlignPrepared, linear_map: LinearMap, split: str = "t
 
 def run_align(config: AlignConfig, out: str | Path) -> dict[str, Any]:
     """Fit, choose, save ``OUT`` (a ``linear:OUT`` encoder) and its metrics.json."""
-    t0 = time.perf_counter()
-    prep = prepare_align(config)
-    t_fit = time.perf_counter()
-    candidates = fit_candidates(prep)
-    best = select_candidate(candidates)
-    per_method = {m: select_candidate([c for c in candidates if c.method == m])
-                  for m in dict.fromkeys(c.method for c in candidates)}
-    fit_seconds = time.perf_counter() - t_fit
-    test = {m: evaluate_map(prep, c.linear_map) for m, c in per_method.items()}
-    auroc = {m: concept_auroc_of(prep, c.linear_map) for m, c in per_method.items()}
-    for m, a in auroc.items():
-        if a is not None:
-            test[m]["concept_auroc"] = a
-    best.linear_map.info = {**best.linear_map.info, "chosen_on": "validation R@5",
-                            "val": best.val, "params": best.params}
-    metrics: dict[str, Any] = {
-        "command": "align", "chosen": best.summary(), "test": test,
-        "test_chosen": test[best.method],
-        "candidates": [c.summary() for c in candidates],
-        "data": config.data, "captions": str(config.captions), "seed": config.seed,
-        "n_images": {k: len(v) for k, v in prep.kept.items()},
-        "n_uncaptioned": {k: int(len(prep.features[k]) - len(v)) for k, v in prep.kept.items()},
-        "n_caption_pairs": {k: v.n_pairs for k, v in prep.data.items()},
-        "splits": prep.splits.record, "encoding": prep.encode_stats,
-        "config": {**asdict(config), "methods": list(config.methods)},
-        "fit_seconds": round(fit_seconds, 3),
-    }
-    image_rec = encoder_record(prep.image_encoder, config.image_encoder, config.image_options)
-    text_rec = encoder_record(prep.text_encoder, config.text_encoder, config.text_options)
-    metrics["encoder_spec"] = f"linear:{out}"
-    metrics["seconds"] = round(time.perf_counter() - t0, 3)
-    metrics["version"] = package_version()
-    save_map(out, best.linear_map, image_rec, text_rec, extra_files={"metrics.json": metrics})
-    concept_aurocs = {m: a for m, a in auroc.items() if a is not None}
-    if concept_aurocs:
-        plot_concept_auroc(concept_aurocs, Path(out) / "concept_auroc.png",
-                           title=f"{config.data}: concept text score vs ground truth (test)")
-    return metrics
+    # the run lifecycle (runs.open_run): --out checked before any encoding, written whole
+    with open_run("align", out, seed=config.seed) as run:
+        prep = prepare_align(config)
+        t_fit = time.perf_counter()
+        candidates = fit_candidates(prep)
+        best = select_candidate(candidates)
+        per_method = {m: select_candidate([c for c in candidates if c.method == m])
+                      for m in dict.fromkeys(c.method for c in candidates)}
+        fit_seconds = time.perf_counter() - t_fit
+        test = {m: evaluate_map(prep, c.linear_map) for m, c in per_method.items()}
+        auroc = {m: concept_auroc_of(prep, c.linear_map) for m, c in per_method.items()}
+        for m, a in auroc.items():
+            if a is not None:
+                test[m]["concept_auroc"] = a
+        best.linear_map.info = {**best.linear_map.info, "chosen_on": "validation R@5",
+                                "val": best.val, "params": best.params}
+        metrics: dict[str, Any] = {
+            "command": "align", "chosen": best.summary(), "test": test,
+            "test_chosen": test[best.method],
+            "candidates": [c.summary() for c in candidates],
+            "data": config.data, "captions": str(config.captions), "seed": config.seed,
+            "n_images": {k: len(v) for k, v in prep.kept.items()},
+            "n_uncaptioned": {k: int(len(prep.features[k]) - len(v))
+                              for k, v in prep.kept.items()},
+            "n_caption_pairs": {k: v.n_pairs for k, v in prep.data.items()},
+            "splits": prep.splits.record, "encoding": prep.encode_stats,
+            "config": {**asdict(config), "methods": list(config.methods)},
+            "fit_seconds": round(fit_seconds, 3),
+        }
+        image_rec = encoder_record(prep.image_encoder, config.image_encoder,
+                                   config.image_options)
+        text_rec = encoder_record(prep.text_encoder, config.text_encoder, config.text_options)
+        metrics["encoder_spec"] = f"linear:{out}"
+        write_map(run.path(), best.linear_map, image_rec, text_rec)
+        concept_aurocs = {m: a for m, a in auroc.items() if a is not None}
+        if concept_aurocs:
+            plot_concept_auroc(concept_aurocs, run.path("concept_auroc.png"),
+                               title=f"{config.data}: concept text score vs ground truth (test)")
+        return run.finish(metrics)

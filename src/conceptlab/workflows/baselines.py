@@ -15,13 +15,12 @@ from conceptlab.bottleneck.heads import LinearHead
 from conceptlab.cache import ActivationCache
 from conceptlab.metrics import accuracy
 from conceptlab.pipeline import EncodeStats, ensure_encoded, split_cache_key
+from conceptlab.runs import open_run
 from conceptlab.workflows.prepare import (
     Prepared,
     RunConfig,
     build_parts,
     check_cache_for,
-    check_out,
-    finish,
     prepare,
 )
 
@@ -36,30 +35,30 @@ def run_encode(config: RunConfig, out: str | Path | None = None, *, engine: str 
     """
     from conceptlab.engines import build_engine
 
-    check_out(out)  # a file in the way fails now, not after the encoding
-    t0 = time.perf_counter()
-    _, encoder, splits = build_parts(config)
-    cache = ActivationCache(config.cache_dir)
-    check_cache_for(cache, encoder, list(splits.as_dict().values()))
-    runner = build_engine(engine, address=address, encoder_spec=config.encoder,
-                          encoder_options=config.encoder_options, **(engine_options or {}))
-    encoding: dict[str, dict[str, Any]] = {}
-    try:
-        for name, split in splits.as_dict().items():
-            stats = EncodeStats()
-            ensure_encoded(encoder, split, cache, stats=stats, engine=runner)
-            encoding[name] = {**stats.record(),
-                              "cache_entry": split_cache_key(encoder, split).digest}
-    finally:
-        close = getattr(runner, "close", None)
-        if close is not None:
-            close()
-    metrics = {"command": "encode", "engine": engine, "encoder": config.encoder,
-               "encoder_fingerprint": encoder.fingerprint(), "data": config.data,
-               "seed": config.seed, "dim": encoder.dim, "splits": splits.record,
-               "encoding": encoding, "cache_dir": str(cache.root),
-               "config": asdict(config), "seconds": round(time.perf_counter() - t0, 3)}
-    return finish(out, metrics)
+    with open_run("encode", out) as run:  # --out checked before any encoding
+        t0 = time.perf_counter()
+        _, encoder, splits = build_parts(config)
+        cache = ActivationCache(config.cache_dir)
+        check_cache_for(cache, encoder, list(splits.as_dict().values()))
+        runner = build_engine(engine, address=address, encoder_spec=config.encoder,
+                              encoder_options=config.encoder_options, **(engine_options or {}))
+        encoding: dict[str, dict[str, Any]] = {}
+        try:
+            for name, split in splits.as_dict().items():
+                stats = EncodeStats()
+                ensure_encoded(encoder, split, cache, stats=stats, engine=runner)
+                encoding[name] = {**stats.record(),
+                                  "cache_entry": split_cache_key(encoder, split).digest}
+        finally:
+            close = getattr(runner, "close", None)
+            if close is not None:
+                close()
+        metrics = {"command": "encode", "engine": engine, "encoder": config.encoder,
+                   "encoder_fingerprint": encoder.fingerprint(), "data": config.data,
+                   "seed": config.seed, "dim": encoder.dim, "splits": splits.record,
+                   "encoding": encoding, "cache_dir": str(cache.root),
+                   "config": asdict(config), "seconds": round(time.perf_counter() - t0, 3)}
+        return run.finish(metrics)
 
 
 def zero_shot_accuracy(prep: Prepared, templates: str | list[str] = "plain") -> float:
@@ -72,14 +71,14 @@ def zero_shot_accuracy(prep: Prepared, templates: str | list[str] = "plain") -> 
 def run_zeroshot(config: RunConfig, out: str | Path | None = None,
                  templates: str = "plain") -> dict[str, Any]:
     """Zero-shot classification of the test split; no training data is encoded."""
-    check_out(out)  # a file in the way fails now, not after the encoding
-    t0 = time.perf_counter()
-    prep = prepare(config, splits_needed=("test",))
-    acc = zero_shot_accuracy(prep, templates)
-    metrics = {"command": "zeroshot", "accuracy": acc, **prep.base_metrics(),
-               "templates": templates, "templates_used": get_templates(templates),
-               "seconds": round(time.perf_counter() - t0, 3)}
-    return finish(out, metrics)
+    with open_run("zeroshot", out) as run:  # --out checked before any encoding
+        t0 = time.perf_counter()
+        prep = prepare(config, splits_needed=("test",))
+        acc = zero_shot_accuracy(prep, templates)
+        metrics = {"command": "zeroshot", "accuracy": acc, **prep.base_metrics(),
+                   "templates": templates, "templates_used": get_templates(templates),
+                   "seconds": round(time.perf_counter() - t0, 3)}
+        return run.finish(metrics)
 
 
 def probe_accuracy(prep: Prepared, arrays: dict[str, np.ndarray] | None = None
@@ -104,15 +103,15 @@ def run_probe(config: RunConfig, out: str | Path | None = None) -> dict[str, Any
 
     The second number is the ceiling a model without concepts reaches on the same images.
     """
-    check_out(out)  # a file in the way fails now, not after the encoding
-    t0 = time.perf_counter()
-    prep = prepare(config)
-    acc, head = probe_accuracy(prep)
-    metrics: dict[str, Any] = {"command": "probe", "accuracy": acc, **prep.base_metrics(),
-                               "probe": head.info}
-    F = backbone_features(prep)
-    if F is not None:
-        metrics["accuracy_backbone_features"], _ = probe_accuracy(prep, F)
-        metrics["backbone_features_dim"] = int(F["train"].shape[1])
-    metrics["seconds"] = round(time.perf_counter() - t0, 3)
-    return finish(out, metrics)
+    with open_run("probe", out) as run:  # --out checked before any encoding
+        t0 = time.perf_counter()
+        prep = prepare(config)
+        acc, head = probe_accuracy(prep)
+        metrics: dict[str, Any] = {"command": "probe", "accuracy": acc, **prep.base_metrics(),
+                                   "probe": head.info}
+        F = backbone_features(prep)
+        if F is not None:
+            metrics["accuracy_backbone_features"], _ = probe_accuracy(prep, F)
+            metrics["backbone_features_dim"] = int(F["train"].shape[1])
+        metrics["seconds"] = round(time.perf_counter() - t0, 3)
+        return run.finish(metrics)

@@ -22,7 +22,7 @@ import numpy as np
 from conceptlab.cab.measure import answers, cab_rates
 from conceptlab.data.base import DataError
 from conceptlab.data.twoshapes import COLOURS, TwoShapes, prompt
-from conceptlab.utils.io import atomic_run_dir
+from conceptlab.runs import open_run
 from conceptlab.workflows.align import AlignConfig, run_align
 from conceptlab.workflows.prepare import RunConfig, finish, prepare
 
@@ -91,5 +91,6 @@ def run_cab(out: str | Path | None, *, encoder: str | None = None,
 
     if out is None:
         return job(None)
-    with atomic_run_dir(out) as stage:
+    with open_run("cab", out) as run:
+        stage = run.path()
         return job(stage)

@@ -38,7 +38,8 @@ from conceptlab.encoders.base import Encoder, build_encoder
 from conceptlab.errors import ConceptlabValueError, FormatError, InputError, MissingFileError
 from conceptlab.metrics import accuracy, per_class_accuracy
 from conceptlab.report.plots import plot_explanation
-from conceptlab.utils.io import atomic_run_dir, check_output_dir, read_json, write_json_atomic
+from conceptlab.runs import open_run
+from conceptlab.utils.io import check_output_dir, read_json, write_json_atomic
 from conceptlab.workflows import cem, dncbm
 from conceptlab.workflows.baselines import backbone_features, probe_accuracy, run_probe
 from conceptlab.workflows.concepts import (
@@ -48,7 +49,7 @@ from conceptlab.workflows.concepts import (
     concept_source,
     describe_source,
 )
-from conceptlab.workflows.prepare import Prepared, RunConfig, check_out, finish, prepare
+from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
 from conceptlab.workflows.report import build_report, pick_decisions
 from conceptlab.workflows.variants import ALL_VARIANTS, Variant
 
@@ -165,7 +166,8 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     final = out
     # the whole run is built in a staging folder and swapped in at once: a failure or a kill
     # anywhere leaves the earlier run in OUT as it was, complete
-    with atomic_run_dir(final) as out:
+    with open_run("fit", final) as run:
+        out = run.path()
         t0 = time.perf_counter()
         prep = prepare(config)
         src = concept_source(prep, concepts)
@@ -176,7 +178,8 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                    "model_dir": str(final / "model"), "seconds": round(time.perf_counter() - t0, 3)}
         save_fitted(model, prep, out)
         metrics = finish(out, metrics)
-        build_report([out])  # report.html: one self-contained page, read from the saved run
+        # report.html: one self-contained page, read from the saved run, named as the run
+        build_report([out], shown_as=[run.out])
         return metrics
 
 
@@ -225,24 +228,24 @@ def run_cms(config: RunConfig, out: str | Path | None = None, *, concepts: str =
     if rule not in CMS_RULES:
         raise InputError(f"--rule must be one of {', '.join(CMS_RULES)}, got {rule!r}")
     check_concepts(concepts)
-    check_out(out)
-    t0 = time.perf_counter()
-    prep = prepare(config, splits_needed=("test",))
-    src = concept_source(prep, concepts)
-    rows = cms_rows(prep, src, templates)
-    by = {r["method"]: r["accuracy"] for r in rows}
-    suffix = " (reference, row-normalised)" if rule == "ref" else ""
-    extra: dict[str, Any] = {}
-    if rule == "ref":
-        extra["mean_per_class_accuracy"] = next(
-            r["mean_per_class_accuracy"] for r in rows if r["method"] == f"cms-cosine{suffix}")
-    metrics = {"command": "cms", "rule": rule, "accuracy": by[f"cms-cosine{suffix}"],
-               "accuracy_top_concept": by[f"cms-top-concept{suffix}"], **extra,
-               "accuracy_zero_shot": by["zero-shot"],
-               "n_concepts": len(src.bank), **prep.base_metrics(),
-               "concepts": describe_source(src), "templates": templates,
-               "seconds": round(time.perf_counter() - t0, 3)}
-    return finish(out, metrics)
+    with open_run("cms", out) as run:  # --out checked before any encoding
+        t0 = time.perf_counter()
+        prep = prepare(config, splits_needed=("test",))
+        src = concept_source(prep, concepts)
+        rows = cms_rows(prep, src, templates)
+        by = {r["method"]: r["accuracy"] for r in rows}
+        suffix = " (reference, row-normalised)" if rule == "ref" else ""
+        extra: dict[str, Any] = {}
+        if rule == "ref":
+            extra["mean_per_class_accuracy"] = next(
+                r["mean_per_class_accuracy"] for r in rows if r["method"] == f"cms-cosine{suffix}")
+        metrics = {"command": "cms", "rule": rule, "accuracy": by[f"cms-cosine{suffix}"],
+                   "accuracy_top_concept": by[f"cms-top-concept{suffix}"], **extra,
+                   "accuracy_zero_shot": by["zero-shot"],
+                   "n_concepts": len(src.bank), **prep.base_metrics(),
+                   "concepts": describe_source(src), "templates": templates,
+                   "seconds": round(time.perf_counter() - t0, 3)}
+        return run.finish(metrics)
 
 
 # ------------------------------------------------------------------------------------------------

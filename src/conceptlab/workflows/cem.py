@@ -21,7 +21,7 @@ from conceptlab.bottleneck.cem import CEMConfig, CEMError, ConceptEmbeddingModel
 from conceptlab.errors import OptionError
 from conceptlab.faithfulness.leakage import leakage_columns
 from conceptlab.metrics import accuracy
-from conceptlab.utils.io import atomic_run_dir
+from conceptlab.runs import open_run
 from conceptlab.workflows.concepts import (
     ConceptSource,
     audit_inputs_of,
@@ -77,7 +77,8 @@ def run_cem(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     check_concepts(concepts)
     CEMConfig.from_options(hparams)  # bad settings fail before any encoding
     final = Path(out)
-    with atomic_run_dir(final) as staged:
+    with open_run("fit", final) as run:
+        staged = run.path()
         t0 = time.perf_counter()
         prep = prepare(config)
         src = concept_source(prep, concepts)
@@ -88,5 +89,5 @@ def run_cem(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                    "concepts": describe_source(src), "model_dir": str(final / "model"),
                    "seconds": round(time.perf_counter() - t0, 3)}
         metrics = finish(staged, metrics)
-        build_report([staged])  # report.html: accuracy beside the audit profile
+        build_report([staged], shown_as=[run.out])  # report.html: accuracy beside the audit profile
         return metrics

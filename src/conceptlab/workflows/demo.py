@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conceptlab.utils.io import atomic_run_dir
+from conceptlab.runs import open_run
 from conceptlab.workflows.cbm import (
     comparison_rows,
     save_explanations,
@@ -49,7 +49,8 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
                        n_test=n_test, seed=seed, cache_dir=cache_dir,
                        encoder_options={"image_size": image_size})
     # the whole run is built in a staging folder and swapped in at once, as in `fit`
-    with atomic_run_dir(out) as out:
+    with open_run("demo", out) as run:
+        out = run.path()
         prep = prepare(config)
         src = concept_source(prep, "auto")
         models: dict[tuple[str, float | None], Any] = {}
@@ -76,5 +77,5 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
         metrics["note"] = " ".join(metrics["story"])
         save_fitted(model, prep, out)
         metrics = finish(out, metrics)
-        build_report([out])  # report.html: the self-contained report of this run
+        build_report([out], shown_as=[run.out])  # the self-contained report of this run
         return metrics

@@ -53,11 +53,9 @@ from conceptlab.report.discover_plots import (
     plot_importance_bars,
     plot_overlays,
 )
+from conceptlab.runs import open_run
 from conceptlab.utils.hashing import hash_json
 from conceptlab.utils.io import read_json, write_json_atomic
-from conceptlab.utils.seed import seed_everything
-from conceptlab.utils.version import package_version
-from conceptlab.workflows.prepare import compute_record
 
 DATA_SEED = 0  # which items are drawn per class is fixed; `seed` moves the dictionary and QMC
 
@@ -191,96 +189,91 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
     NMF with alpha_W = 1e-2, instead of ``n_crops`` random crops; ``nmf`` on ``crops`` is
     conceptlab's earlier recipe (8 random crops, unregularised NMF).
     """
-    t0 = time.perf_counter()
     encoder = model or encoder
-    seed_everything(seed)
-    from conceptlab.discover.base import build_dictionary
+    with open_run("discover", out, seed=seed) as run:
+        from conceptlab.discover.base import build_dictionary
 
-    build_dictionary(method, k, seed=seed, **(method_options or {}))  # bad names fail early
-    vocabulary = naming_vocabulary(naming)
-    namer = ConceptNamer(vocabulary, None if vocabulary.uses_head else minilm_embedder())
-    dataset = build_dataset(data, **(data_options or {}))
-    if dataset.modality != "image":
-        raise SourceError(f"{data}: concept discovery on crops needs images")
-    names = dataset.class_names
-    wanted = list(range(len(names))) if not classes else [_class_index(names, c)
-                                                          for c in classes]
-    tapped = build_tapped(encoder, layer, image_size=image_size, **(encoder_options or {}))
-    train = per_class_subset(dataset.official_split("train"), n_per_class, wanted)
-    cache = ActivationCache(cache_dir)
-    if method == "craft" and source == "crops":
-        crops = cached_grid(cache, tapped, train, patch_size)
-    elif source == "crops":
-        crops = cached_extract(cache, tapped, train, "crops", n_crops=n_crops, seed=DATA_SEED)
-    elif source == "spatial":  # each position a row; its exemplar is its receptive cell
-        crops = cached_extract(cache, tapped, train, "spatial")
-        crops.boxes = position_boxes(crops, train[0].size)
-    else:
-        raise SourceError(f"discovery source must be 'crops' or 'spatial', got {source!r}")
-    out = Path(out)
-    images = train.items(0, len(train))
-    per_class: dict[str, Any] = {}
-    label_names = [names[int(lbl)] for lbl in train.labels]
-    for c in wanted:
-        in_c = np.flatnonzero(train.labels[crops.item] == c)
-        acts = Activations(crops.rows[in_c], crops.item[in_c], source, crops.layer,
-                           boxes=crops.boxes[in_c] if crops.boxes is not None else None,
-                           provenance={**crops.provenance, "class": names[c],
-                                       "data_fingerprint": train.fingerprint()})
-        found, U, report = discover(tapped, acts, method, k, seed=seed, labels=label_names,
-                                    top=top, options=method_options, namer=namer)
-        folder = out / "concepts" / slug(names[c])
-        found.save(folder)
-        rows = []
-        boxes = acts.boxes
-        assert boxes is not None
-        for kk, entry in enumerate(report["names"]):
-            ex = entry["exemplars"]["rows"][:6]
-            head = entry["head"]
-            label = entry["concept"]
-            score = entry.get("name_score")
-            label += f"\n[{entry['vocabulary']}" + (f", {score:.2f}]" if isinstance(
-                score, float) else "]")
-            if head:
-                label += f"\nhead p={head['score']:.2f}"
-            label += f"\nfreq {float((U.argmax(1) == kk).mean()):.2f}"
-            rows.append({"label": label, "crops": [
-                _crop_array(images[int(acts.item[r])], boxes[r]) for r in ex]})
-        png = plot_concept_gallery(rows, out / "gallery" / f"{slug(names[c])}.png",
-                                   title=f"{names[c]}: {k} {method} concepts at "
-                                         f"{tapped.layer} (top {source}); names from "
-                                         f"{report['naming']['vocabulary']}")
-        per_class[names[c]] = {"folder": str(folder.relative_to(out)), "gallery":
-                               str(png.relative_to(out)), "quality": report["quality"],
-                               "concepts": report["names"]}
-    probe_acc = None
-    if tapped.head is not None and tapped.class_names != names:
-        # the probe reads the pooled features the model's own head reads (`features`)
-        feat = tapped if tapped.layer == "features" or tapped.pooled is None else \
-            build_tapped(encoder, "features", image_size=image_size,
-                         **(encoder_options or {}))
-        whole = cached_extract(cache, feat, train, "embeddings")
-        Wp, bp = fit_probe(whole.rows, train.labels, len(names), seed)
-        (out / "probe").mkdir(parents=True, exist_ok=True)
-        save_file({"weight": Wp, "bias": bp}, str(out / "probe" / "probe.safetensors"))
-        probe_acc = float(((whole.rows @ Wp.T + bp).argmax(1) == train.labels).mean())
-    metrics = {"command": "discover", "data": data, "data_options": data_options or {},
-               "model": encoder, "encoder": encoder, "encoder_options": tapped.options,
-               "layer": tapped.layer, "image_size": tapped.options.get("image_size"),
-               "method": method, "method_options": method_options or {}, "k": k, "seed": seed,
-               "source": source, "patches": "craft-grid" if method == "craft" and
-               source == "crops" else ("random-crops" if source == "crops" else source),
-               "patch_size": crops.provenance.get("patch_size"),
-               "data_seed": DATA_SEED, "n_per_class": n_per_class, "n_crops": n_crops,
-               "classes": [names[c] for c in wanted], "class_names": names,
-               "train_items": train.indices.tolist(), "data_fingerprint": train.fingerprint(),
-               "model_fingerprint": tapped.fingerprint(), "probe_train_accuracy": probe_acc,
-               "per_class": per_class, "naming": namer.record(),
-               "seconds": round(time.perf_counter() - t0, 2),
-               "version": package_version()}
-    metrics.setdefault("compute", compute_record(metrics))
-    write_json_atomic(out / "metrics.json", metrics)
-    return metrics
+        build_dictionary(method, k, seed=seed, **(method_options or {}))  # bad names fail early
+        vocabulary = naming_vocabulary(naming)
+        namer = ConceptNamer(vocabulary, None if vocabulary.uses_head else minilm_embedder())
+        dataset = build_dataset(data, **(data_options or {}))
+        if dataset.modality != "image":
+            raise SourceError(f"{data}: concept discovery on crops needs images")
+        names = dataset.class_names
+        wanted = list(range(len(names))) if not classes else [_class_index(names, c)
+                                                              for c in classes]
+        tapped = build_tapped(encoder, layer, image_size=image_size, **(encoder_options or {}))
+        train = per_class_subset(dataset.official_split("train"), n_per_class, wanted)
+        cache = ActivationCache(cache_dir)
+        if method == "craft" and source == "crops":
+            crops = cached_grid(cache, tapped, train, patch_size)
+        elif source == "crops":
+            crops = cached_extract(cache, tapped, train, "crops", n_crops=n_crops, seed=DATA_SEED)
+        elif source == "spatial":  # each position a row; its exemplar is its receptive cell
+            crops = cached_extract(cache, tapped, train, "spatial")
+            crops.boxes = position_boxes(crops, train[0].size)
+        else:
+            raise SourceError(f"discovery source must be 'crops' or 'spatial', got {source!r}")
+        stage = run.path()  # the run's files go here; swapped in for `out` at the end
+        images = train.items(0, len(train))
+        per_class: dict[str, Any] = {}
+        label_names = [names[int(lbl)] for lbl in train.labels]
+        for c in wanted:
+            in_c = np.flatnonzero(train.labels[crops.item] == c)
+            acts = Activations(crops.rows[in_c], crops.item[in_c], source, crops.layer,
+                               boxes=crops.boxes[in_c] if crops.boxes is not None else None,
+                               provenance={**crops.provenance, "class": names[c],
+                                           "data_fingerprint": train.fingerprint()})
+            found, U, report = discover(tapped, acts, method, k, seed=seed, labels=label_names,
+                                        top=top, options=method_options, namer=namer)
+            folder = stage / "concepts" / slug(names[c])
+            found.save(folder)
+            rows = []
+            boxes = acts.boxes
+            assert boxes is not None
+            for kk, entry in enumerate(report["names"]):
+                ex = entry["exemplars"]["rows"][:6]
+                head = entry["head"]
+                label = entry["concept"]
+                score = entry.get("name_score")
+                label += f"\n[{entry['vocabulary']}" + (f", {score:.2f}]" if isinstance(
+                    score, float) else "]")
+                if head:
+                    label += f"\nhead p={head['score']:.2f}"
+                label += f"\nfreq {float((U.argmax(1) == kk).mean()):.2f}"
+                rows.append({"label": label, "crops": [
+                    _crop_array(images[int(acts.item[r])], boxes[r]) for r in ex]})
+            png = plot_concept_gallery(rows, stage / "gallery" / f"{slug(names[c])}.png",
+                                       title=f"{names[c]}: {k} {method} concepts at "
+                                             f"{tapped.layer} (top {source}); names from "
+                                             f"{report['naming']['vocabulary']}")
+            per_class[names[c]] = {"folder": str(folder.relative_to(stage)), "gallery":
+                                   str(png.relative_to(stage)), "quality": report["quality"],
+                                   "concepts": report["names"]}
+        probe_acc = None
+        if tapped.head is not None and tapped.class_names != names:
+            # the probe reads the pooled features the model's own head reads (`features`)
+            feat = tapped if tapped.layer == "features" or tapped.pooled is None else \
+                build_tapped(encoder, "features", image_size=image_size,
+                             **(encoder_options or {}))
+            whole = cached_extract(cache, feat, train, "embeddings")
+            Wp, bp = fit_probe(whole.rows, train.labels, len(names), seed)
+            (stage / "probe").mkdir(parents=True, exist_ok=True)
+            save_file({"weight": Wp, "bias": bp}, str(stage / "probe" / "probe.safetensors"))
+            probe_acc = float(((whole.rows @ Wp.T + bp).argmax(1) == train.labels).mean())
+        metrics = {"command": "discover", "data": data, "data_options": data_options or {},
+                   "model": encoder, "encoder": encoder, "encoder_options": tapped.options,
+                   "layer": tapped.layer, "image_size": tapped.options.get("image_size"),
+                   "method": method, "method_options": method_options or {}, "k": k, "seed": seed,
+                   "source": source, "patches": "craft-grid" if method == "craft" and
+                   source == "crops" else ("random-crops" if source == "crops" else source),
+                   "patch_size": crops.provenance.get("patch_size"),
+                   "data_seed": DATA_SEED, "n_per_class": n_per_class, "n_crops": n_crops,
+                   "classes": [names[c] for c in wanted], "class_names": names,
+                   "train_items": train.indices.tolist(), "data_fingerprint": train.fingerprint(),
+                   "model_fingerprint": tapped.fingerprint(), "probe_train_accuracy": probe_acc,
+                   "per_class": per_class, "naming": namer.record()}
+        return run.finish(metrics)
 
 
 def _class_index(names: list[str], name: str) -> int:
@@ -422,58 +415,63 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
     if baseline not in ("zero", "resample"):
         raise SourceError(f"fidelity baseline must be 'zero' or 'resample', got {baseline!r}")
     seed = run["seed"] if seed is None else seed
-    seed_everything(seed)
-    found = DiscoveredConcepts.load(folder / run["per_class"][names[c]]["folder"])
-    tapped = build_tapped(run.get("encoder") or run["model"], run["layer"],
-                          **run.get("encoder_options", {"image_size": run["image_size"]}))
-    found.check_model(tapped)
-    head, is_probe = _decision_head(run, folder, tapped)
-    dataset = build_dataset(run["data"], **run.get("data_options", {}))
-    test = per_class_subset(dataset.official_split("test"), n_images, [c])
-    spatial = cached_extract(ActivationCache(cache_dir), tapped, test, "spatial")
-    if spatial.grid is None:
-        raise SourceError("importance needs spatial activations")
-    U = found.dictionary.encode(spatial.rows).reshape(len(test), -1, found.dictionary.n_concepts)
-    model = ConceptModel.from_dictionary(found.dictionary, head, spatial.grid)
-    target = c  # a probe's classes are the data's; a model head shares the data's names
-    res = importance_and_fidelity(model, torch.from_numpy(U), target, seed, methods, n_design,
-                                  baseline=baseline)
-    glob = {m: res["local"][m].mean(0) for m in methods}
-    cnames = found.bank.names
-    dest = Path(out) if out is not None else folder / "importance" / slug(names[c])
-    bars = plot_importance_bars(glob, cnames, dest / "bars.png",
-                                title=f"{names[c]}: concept importance ({len(test)} test images)")
-    order = order_from_importance(glob.get("sobol", next(iter(glob.values()))))
-    top3 = order[:3]
-    imgs = test.items(0, min(n_overlay, len(test)))
-    arrs = [np.asarray(im.convert("L")) for im in imgs]
-    maps = np.stack([concept_maps(U[i].reshape(*spatial.grid, -1), arrs[i].shape)[top3]
-                     for i in range(len(imgs))])
-    overlay = plot_overlays(arrs, maps, [cnames[i] for i in top3], dest / "overlays.png",
-                            title=f"{names[c]}: the 3 most important concepts (Sobol)")
-    curves = plot_fidelity_curves(res["curves"], dest / "deletion.png",
-                                  title=f"{names[c]}: concept deletion")
-    with torch.no_grad():
-        recon = model(torch.from_numpy(U)).softmax(-1)
-        orig = head(torch.from_numpy(spatial.maps()).permute(0, 3, 1, 2)).softmax(-1)
-    probs = recon[:, target].numpy()
-    result = {"command": "importance", "class": names[c], "n_images": len(test),
-              "seed": seed, "n_design": n_design, "decision": "probe" if is_probe else "model",
-              "fidelity_baseline": baseline,
-              "mean_target_probability_reconstructed": float(probs.mean()),
-              "mean_target_probability_original": float(orig[:, target].mean()),
-              "recall_original": float((orig.argmax(1) == target).float().mean()),
-              "recall_reconstructed": float((recon.argmax(1) == target).float().mean()),
-              "test_items": test.indices.tolist(),
-              "global": {m: {cnames[k]: float(v[k]) for k in range(len(cnames))}
-                         for m, v in glob.items()},
-              "ranking": {m: [cnames[k] for k in order_from_importance(v)]
-                          for m, v in glob.items()},
-              "fidelity": res["fidelity"],
-              "pngs": [str(p) for p in (bars, overlay, curves)],
-              "seconds": round(time.perf_counter() - t0, 2)}
-    write_json_atomic(dest / "importance.json", result)
-    return result
+    imp_folder = Path(out) if out is not None else folder / "importance" / slug(names[c])
+    # the class's importance folder is a run of its own: checked first, written whole
+    with open_run("importance", imp_folder, seed=seed) as imp:
+        dest = imp.dir
+        assert dest is not None
+        found = DiscoveredConcepts.load(folder / run["per_class"][names[c]]["folder"])
+        tapped = build_tapped(run.get("encoder") or run["model"], run["layer"],
+                              **run.get("encoder_options", {"image_size": run["image_size"]}))
+        found.check_model(tapped)
+        head, is_probe = _decision_head(run, folder, tapped)
+        dataset = build_dataset(run["data"], **run.get("data_options", {}))
+        test = per_class_subset(dataset.official_split("test"), n_images, [c])
+        spatial = cached_extract(ActivationCache(cache_dir), tapped, test, "spatial")
+        if spatial.grid is None:
+            raise SourceError("importance needs spatial activations")
+        U = found.dictionary.encode(spatial.rows).reshape(len(test), -1,
+                                                          found.dictionary.n_concepts)
+        model = ConceptModel.from_dictionary(found.dictionary, head, spatial.grid)
+        target = c  # a probe's classes are the data's; a model head shares the data's names
+        res = importance_and_fidelity(model, torch.from_numpy(U), target, seed, methods, n_design,
+                                      baseline=baseline)
+        glob = {m: res["local"][m].mean(0) for m in methods}
+        cnames = found.bank.names
+        bars = plot_importance_bars(glob, cnames, dest / "bars.png",
+                                    title=f"{names[c]}: concept importance ({len(test)} test "
+                                          f"images)")
+        order = order_from_importance(glob.get("sobol", next(iter(glob.values()))))
+        top3 = order[:3]
+        imgs = test.items(0, min(n_overlay, len(test)))
+        arrs = [np.asarray(im.convert("L")) for im in imgs]
+        maps = np.stack([concept_maps(U[i].reshape(*spatial.grid, -1), arrs[i].shape)[top3]
+                         for i in range(len(imgs))])
+        overlay = plot_overlays(arrs, maps, [cnames[i] for i in top3], dest / "overlays.png",
+                                title=f"{names[c]}: the 3 most important concepts (Sobol)")
+        curves = plot_fidelity_curves(res["curves"], dest / "deletion.png",
+                                      title=f"{names[c]}: concept deletion")
+        with torch.no_grad():
+            recon = model(torch.from_numpy(U)).softmax(-1)
+            orig = head(torch.from_numpy(spatial.maps()).permute(0, 3, 1, 2)).softmax(-1)
+        probs = recon[:, target].numpy()
+        result = {"command": "importance", "class": names[c], "n_images": len(test),
+                  "seed": seed, "n_design": n_design, "decision": "probe" if is_probe else "model",
+                  "fidelity_baseline": baseline,
+                  "mean_target_probability_reconstructed": float(probs.mean()),
+                  "mean_target_probability_original": float(orig[:, target].mean()),
+                  "recall_original": float((orig.argmax(1) == target).float().mean()),
+                  "recall_reconstructed": float((recon.argmax(1) == target).float().mean()),
+                  "test_items": test.indices.tolist(),
+                  "global": {m: {cnames[k]: float(v[k]) for k in range(len(cnames))}
+                             for m, v in glob.items()},
+                  "ranking": {m: [cnames[k] for k in order_from_importance(v)]
+                              for m, v in glob.items()},
+                  "fidelity": res["fidelity"],
+                  "pngs": [imp.shown(p.name) for p in (bars, overlay, curves)],
+                  "seconds": round(time.perf_counter() - t0, 2)}
+        write_json_atomic(dest / "importance.json", result)
+        return imp.finish(result)
 
 
 def apply_concepts(folder: str | Path, images: list[Any], cache_dir: str | None = None

@@ -20,7 +20,7 @@ from conceptlab.bottleneck.heads import HeadConfig
 from conceptlab.discover.dncbm import DNCBM, DNCBMConfig, fit_dncbm
 from conceptlab.discover.dncbm_audit import audit_dncbm
 from conceptlab.metrics import accuracy, mean_active_concepts
-from conceptlab.utils.io import atomic_run_dir
+from conceptlab.runs import open_run
 from conceptlab.workflows.concepts import (
     ConceptSource,
     check_concepts,
@@ -86,7 +86,8 @@ def run_dncbm(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     if nec is not None:
         HeadConfig(nec=nec)
     final = Path(out)
-    with atomic_run_dir(final) as staged:
+    with open_run("fit", final) as run:
+        staged = run.path()
         t0 = time.perf_counter()
         prep = prepare(config)
         src = concept_source(prep, concepts)
@@ -101,5 +102,6 @@ def run_dncbm(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                    "model_dir": str(final / "model"),
                    "seconds": round(time.perf_counter() - t0, 3)}
         metrics = finish(staged, metrics)
-        build_report([staged])  # report.html: accuracy beside the audit, the head's weights
+        # report.html: accuracy beside the audit, the head weights
+        build_report([staged], shown_as=[run.out])
         return metrics

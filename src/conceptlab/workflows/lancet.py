@@ -33,7 +33,7 @@ from conceptlab.lancet.dictionary import (
     sprite_dictionary_texts,
 )
 from conceptlab.lancet.edit import fixed_edit, group_predictions, transplant
-from conceptlab.utils.io import atomic_run_dir
+from conceptlab.runs import open_run
 from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
 
 DEFAULT_ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2)
@@ -182,5 +182,6 @@ def run_lancet(config: RunConfig, out: str | Path | None, *, dictionary: str = "
 
     if out is None:
         return job(None)
-    with atomic_run_dir(out) as stage:
+    with open_run("lancet", out) as run:
+        stage = run.path()
         return job(stage)

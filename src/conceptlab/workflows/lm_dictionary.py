@@ -13,7 +13,6 @@ SAELens' format (``OUT/sae``, ``OUT/random``), the run staged and swapped in who
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,8 @@ from conceptlab.lm.sae_audit import (
     spliced_loss,
 )
 from conceptlab.lm.saelens_format import save_saelens
+from conceptlab.runs import open_run
 from conceptlab.utils.io import write_json_atomic
-from conceptlab.utils.seed import seed_everything
-from conceptlab.utils.version import package_version
-from conceptlab.workflows.prepare import compute_record
 
 
 def gemm_bound(batch: int, d_in: int, width: int, repeats: int = 5) -> dict[str, float]:
@@ -72,89 +69,71 @@ def run_lm_dictionary(corpus: str, out: str | Path | None = None, *, model: str 
     train, held = corp.split(heldout_fraction, seed)
     if not len(held) or not len(train):
         raise LMError(f"{corpus}: too few texts ({len(corp)}) to hold out {heldout_fraction}")
-    seed_everything(seed)
-    lm = lm if lm is not None else load_lm(model)
-    lm.resolve(hook)
-    dicts = {name: make_sae(method, width, k=k, l1=l1, lr=lr, batch_size=batch_size,
-                            seed=seed, frozen_decoder=name == "random")
-             for name in ("sae", "random")}
-    rss0 = rss_mb()
-    training = train_on_stream(lm, corp.texts, hook, dicts, token_budget=tokens,
-                               context=context, order=train.tolist())
-    training["rss_before_mb"] = round(rss0, 1)
-    bound = gemm_bound(batch_size, lm.point_dim(hook), width)
-    for name in dicts:
-        row = training["dictionaries"][name]
-        row["gemm_bound_tokens_per_s"] = round(bound["tokens_per_s"], 1)
-        row["ratio_to_bound"] = round(bound["tokens_per_s"] / max(row["tokens_per_s"], 1e-9), 2)
-    # naming contexts from training texts the SAE was trained on, audit on held-out texts
-    named = scan(lm, corp.texts, hook, dicts, order=train.tolist(), context=context,
-                 max_tokens=name_tokens)
-    heldout = scan(lm, corp.texts, hook, dicts, order=held.tolist(), context=context,
-                   max_tokens=eval_tokens)
-    held_labels = [corp.labels[int(i)] for i in held]
-    loss = spliced_loss(lm, [corp.texts[int(i)] for i in held[:loss_texts]], hook, dicts,
-                        context=context)
-    results: dict[str, Any] = {}
-    features: dict[str, Any] = {}
-    for name, d in dicts.items():
-        lens = logit_lens(lm, d)
-        names = name_features(lm, named[name], corp.labels, lens)
-        audit = naming_audit(names, heldout[name]["text_max"], held_labels, seed=seed)
-        h = heldout[name]
-        results[name] = {"fve": h["fve"], "l0": h["l0"], "dead_rate": h["dead_rate"],
-                         "dense_rate": h["dense_rate"], "heldout_tokens": h["tokens"],
-                         "ce_increase": loss[f"ce_increase_{name}"],
-                         "loss_recovered": loss[f"loss_recovered_{name}"],
-                         "naming_audit": {k2: v for k2, v in audit.items()
-                                          if k2 != "per_feature"}}
-        top, meta = named[name]["top"], named[name]["top_meta"]
-        cache: dict[int, list[int]] = {}
-        for n in names:
-            kf = int(n["feature"])
-            ctx = []
-            for j in range(min(5, top.shape[0])):
-                if not np.isfinite(top[j, kf]) or top[j, kf] <= 0:
-                    continue
-                ti, pos = int(meta[j, kf, 0]), int(meta[j, kf, 1])
-                if ti not in cache:
-                    cache[ti] = lm.encode(corp.texts[ti])[:context]
-                ctx.append({"value": float(top[j, kf]), "topic": corp.labels[ti],
-                            "text": render(lm, cache[ti], pos)})
-            n["contexts"] = ctx
-            n["frequency"] = float(named[name]["freq"][kf])
-        features[name] = {"names": names, "audit": audit.get("per_feature", [])}
-    metrics: dict[str, Any] = {
-        "command": "lm dictionary", "model": lm.describe(), "hook": hook, "method": method,
-        "width": width, "k": k, "l1": l1, "lr": lr, "batch_size": batch_size,
-        "seed": seed, "corpus": corp.describe(), "heldout_fraction": heldout_fraction,
-        "n_train_texts": len(train), "n_heldout_texts": len(held), "training": training,
-        "gemm_bound": bound, "loss": loss, "results": results,
-        "random_baseline": "same width, k and training stream; decoder atoms fixed at random "
-                           "unit directions, encoder and biases trained"}
-    metrics["seconds"] = round(time.perf_counter() - t0, 2)
-    metrics["version"] = package_version()
-    if out is not None:
-        out = Path(out)
-        stage = out.with_name(out.name + ".staging")
-        if stage.exists():
-            shutil.rmtree(stage)
-        stage.mkdir(parents=True)
+    with open_run("lm dictionary", out, seed=seed) as run:  # --out checked first
+        lm = lm if lm is not None else load_lm(model)
+        lm.resolve(hook)
+        dicts = {name: make_sae(method, width, k=k, l1=l1, lr=lr, batch_size=batch_size,
+                                seed=seed, frozen_decoder=name == "random")
+                 for name in ("sae", "random")}
+        rss0 = rss_mb()
+        training = train_on_stream(lm, corp.texts, hook, dicts, token_budget=tokens,
+                                   context=context, order=train.tolist())
+        training["rss_before_mb"] = round(rss0, 1)
+        bound = gemm_bound(batch_size, lm.point_dim(hook), width)
+        for name in dicts:
+            row = training["dictionaries"][name]
+            row["gemm_bound_tokens_per_s"] = round(bound["tokens_per_s"], 1)
+            row["ratio_to_bound"] = round(bound["tokens_per_s"] / max(row["tokens_per_s"], 1e-9), 2)
+        # naming contexts from training texts the SAE was trained on, audit on held-out texts
+        named = scan(lm, corp.texts, hook, dicts, order=train.tolist(), context=context,
+                     max_tokens=name_tokens)
+        heldout = scan(lm, corp.texts, hook, dicts, order=held.tolist(), context=context,
+                       max_tokens=eval_tokens)
+        held_labels = [corp.labels[int(i)] for i in held]
+        loss = spliced_loss(lm, [corp.texts[int(i)] for i in held[:loss_texts]], hook, dicts,
+                            context=context)
+        results: dict[str, Any] = {}
+        features: dict[str, Any] = {}
         for name, d in dicts.items():
-            save_saelens(d, stage / name, hook_name=hook, model_name=lm.name,
-                         context_size=context, dataset_path=corpus,
-                         extra={"corpus_digest": corp.digest, "role": name})
-        write_json_atomic(stage / "features.json", features)
-        metrics.setdefault("compute", compute_record(metrics))
-        write_json_atomic(stage / "metrics.json", metrics)
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            out.rename(old)
-            stage.rename(out)
-            shutil.rmtree(old)
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            stage.rename(out)
-    return metrics
+            lens = logit_lens(lm, d)
+            names = name_features(lm, named[name], corp.labels, lens)
+            audit = naming_audit(names, heldout[name]["text_max"], held_labels, seed=seed)
+            h = heldout[name]
+            results[name] = {"fve": h["fve"], "l0": h["l0"], "dead_rate": h["dead_rate"],
+                             "dense_rate": h["dense_rate"], "heldout_tokens": h["tokens"],
+                             "ce_increase": loss[f"ce_increase_{name}"],
+                             "loss_recovered": loss[f"loss_recovered_{name}"],
+                             "naming_audit": {k2: v for k2, v in audit.items()
+                                              if k2 != "per_feature"}}
+            top, meta = named[name]["top"], named[name]["top_meta"]
+            cache: dict[int, list[int]] = {}
+            for n in names:
+                kf = int(n["feature"])
+                ctx = []
+                for j in range(min(5, top.shape[0])):
+                    if not np.isfinite(top[j, kf]) or top[j, kf] <= 0:
+                        continue
+                    ti, pos = int(meta[j, kf, 0]), int(meta[j, kf, 1])
+                    if ti not in cache:
+                        cache[ti] = lm.encode(corp.texts[ti])[:context]
+                    ctx.append({"value": float(top[j, kf]), "topic": corp.labels[ti],
+                                "text": render(lm, cache[ti], pos)})
+                n["contexts"] = ctx
+                n["frequency"] = float(named[name]["freq"][kf])
+            features[name] = {"names": names, "audit": audit.get("per_feature", [])}
+        metrics: dict[str, Any] = {
+            "command": "lm dictionary", "model": lm.describe(), "hook": hook, "method": method,
+            "width": width, "k": k, "l1": l1, "lr": lr, "batch_size": batch_size,
+            "seed": seed, "corpus": corp.describe(), "heldout_fraction": heldout_fraction,
+            "n_train_texts": len(train), "n_heldout_texts": len(held), "training": training,
+            "gemm_bound": bound, "loss": loss, "results": results,
+            "random_baseline": "same width, k and training stream; decoder atoms fixed at random "
+                               "unit directions, encoder and biases trained"}
+        metrics["seconds"] = round(time.perf_counter() - t0, 2)
+        if run.writes:
+            for name, d in dicts.items():
+                save_saelens(d, run.path(name), hook_name=hook, model_name=lm.name,
+                             context_size=context, dataset_path=corpus,
+                             extra={"corpus_digest": corp.digest, "role": name})
+            write_json_atomic(run.path("features.json"), features)
+        return run.finish(metrics)

@@ -28,7 +28,8 @@ import numpy as np
 from conceptlab.bottleneck.audit import random_bank
 from conceptlab.match import ExplicitMatcher, MatchConfig, audit_matcher
 from conceptlab.match.ranking import cosine_matrix, retrieval_metrics
-from conceptlab.utils.io import atomic_run_dir, write_json_atomic
+from conceptlab.runs import open_run
+from conceptlab.utils.io import write_json_atomic
 from conceptlab.workflows.concepts import check_concepts, concept_source, describe_source
 from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
 
@@ -87,7 +88,8 @@ def run_match(config: RunConfig, out: str | Path, *, concepts: str = "auto",
     check_concepts(concepts)
     match_config = MatchConfig.from_dict(dict(settings or {}))
     final = Path(out)
-    with atomic_run_dir(final) as stage:
+    with open_run("match", final) as run:
+        stage = run.path()
         t0 = time.perf_counter()
         prep = prepare(config)
         src = concept_source(prep, concepts)

@@ -13,13 +13,13 @@ import numpy as np
 from conceptlab.cache import ActivationCache
 from conceptlab.data.base import Dataset, DataSplit, build_dataset
 from conceptlab.data.splits import SplitSet, make_splits
-from conceptlab.device import run_record
 from conceptlab.encoders.base import Encoder, Views, build_encoder
 from conceptlab.pipeline import (
     EncodeStats,
     encode_split_views,
     split_cache_key,
 )
+from conceptlab.runs import compute_record
 from conceptlab.utils.io import check_output_dir, write_json_atomic
 from conceptlab.utils.seed import seed_everything
 from conceptlab.utils.version import package_version
@@ -126,15 +126,6 @@ def check_out(out: str | Path | None) -> None:
     writable); an OutputError naming it otherwise."""
     if out is not None:
         check_output_dir(out)
-
-
-def compute_record(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Where a run ran (``conceptlab.device.run_record``): device, card and dtype; a language
-    model's own dtype when the metrics name one."""
-    model = metrics.get("model")
-    dtype = model.get("dtype") if isinstance(model, dict) else None
-    record = run_record()
-    return {**record, "dtype": dtype} if isinstance(dtype, str) else record
 
 
 def finish(out: str | Path | None, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -101,10 +101,17 @@ class SavedRun:
     explanations: list[dict[str, Any]] = field(default_factory=list)
     inputs: dict[int, Any] = field(default_factory=dict)  # test position -> PIL image or text
     input_note: str = ""
+    shown_as: Path | None = None  # the folder the run becomes, when read from its staging folder
 
     @property
     def name(self) -> str:
-        return self.path.name or str(self.path)
+        shown = self.shown_as or self.path
+        return shown.name or str(shown)
+
+    @property
+    def shown_path(self) -> Path:
+        """The run's folder as a reader names it (never a staging folder)."""
+        return (self.shown_as or self.path).resolve()
 
     @property
     def faithfulness(self) -> dict[str, Any]:
@@ -162,26 +169,16 @@ def head_weights(model_dir: Path) -> np.ndarray | None:
 
 
 def rebuild_test_split(metrics: Mapping[str, Any]) -> Any:
-    """The run's test split, rebuilt from the recorded spec and checked by fingerprint.
-
-    Raises ValueError (with the reason) when it cannot be rebuilt exactly.
-    """
-    from conceptlab.data.base import build_dataset
-    from conceptlab.data.splits import make_splits
+    """The run's test split, rebuilt from the recorded spec (``runs.rebuild_splits``) and
+    checked by fingerprint; InputError (with the reason) when it cannot be rebuilt exactly."""
+    from conceptlab.runs import rebuild_splits
 
     config = metrics.get("config")
     recorded = (metrics.get("splits") or {}).get("fingerprints", {}).get("test")
     if not isinstance(config, dict) or not recorded:
         raise ConceptlabValueError("the run records no data config or test fingerprint")
-    dataset = build_dataset(config["data"], **(config.get("data_options") or {}))
-    splits = make_splits(dataset, val_fraction=config.get("val_fraction", 0.1),
-                         n_train=config.get("n_train"), n_val=config.get("n_val"),
-                         n_test=config.get("n_test"), seed=config.get("seed", 0))
-    if splits.test.fingerprint() != recorded:
-        raise ConceptlabValueError(f"the data at {config['data']!r} changed since the run (test "
-                                   f"split "
-                         f"fingerprint {splits.test.fingerprint()} != recorded {recorded})")
-    return splits.test
+    return rebuild_splits(config, metrics.get("splits"), check=("test",),
+                          where="the run's data").test
 
 
 def read_test_inputs(metrics: Mapping[str, Any], positions: Sequence[int]
@@ -415,7 +412,7 @@ def provenance(run: SavedRun) -> dict[str, Any]:
         "conceptlab version": m.get("version") or meta.get("conceptlab_version") or
         f"not recorded by the run (this report: {version})",
         "torch version": meta.get("torch_version"),
-        "folder": str(run.path.resolve()),
+        "folder": str(run.shown_path),
     }
     return {k: v for k, v in rec.items() if v not in (None, {}, [])}
 
@@ -578,16 +575,21 @@ def comparability_warnings(runs: Sequence[SavedRun]) -> list[str]:
     return out
 
 
-def build_report(folders: Sequence[str | Path], out: str | Path | None = None) -> Path:
+def build_report(folders: Sequence[str | Path], out: str | Path | None = None, *,
+                 shown_as: Sequence[str | Path | None] | None = None) -> Path:
     """Write one self-contained HTML report for one or several run folders.
 
     ``out`` defaults to ``FOLDER/report.html`` for one folder and is required for several.
+    ``shown_as``: the folder each run becomes, when it is read from its staging folder
+    (``runs.open_run``), so the page names the run and not the staging folder.
     """
     if not folders:
         raise ConceptlabValueError("give at least one run folder")
     if out is None and len(folders) > 1:
         raise ConceptlabValueError("several run folders: give --out FILE for the comparison report")
     runs = [read_run(f) for f in folders]
+    for r, shown in zip(runs, shown_as or [None] * len(runs), strict=True):
+        r.shown_as = Path(shown) if shown is not None else None
     target = Path(out) if out is not None else runs[0].path / "report.html"
     if target.suffix.lower() not in (".html", ".htm"):
         raise ConceptlabValueError(f"{target}: the report is an .html file")
@@ -599,7 +601,7 @@ def build_report(folders: Sequence[str | Path], out: str | Path | None = None) -
         m = r.metrics
         title = f"conceptlab {m.get('command', 'run')}: {m.get('method', '')} on " \
                 f"{m.get('data', '?')}".replace(":  on", ": on")
-        sub = (f"{r.path.resolve()} · seed {m.get('seed', '?')} · "
+        sub = (f"{r.shown_path} · seed {m.get('seed', '?')} · "
                f"{m.get('n_train', '?')} train / {m.get('n_val', '?')} val / "
                f"{m.get('n_test', '?')} test items")
         return write_report(target, title, run_sections(r), subtitle=sub, warnings=warnings,
@@ -608,7 +610,8 @@ def build_report(folders: Sequence[str | Path], out: str | Path | None = None) -
     for r in runs:
         sections += run_sections(r, prefix=f"{r.name}: ")
     return write_report(target, f"conceptlab: {len(runs)} runs compared", sections,
-                        subtitle=", ".join(str(r.path) for r in runs), warnings=warnings)
+                        subtitle=", ".join(str(r.shown_as or r.path) for r in runs),
+                        warnings=warnings)
 
 
 def pick_decisions(y_true: np.ndarray, y_pred: np.ndarray, n_right: int | None = None,

@@ -33,9 +33,8 @@ def explorer_data(run_dir: str | Path, encoder: Any,
                   say: Callable[[str], None] | None = None) -> ExplorerData:
     """Test and training embeddings, labels and raw items of a run (through the cache)."""
     from conceptlab.cache import ActivationCache
-    from conceptlab.data.base import build_dataset
-    from conceptlab.data.splits import make_splits
     from conceptlab.pipeline import encode_split_views
+    from conceptlab.runs import rebuild_splits
     from conceptlab.workflows.report import trust_warnings
 
     run = Path(run_dir)
@@ -44,16 +43,7 @@ def explorer_data(run_dir: str | Path, encoder: Any,
     if not isinstance(config, dict):
         raise InputError(f"{run / 'metrics.json'}: no data config recorded; cannot rebuild the "
                          "run's test items")
-    dataset = build_dataset(config["data"], **(config.get("data_options") or {}))
-    splits = make_splits(dataset, val_fraction=config.get("val_fraction", 0.1),
-                         n_train=config.get("n_train"), n_val=config.get("n_val"),
-                         n_test=config.get("n_test"), seed=config.get("seed", 0))
-    recorded = (metrics.get("splits") or {}).get("fingerprints", {})
-    for name in ("train", "test"):
-        got = getattr(splits, name).fingerprint()
-        if recorded.get(name) and recorded[name] != got:
-            raise InputError(f"{run}: the {name} split of {config['data']!r} changed since the "
-                             f"run (fingerprint {got} != recorded {recorded[name]})")
+    splits = rebuild_splits(config, metrics.get("splits"), where=str(run))
     cache = ActivationCache(config.get("cache_dir"))
     if say is not None:
         say(f"encoding the run's {len(splits.train)} training and {len(splits.test)} test "
@@ -66,7 +56,7 @@ def explorer_data(run_dir: str | Path, encoder: Any,
         X[name] = np.asarray(encoder.finalize(views, split.modality), dtype=np.float32)
     title = f"conceptlab explorer: {metrics.get('method', '?')} on {metrics.get('data', '?')}"
     return ExplorerData(X_test=X["test"], y_test=splits.test.labels, X_train=X["train"],
-                        y_train=splits.train.labels, modality=dataset.modality,
+                        y_train=splits.train.labels, modality=splits.test.modality,
                         test_items=splits.test, train_items=splits.train, title=title,
                         warnings=trust_warnings(metrics), metrics=metrics)
 

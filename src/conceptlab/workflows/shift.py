@@ -16,8 +16,9 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from conceptlab.errors import InputError
+from conceptlab.runs import open_run
 from conceptlab.shift import concept_shift
-from conceptlab.utils.io import atomic_run_dir, write_json_atomic
+from conceptlab.utils.io import write_json_atomic
 from conceptlab.utils.version import package_version
 
 States = np.ndarray | str | Path
@@ -55,7 +56,8 @@ def run_shift(base: States, tuned: States, out: str | Path, *, k: int = 10,
     t0 = time.perf_counter()
     A = load_states(base, "base states")
     B = load_states(tuned, "fine-tuned states")
-    with atomic_run_dir(Path(out)) as stage:
+    with open_run("shift", Path(out)) as run:
+        stage = run.path()
         s = concept_shift(A, B, k, method=method, seed=seed, alpha=alpha)
         save_file({"concepts": s.concepts, "shifts": s.shifts, "shifted": s.shifted,
                    "tuned_concepts": s.tuned_concepts,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from conceptlab.data.base import build_dataset
+from conceptlab.runs import compute_record, open_run
 from conceptlab.tcav.cavs import CAV_METHODS
 from conceptlab.tcav.experiment import (
     MIN_RANDOM_RUNS,
@@ -39,9 +40,8 @@ from conceptlab.tcav.experiment import (
 )
 from conceptlab.tcav.plots import plot_tcav, table_markdown
 from conceptlab.tcav.sets import list_concepts, read_concepts, read_pool
-from conceptlab.utils.io import atomic_run_dir, write_json_atomic, write_text_atomic
+from conceptlab.utils.io import write_json_atomic, write_text_atomic
 from conceptlab.utils.version import package_version
-from conceptlab.workflows.prepare import compute_record
 
 
 def _slug(name: str) -> str:
@@ -144,7 +144,8 @@ def run_tcav(data: str, out: str | Path, *, concepts_dir: str | Path, random_dir
     if encoder.startswith("lm:") != (modality == "text"):
         raise TCAVError(f"--concepts-dir holds {modality} examples but --encoder {encoder!r} "
                         f"reads {'texts' if encoder.startswith('lm:') else 'images'}")
-    with atomic_run_dir(out) as stage:
+    with open_run("tcav", out) as run:
+        stage = run.path()
         _, concepts = read_concepts(concepts_dir, max_per_concept)
         pool = read_pool(random_dir, modality)
         items, class_info = _class_items(data, class_name, n_class, seed, data_options)
