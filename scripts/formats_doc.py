@@ -93,14 +93,14 @@ def data_table() -> str:
 
 def encoder_table() -> str:
     """The ``-E`` table: one row per registered encoder family."""
-    from conceptlab.encoders.base import encoder_options, known_encoders
+    from conceptlab.encoders.base import encoder_options, package_encoders
 
     rows = ["| encoder spec | `-E` options |", "|---|---|"]
-    for prefix in known_encoders():
+    for prefix in package_encoders():
         names, arg = encoder_options(prefix)
         spec = f"`{prefix}:{arg}`" if arg else f"`{prefix}`"
         rows.append(f"| {spec} | {', '.join(f'`{n}`' for n in names) or 'none'} |")
-    names = sorted({n for p in known_encoders() for n in encoder_options(p)[0]})
+    names = sorted({n for p in package_encoders() for n in encoder_options(p)[0]})
     rows += ["", "| option | meaning |", "|---|---|"]
     rows += [f"| `{k}` | {ENCODER_NOTES.get(k, 'UNDOCUMENTED')} |" for k in names]
     return "\n".join(rows)

@@ -8,7 +8,8 @@ import pytest
 
 from conceptlab.bottleneck.objectives import OBJECTIVES, objective_names
 from conceptlab.data import build_dataset, known_datasets
-from conceptlab.encoders import build_encoder, known_encoders
+from conceptlab.encoders import build_encoder
+from conceptlab.encoders.base import package_encoders
 from conceptlab.errors import ConceptlabError
 
 
@@ -25,7 +26,7 @@ def test_every_dataset_refuses_bad_input_with_a_conceptlab_error(prefix: str, tm
             pytest.fail(f"{spec!r} accepted an unknown option")
 
 
-@pytest.mark.parametrize("prefix", known_encoders())
+@pytest.mark.parametrize("prefix", package_encoders())
 def test_every_encoder_refuses_an_unknown_option(prefix: str, tmp_path) -> None:
     for spec in (prefix, f"{prefix}:{tmp_path / 'missing'}"):
         with pytest.raises(ConceptlabError):

@@ -25,6 +25,7 @@ from conceptlab.bottleneck.model import (
     NotFittedError,
 )
 from conceptlab.concepts.bank import ConceptBank
+from conceptlab.errors import OutputError
 from conceptlab.report.plots import (
     plot_explanation,
     plot_intervention_curve,
@@ -407,5 +408,5 @@ def test_plots_are_written_from_saved_results(tmp_path, data, models):
     for png in (a, b):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
     assert not list(tmp_path.glob("**/*.tmp"))
-    with pytest.raises(ValueError, match=r"\.png"):
+    with pytest.raises(OutputError, match=r"\.png"):
         plot_explanation(explanation, tmp_path / "decision.jpg")

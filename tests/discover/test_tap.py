@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 
 from conceptlab.discover.sources import SourceError, TappedModel, build_tapped
-from conceptlab.encoders import EncoderError, build_encoder, known_encoders
+from conceptlab.encoders import EncoderError, build_encoder
+from conceptlab.encoders.base import package_encoders
 from conceptlab.hooks import HookError, capture, hooked
 from tests.encoders.tiny_hf import save_tiny_dual
 
@@ -182,7 +183,7 @@ def _family_spec(prefix: str, tiny: dict[str, str], root: Path) -> str:
     return specs[prefix]()
 
 
-@pytest.mark.parametrize("prefix", known_encoders())
+@pytest.mark.parametrize("prefix", package_encoders())
 def test_discover_runs_on_every_registered_image_encoder(prefix, tiny, tmp_path) -> None:
     from conceptlab.workflows.discover import run_discover
 

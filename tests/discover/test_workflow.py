@@ -119,3 +119,27 @@ def test_resampled_deletion_takes_removed_codes_from_donors() -> None:
     assert np.allclose(got[0], p([1, 0, 2]))
     assert np.allclose(got[1], (p([0, 1, 0]) + p([3, 3, 3])) / 2)
     assert np.allclose(got[2], (p([1, 1, 2]) + p([1, 3, 2])) / 2)
+
+
+def test_a_killed_discover_rerun_leaves_the_earlier_run_whole(run_dir, monkeypatch) -> None:
+    """Issue 19: a rerun (here at k=2) killed after the first class's new bank was written
+    must leave the earlier run, not one class at k=2 beside another at k=3."""
+    from conceptlab.workflows import discover as wf
+
+    out = run_dir / "run"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    calls = []
+    real = wf.plot_concept_gallery
+
+    def killed_on_the_second_class(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wf, "plot_concept_gallery", killed_on_the_second_class)
+    with pytest.raises(KeyboardInterrupt):
+        wf.run_discover("fashion-mnist", out, method="nmf", k=2, image_size=64, n_per_class=4,
+                        n_crops=3, classes=["Trouser", "Bag"], cache_dir=str(run_dir / "cache"))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not [p for p in run_dir.iterdir() if ".stage-" in p.name]

@@ -19,6 +19,7 @@ from conceptlab.encoders import EncoderError, build_encoder
 from conceptlab.encoders import onnx_backend as ob
 from conceptlab.encoders.efficientnet import EfficientNetEncoder, fold_batchnorm
 from conceptlab.encoders.sentence import SentenceEncoder
+from conceptlab.errors import ConceptlabError
 
 pytest.importorskip("onnxruntime")
 
@@ -100,7 +101,8 @@ def test_default_is_onnx_and_bad_backend_is_refused(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("CONCEPTLAB_BACKEND", raising=False)
     assert EfficientNetEncoder(image_size=64).backend == "onnx"
     assert build_encoder("minilm").backend == "onnx"
-    assert EfficientNetEncoder(image_size=64, device="meta").backend == "torch"  # auto, not CPU
+    with pytest.raises(ConceptlabError, match="unknown device 'meta'"):  # conceptlab.device
+        EfficientNetEncoder(image_size=64, device="meta")
     with pytest.raises(EncoderError, match="unknown backend 'tensorrt'"):
         build_encoder("efficientnet", backend="tensorrt")
     monkeypatch.setenv("CONCEPTLAB_BACKEND", "torch")  # the environment picks what auto means

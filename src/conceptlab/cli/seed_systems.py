@@ -107,7 +107,7 @@ def cab(
         "--encoder", help="measure this image-text space only (linear:DIR, hf:NAME); default: "
         "fit one caption map per association level")] = None,
     association: Annotated[list[float] | None, typer.Option(
-        "--association", min=0.0, max=1.0, help="share of training circles that are red "
+        "--association", help="share of training circles that are red "
         "(repeat; default 0.5, 0.8, 0.95)")] = None,
     out: Annotated[Path, typer.Option("--out")] = Path("runs/cab"),
     n_train: Annotated[int, typer.Option("--n-train", min=1)] = 1500,

@@ -207,6 +207,15 @@ def known_encoders() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def package_encoders() -> list[str]:
+    """The families conceptlab itself registers (factories defined in the ``conceptlab``
+    package): what the documentation lists and the contract tests check. A family a user
+    (or a test) registers is built like any other but is not part of the package's docs."""
+    _load_builtin_adapters()
+    return sorted(p for p in _REGISTRY
+                  if getattr(_REGISTRY[p], "__module__", "").startswith("conceptlab."))
+
+
 def build_encoder(spec: str, **options: Any) -> Encoder:
     """Build an encoder from a spec: ``conse``, ``minilm``, ``hf:PATH``, ``openclip:ARCH/TAG``."""
     _load_builtin_adapters()
