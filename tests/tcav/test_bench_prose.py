@@ -30,3 +30,13 @@ def test_prose_changes_with_the_numbers():
     slow = mod.prose(_result(5.0, 1.0))
     assert "5x faster" in slow and "misses the aim" in slow and "100%" in slow
     assert "calls 2 of 2 tests significant against 0" in fast
+
+
+def test_docs_table_is_the_json_rendered():
+    import json
+
+    root = BENCH.parents[1]
+    result = json.loads((root / "benchmarks" / "results" / "bench_tcav.json").read_text())
+    table = _module().markdown(result).strip()
+    assert "| time ratio SVM / FastCAV |" in table
+    assert table in (root / "docs" / "benchmarks.md").read_text()
