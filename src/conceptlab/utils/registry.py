@@ -126,9 +126,9 @@ def live_registries() -> list[Registry[Any]]:
 @contextmanager
 def registrations_undone() -> Iterator[None]:
     """Every registry as it was on entry, again on exit: entries replaced or removed inside
-    come back, and names added inside are removed, except those added by conceptlab's own
-    modules (a built-in module imported lazily inside the block registers its entries once
-    per process; removing them would lose them for good).
+    come back, and names added inside are removed, except functions and classes defined by
+    conceptlab's own modules (a built-in module imported lazily inside the block registers
+    its entries once per process; removing them would lose them for good).
 
     Use it around code that registers toy entries::
 
@@ -150,6 +150,10 @@ def registrations_undone() -> Iterator[None]:
 
 
 def _defined_by_conceptlab(value: object) -> bool:
+    """A function, method or class whose definition lives in a conceptlab module (an
+    instance of a conceptlab class, such as an ``Architecture`` an example builds, is not)."""
+    if getattr(value, "__qualname__", None) is None:
+        return False
     module = str(getattr(value, "__module__", "") or "")
     return module == "conceptlab" or module.startswith("conceptlab.")
 
