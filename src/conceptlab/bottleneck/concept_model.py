@@ -41,6 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from conceptlab.errors import ConceptlabValueError, FormatError, UnknownNameError
+from conceptlab.utils.registry import Registry
 
 #: the words for a concept's two states, in every output (library, CLI, explorer)
 PRESENT, ABSENT = "present", "absent"
@@ -127,7 +128,8 @@ class ConceptModel(Protocol):
 # ------------------------------------------------------------------------------------------------
 
 Loader = Callable[[Path], ConceptModel]
-_LOADERS: dict[str, Loader] = {}
+#: model.json's ``kind`` -> the loader of that kind (``register_concept_model`` adds to it)
+CONCEPT_MODELS: Registry[Loader] = Registry("concept model kind", ConceptModelError)
 #: modules whose import registers the built-in kinds
 _BUILTIN = ("conceptlab.bottleneck.model", "conceptlab.discover.dncbm",
             "conceptlab.bottleneck.cem")
@@ -135,17 +137,16 @@ _BUILTIN = ("conceptlab.bottleneck.model", "conceptlab.discover.dncbm",
 
 def register_concept_model(kind: str, loader: Loader) -> None:
     """Register the loader of saved models whose ``model.json`` says ``"kind": kind``; a kind
-    registered twice is refused (two classes cannot both read one format)."""
-    if kind in _LOADERS and _LOADERS[kind] is not loader:
-        raise ConceptlabValueError(f"concept model kind {kind!r} is already registered")
-    _LOADERS[kind] = loader
+    registered twice is refused with a ``RegistryError`` (two classes cannot both read one
+    format)."""
+    CONCEPT_MODELS.add(kind, loader)
 
 
 def concept_model_kinds() -> list[str]:
     """Every registered kind."""
     for module in _BUILTIN:
         importlib.import_module(module)
-    return sorted(_LOADERS)
+    return sorted(CONCEPT_MODELS)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -184,10 +185,10 @@ def load_concept_model(folder: str | Path,
     meta = read_meta(path)
     kind = meta.get("kind")
     kinds = concept_model_kinds()
-    if not isinstance(kind, str) or kind not in _LOADERS:
+    if not isinstance(kind, str) or kind not in CONCEPT_MODELS:
         raise ConceptModelError(f"{path}: model.json kind {kind!r} is not a concept model "
                                 f"conceptlab reads (known kinds: {', '.join(kinds)})")
-    model = _LOADERS[kind](path)
+    model = CONCEPT_MODELS[kind](path)
     if expected_encoder_fingerprint is not None:
         check_encoder(model, expected_encoder_fingerprint, path)
     return model
@@ -377,6 +378,7 @@ def intervention_rows(model: ConceptModel, X: Any, settings: Mapping[str, Any],
 
 __all__ = [
     "ABSENT",
+    "CONCEPT_MODELS",
     "MAX_UNIT_MAGNITUDE",
     "PRESENT",
     "STATE_WORDS",

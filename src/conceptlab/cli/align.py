@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from conceptlab.cli.common import (
+    DATA_HELP,
     CacheOpt,
     DataSetOpt,
     JsonOpt,
@@ -19,6 +20,7 @@ from conceptlab.cli.common import (
     cache_dir,
     call,
     console,
+    encoder_specs,
     parse_options,
     print_table,
 )
@@ -27,16 +29,18 @@ from conceptlab.workflows.align import METHODS, AlignConfig, run_align
 
 def align(
     data: Annotated[str, typer.Option(
-        "--data", help="image data with captions: idsprites | captions:FILE.csv | folder:PATH "
-        "| ... (any image data spec)")] = "idsprites",
+        "--data", help="image data with captions (captions:FILE.csv for a captions table); "
+        + DATA_HELP)] = "idsprites",
     captions: Annotated[str, typer.Option(
         "--captions", help="auto (the data's own captions) | a CSV of image,caption rows")
     ] = "auto",
     image_encoder: Annotated[str, typer.Option(
-        "--image-encoder", help="image encoder spec whose embedding the map reads")
+        "--image-encoder", help="image encoder spec whose embedding the map reads: "
+        + encoder_specs())
     ] = "efficientnet",
     text_encoder: Annotated[str, typer.Option(
-        "--text-encoder", help="text encoder spec whose space the map writes into")] = "minilm",
+        "--text-encoder", help="text encoder spec whose space the map writes into: "
+        + encoder_specs())] = "minilm",
     out: Annotated[Path, typer.Option(
         "--out", help="folder for the map (use it as --encoder linear:OUT)")] = Path("runs/align"),
     method: Annotated[list[str] | None, typer.Option(

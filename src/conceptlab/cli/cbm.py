@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from conceptlab.cli.common import (
+    TEMPLATES_HELP,
     CacheOpt,
     DataOpt,
     DataSetOpt,
@@ -82,7 +83,7 @@ def fit(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
 def cms(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
         out: OutOpt = Path("runs/cms"), concepts: ConceptsOpt = "auto",
         templates: Annotated[str, typer.Option(
-            "--templates", help="plain | photo | ensemble")] = "plain",
+            "--templates", help=TEMPLATES_HELP)] = "plain",
         rule: Annotated[str, typer.Option(
             "--rule", help="inductive | ref (the reference notebook's row-normalised form)")
         ] = "inductive",

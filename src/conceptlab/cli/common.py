@@ -158,6 +158,11 @@ def answer(result: Any, as_json: bool, table: Callable[[], None],
 # option types shared by every command (help lists come from the registries)
 # ------------------------------------------------------------------------------------------------
 
+def names_help(names: Iterable[str]) -> str:
+    """``a | b | c``: a help list generated from a registry's names (never typed by hand)."""
+    return " | ".join(names)
+
+
 def _dataset_help() -> str:
     from conceptlab.data.base import dataset_options, known_datasets
 
@@ -165,22 +170,31 @@ def _dataset_help() -> str:
     for name in known_datasets():
         arg = dataset_options(name)[1]
         parts.append(f"{name}:PATH" if arg else name)
-    return "data spec: " + " | ".join(parts)
+    return "data spec: " + names_help(parts)
 
 
-def _encoder_help() -> str:
+def _template_sets() -> list[str]:
+    from conceptlab.baselines.zeroshot import TEMPLATE_SETS
+
+    return TEMPLATE_SETS.names()
+
+
+def encoder_specs() -> str:
+    """Every registered encoder spec as help texts show it (``conse | hf:ARG | ...``)."""
     from conceptlab.encoders.base import encoder_options, known_encoders
 
     parts = []
     for name in known_encoders():
         arg = encoder_options(name)[1]
         parts.append(f"{name}:ARG" if arg else name)
-    return ("encoder spec (default by modality: conse for images, minilm for texts): "
-            + " | ".join(parts))
+    return names_help(parts)
 
 
 DATA_HELP = _dataset_help()
-ENCODER_HELP = _encoder_help()
+ENCODER_HELP = ("encoder spec (default by modality: conse for images, minilm for texts): "
+                + encoder_specs())
+#: ``--templates``: the registered class-name template sets
+TEMPLATES_HELP = names_help(_template_sets())
 
 DataOpt = Annotated[str, typer.Option("--data", help=DATA_HELP)]
 EncoderOpt = Annotated[str | None, typer.Option("--encoder", help=ENCODER_HELP)]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from conceptlab.cli.common import (
+    DATA_HELP,
     CacheOpt,
     DataSetOpt,
     EncoderSetOpt,
@@ -16,25 +17,33 @@ from conceptlab.cli.common import (
     answer,
     cache_dir,
     call,
+    encoder_specs,
+    names_help,
     parse_options,
     print_json,
     print_table,
     wrote,
 )
+from conceptlab.discover.base import known_dictionaries
 from conceptlab.discover.naming import DEFAULT_NAMING, NAMING_VOCABULARIES
 from conceptlab.workflows import discover as wf
+
+#: ``discover --method``: the registered dictionary methods
+DICTIONARY_HELP = names_help(known_dictionaries())
+#: ``--encoder`` of discover and hook-points: any registered family that runs a torch network
+TAPPED_ENCODER_HELP = ("image encoder spec whose network is tapped (a family that runs a "
+                       "torch network): " + encoder_specs())
 
 concepts_app = typer.Typer(no_args_is_help=True, help="Use discovered concept banks.")
 
 
 def discover(
-    data: Annotated[str, typer.Option("--data", help="an image data spec (fashion-mnist, "
-                                      "folder:PATH, ...)")] = "fashion-mnist",
-    method: Annotated[str, typer.Option("--method", help="nmf | seminmf | pca | ica | kmeans | "
-                                        "sae | topk-sae | batchtopk-sae")] = "nmf",
+    data: Annotated[str, typer.Option("--data", help="an image " + DATA_HELP)
+                    ] = "fashion-mnist",
+    method: Annotated[str, typer.Option("--method", help=DICTIONARY_HELP)] = "nmf",
     k: Annotated[int, typer.Option("--k", min=1, help="concepts per class")] = 10,
     encoder: Annotated[str, typer.Option(
-        "--encoder", "--model", help="image encoder spec whose network is tapped")
+        "--encoder", "--model", help=TAPPED_ENCODER_HELP)
     ] = "efficientnet",
     layer: Annotated[str | None, typer.Option("--layer", help="hook point (default: the "
                                               "model's last feature map, 'features')")] = None,
@@ -84,7 +93,7 @@ def importance(
     class_name: Annotated[str, typer.Option("--class", help="class to explain")],
     n_images: Annotated[int, typer.Option("--n-images", min=1, help="held-out images")] = 30,
     methods: Annotated[list[str] | None, typer.Option(
-        "--method", help="sobol | gradient_input | occlusion (default all)")] = None,
+        "--method", help=names_help(wf.IMPORTANCE.names()) + " (default all)")] = None,
     n_design: Annotated[int, typer.Option("--n-design", min=2, help="Sobol QMC design size")
                         ] = 32,
     seed: Annotated[int | None, typer.Option("--seed", min=0)] = None,
@@ -109,7 +118,7 @@ def importance(
 
 
 def hook_points(
-    encoder: Annotated[str, typer.Option("--encoder", help="image encoder spec to tap")
+    encoder: Annotated[str, typer.Option("--encoder", help=TAPPED_ENCODER_HELP)
                        ] = "efficientnet",
     encoder_option: EncoderSetOpt = None,
     as_json: JsonOpt = False,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from conceptlab.cli.common import (
+    TEMPLATES_HELP,
     CacheOpt,
     DataOpt,
     DataSetOpt,
@@ -54,7 +55,7 @@ def encode(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
 
 def zeroshot(data: DataOpt = "fashion-mnist", encoder: EncoderOpt = None,
              out: OutOpt = Path("runs/zeroshot"), templates: Annotated[str, typer.Option(
-                 "--templates", help="plain | photo | ensemble")] = "plain",
+                 "--templates", help=TEMPLATES_HELP)] = "plain",
              n_test: NTestOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
              encoder_option: EncoderSetOpt = None, data_option: DataSetOpt = None,
              as_json: JsonOpt = False) -> None:

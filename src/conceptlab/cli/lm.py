@@ -17,10 +17,15 @@ from conceptlab.cli.common import (
     SeedOpt,
     answer,
     call,
+    names_help,
     parse_floats,
     parse_ints,
     print_table,
 )
+from conceptlab.lm.datasets import prompt_set_specs
+from conceptlab.lm.dictionary import METHODS as SAE_METHODS
+from conceptlab.lm.directions import ESTIMATORS
+from conceptlab.lm.model import MODEL_TYPES
 from conceptlab.workflows import lm as runs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -28,10 +33,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   "observable, parametric, concept-vectors, dictionary.")
 
 ModelOpt = Annotated[str, typer.Option(
-    "--model", help="smollm2 (packaged, default) | Hugging Face name | local folder")]
+    "--model", help="smollm2 (packaged, default) | Hugging Face name | local folder, of a "
+    "registered model type: " + names_help(sorted(MODEL_TYPES)))]
+#: the registered prompt sets (``conceptlab.lm.datasets.PROMPT_SETS``)
+PROMPTS_HELP = "prompt set: " + names_help(prompt_set_specs())
 DataListOpt = Annotated[list[str] | None, typer.Option(
-    "--data", help="prompt set, repeatable: animals | sentiment | gender | gapminder | "
-    "robots-text[:CONCEPT] | csv:PATH | jsonl:PATH")]
+    "--data", help=PROMPTS_HELP + " (repeatable)")]
+DataOpt = Annotated[str, typer.Option("--data", help=PROMPTS_HELP)]
+#: the registered direction estimators (``conceptlab.lm.directions.ESTIMATORS``)
+DirectionOpt = Annotated[str, typer.Option(
+    "--method", help="direction estimator: " + names_help(ESTIMATORS.names()))]
 LayersOpt = Annotated[str | None, typer.Option(
     "--layers", help="comma-separated block indices (default: all, or the concept's depth)")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="activation cache folder")]
@@ -90,11 +101,11 @@ def neurons(out: OutOpt = Path("runs/lm-neurons"),
 
 
 @app.command()
-def steer(data: Annotated[str, typer.Option("--data")] = "sentiment",
+def steer(data: DataOpt = "sentiment",
           out: OutOpt = Path("runs/lm-steer"),
           model: ModelOpt = "smollm2", layers: LayersOpt = "3,8,13,18,23",
           coefs: Annotated[str, typer.Option("--coefs", help="in units of the class gap")] =
-          "0.5,1,2,4,8", method: Annotated[str, typer.Option("--method")] = "mean_diff",
+          "0.5,1,2,4,8", method: DirectionOpt = "mean_diff",
           seed: SeedOpt = 0, cache: CacheOpt = None,
           control_vector: Annotated[Path | None, typer.Option(
               "--control-vector", help="also write the best setting as a llama.cpp control "
@@ -116,7 +127,7 @@ def steer(data: Annotated[str, typer.Option("--data")] = "sentiment",
 def ablate(data: DataListOpt = None,
            out: OutOpt = Path("runs/lm-ablate"),
            model: ModelOpt = "smollm2", layers: LayersOpt = None,
-           method: Annotated[str, typer.Option("--method")] = "mean_diff",
+           method: DirectionOpt = "mean_diff",
            scope: Annotated[str, typer.Option(
                "--scope", help="layer | onward | all (Arditi et al.)")] = "layer",
            seed: SeedOpt = 0, cache: CacheOpt = None, as_json: JsonOpt = False) -> None:
@@ -144,7 +155,7 @@ def observable(out: OutOpt = Path("runs/lm-observable"),
                model: ModelOpt = "smollm2",
                positive: Annotated[str, typer.Option("--positive")] = " he",
                negative: Annotated[str, typer.Option("--negative")] = " she",
-               data: Annotated[str, typer.Option("--data")] = "gender",
+               data: DataOpt = "gender",
                layers: LayersOpt = None, seed: SeedOpt = 0, cache: CacheOpt = None,
                as_json: JsonOpt = False) -> None:
     """Feature vector of logit(positive) - logit(negative) vs learned directions, per layer."""
@@ -159,7 +170,7 @@ def observable(out: OutOpt = Path("runs/lm-observable"),
 
 
 @app.command()
-def parametric(data: Annotated[str, typer.Option("--data")] = "animals",
+def parametric(data: DataOpt = "animals",
                out: OutOpt = Path("runs/lm-parametric"),
                model: ModelOpt = "smollm2",
                n: Annotated[str, typer.Option("--n", help="neurons to zero, comma-separated")] =
@@ -203,7 +214,7 @@ def dictionary(
     out: OutOpt = Path("runs/lm-dictionary"),
     model: ModelOpt = "smollm2",
     hook: Annotated[str, typer.Option("--hook")] = "blocks.6.hook_resid_post",
-    method: Annotated[str, typer.Option("--method", help="topk | batchtopk | relu")] = "topk",
+    method: Annotated[str, typer.Option("--method", help=names_help(SAE_METHODS))] = "topk",
     k: Annotated[int, typer.Option("--k", min=1, help="active features per token")] = 32,
     width: Annotated[int, typer.Option("--width", min=1, help="number of features")] = 2304,
     l1: Annotated[float, typer.Option("--l1", min=0.0, help="relu only")] = 1.0,

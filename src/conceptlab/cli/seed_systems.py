@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from conceptlab.cli.common import (
+    DATA_HELP,
+    ENCODER_HELP,
     CacheOpt,
     DataSetOpt,
     EncoderSetOpt,
@@ -29,10 +31,10 @@ from conceptlab.cli.common import (
 
 
 def match(
-    data: Annotated[str, typer.Option("--data", help="data spec (robots-text, idsprites, ...)")
-                    ] = "robots-text",
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)] = "robots-text",
     encoder: Annotated[str | None, typer.Option(
-        "--encoder", help="encoder spec (minilm for texts, linear:DIR for captioned images)")
+        "--encoder", help="(minilm for texts, linear:DIR for captioned images) "
+        + ENCODER_HELP)
     ] = None,
     concepts: Annotated[str, typer.Option(
         "--concepts", help="auto | a vocabulary file | a built-in name")] = "auto",

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from conceptlab.cli.common import JsonOpt, SeedOpt, answer, call, print_table
+from conceptlab.cli.common import (
+    DATA_HELP,
+    JsonOpt,
+    SeedOpt,
+    answer,
+    call,
+    encoder_specs,
+    print_table,
+)
 
 
 def tcav(
@@ -19,11 +27,11 @@ def tcav(
         ".txt files; random counter-example sets are drawn from it")],
     class_name: Annotated[str, typer.Option("--class", help="the class of --data whose inputs "
                                             "are tested")],
-    data: Annotated[str, typer.Option("--data", help="data spec giving the class inputs")]
+    data: Annotated[str, typer.Option("--data", help="the class inputs' " + DATA_HELP)]
     = "fashion-mnist",
     encoder: Annotated[str, typer.Option(
-        "--encoder", help="an image encoder spec (efficientnet, hf:DIR, ...) | lm:SPEC "
-        "(e.g. lm:smollm2)")] = "efficientnet",
+        "--encoder", help="an image encoder spec whose network is tapped ("
+        + encoder_specs() + ") | lm:SPEC (e.g. lm:smollm2)")] = "efficientnet",
     layer: Annotated[list[str] | None, typer.Option(
         "--layer", help="hook point, repeatable (images: features, blocks.N; LM: "
         "blocks.N.hook_resid_post)")] = None,

@@ -29,7 +29,7 @@ from conceptlab.encoders.base import (
     register_encoder,
 )
 from conceptlab.encoders.efficientnet import to_pil_list
-from conceptlab.encoders.sentence import _source_key, check_texts, portable_name
+from conceptlab.encoders.sentence import check_texts, portable_name, source_key
 from conceptlab.hooks import Side, find_blocks, transformer_points
 from conceptlab.tap import Tap
 from conceptlab.utils.hashing import hash_json
@@ -81,7 +81,7 @@ class HFClipEncoder(Encoder):
     def _load(self) -> None:
         if self._model is not None:
             return
-        key = (*_source_key(self.name_or_path), str(self._device), self.dtype)
+        key = (*source_key(self.name_or_path), str(self._device), self.dtype)
         with _LOCK:
             if key not in _LOADED:
                 _LOADED[key] = self._load_uncached()
@@ -130,7 +130,7 @@ class HFClipEncoder(Encoder):
         return {"padding": padding, "truncation": True, "max_length": max_len}
 
     def fingerprint(self) -> str:
-        key = (*_source_key(self.name_or_path), self.dtype)
+        key = (*source_key(self.name_or_path), self.dtype)
         weights = cached_weight_hash(_WEIGHT_HASHES, _LOCK, key, self.model)
         tok = self.processor.tokenizer
         return hash_json({"kind": "hf-dual-encoder", "model": portable_name(self.name_or_path),

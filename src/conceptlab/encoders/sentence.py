@@ -74,8 +74,11 @@ def portable_name(name_or_path: str) -> str:
     return p.name if p.is_dir() else name_or_path
 
 
-def _source_key(name_or_path: str) -> tuple[Any, ...]:
-    """Cache key for a model's weight hash: a local folder's file stats, else the hub name."""
+def source_key(name_or_path: str) -> tuple[Any, ...]:
+    """Cache key of a model source, for the per-process caches of loaded models and weight
+    hashes: a local folder by its resolved path and its files' names, sizes and mtimes (a
+    changed file gives a new key, so a stale model or hash is never reused), a hub name as is.
+    Shared by every encoder family that loads models by name or folder (``st:``, ``hf:``)."""
     p = Path(name_or_path)
     if p.is_dir():
         stats = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in p.iterdir()
@@ -209,7 +212,7 @@ class SentenceEncoder(Encoder):
     def model(self) -> Any:
         """The SentenceTransformer, loaded on first use (once per process, source and device)."""
         if self._model is None:
-            key = (*_source_key(self.name_or_path), str(self._device))
+            key = (*source_key(self.name_or_path), str(self._device))
             with _LOCK:
                 if key not in _MODELS:
                     _MODELS[key] = self._load()
@@ -241,7 +244,7 @@ class SentenceEncoder(Encoder):
         return self._identity()[0]
 
     def _identity(self) -> tuple[str, int | None]:
-        key = _source_key(self.name_or_path)
+        key = source_key(self.name_or_path)
         with _LOCK:
             if key not in _IDENTITY:
                 model = self.model

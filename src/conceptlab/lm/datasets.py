@@ -20,12 +20,16 @@ Specs (``load_prompts(spec)``):
 * ``csv:PATH`` / ``jsonl:PATH``: columns ``text`` and ``label`` (two or more distinct values,
   classes in sorted order; with two, the positive one is the second unless ``positive=NAME``),
   optional ``group``.
+
+Each prefix is one entry of the ``PROMPT_SETS`` registry; a new prompt set is one
+``@register_prompt_set("name")`` factory, and the CLI's ``--data`` help lists it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -35,6 +39,7 @@ import numpy as np
 
 from conceptlab.lm.model import LMError
 from conceptlab.utils.hashing import hash_json
+from conceptlab.utils.registry import Registry
 
 SHIPPED = ("animals", "sentiment", "gender")
 BUILTIN = (*SHIPPED, "gapminder", "robots-text")
@@ -259,20 +264,94 @@ def robots_text(concept: str = "head_is_square", n: int = 120, seed: int = 0) ->
                            "concept": key})
 
 
+PromptFactory = Callable[[str, int, dict[str, Any]], PromptSet]
+#: spec prefix -> a factory ``(arg, seed, options) -> PromptSet`` (``register_prompt_set``)
+PROMPT_SETS: Registry[PromptFactory] = Registry("prompt set", LMError)
+_ARGS: dict[str, str | None] = {}
+
+
+def register_prompt_set(prefix: str, arg: str | None = None
+                        ) -> Callable[[PromptFactory], PromptFactory]:
+    """Register a factory for prompt specs ``prefix`` or ``prefix:ARG``: it is called as
+    ``factory(arg, seed, options)`` (``arg`` the text after the colon, "" when none) and
+    returns a :class:`PromptSet`. ``arg``: how help texts show the argument (``PATH``,
+    ``[:CONCEPT]``; None: the spec takes none). A taken prefix is refused."""
+
+    def deco(factory: PromptFactory) -> PromptFactory:
+        PROMPT_SETS.add(prefix, factory)
+        _ARGS[prefix] = arg
+        return factory
+
+    return deco
+
+
+def prompt_set_specs() -> list[str]:
+    """Every registered prompt spec as the help texts show it (``animals``, ``csv:PATH``, ...),
+    in registration order."""
+    out = []
+    for name in PROMPT_SETS.names():
+        arg = _ARGS.get(name)
+        out.append(name if arg is None else f"{name}{arg}" if arg.startswith("[") else
+                   f"{name}:{arg}")
+    return out
+
+
+def no_argument(spec: str, arg: str, options: dict[str, Any]) -> None:
+    """Refuse an argument or options given to a prompt set that takes neither."""
+    if arg:
+        raise LMError(f"prompt set {spec!r} takes no argument, got {spec}:{arg}")
+    if options:
+        raise LMError(f"prompt set {spec!r} takes no options, got {', '.join(sorted(options))}")
+
+
+def _shipped_factory(name: str) -> PromptFactory:
+    def build(arg: str, seed: int, options: dict[str, Any]) -> PromptSet:
+        no_argument(name, arg, options)
+        return shipped(name)
+
+    build.__qualname__ = build.__name__ = f"shipped_{name}"
+    return build
+
+
+for _name in SHIPPED:
+    register_prompt_set(_name)(_shipped_factory(_name))
+
+
+@register_prompt_set("gapminder")
+def _gapminder(arg: str, seed: int, options: dict[str, Any]) -> PromptSet:
+    no_argument("gapminder", arg, options)
+    return gapminder(seed)
+
+
+@register_prompt_set("robots-text", arg="[:CONCEPT]")
+def _robots_text(arg: str, seed: int, options: dict[str, Any]) -> PromptSet:
+    unknown = sorted(set(options) - {"n"})
+    if unknown:
+        raise LMError(f"robots-text: unknown option(s) {', '.join(unknown)}; known: n")
+    return robots_text(arg or "head_is_square", n=int(options.get("n", 120)), seed=seed)
+
+
+def _table_factory(fmt: str) -> PromptFactory:
+    def build(arg: str, seed: int, options: dict[str, Any]) -> PromptSet:
+        if not arg:
+            raise LMError(f"{fmt}: needs a path ({fmt}:PATH)")
+        try:
+            return from_table(arg, fmt, **options)
+        except TypeError as err:
+            raise LMError(f"{fmt}: bad option ({err})") from None
+
+    build.__qualname__ = build.__name__ = f"{fmt}_table"
+    return build
+
+
+for _fmt in ("csv", "jsonl"):
+    register_prompt_set(_fmt, arg="PATH")(_table_factory(_fmt))
+
+
 def load_prompts(spec: str, seed: int = 0, **options: Any) -> PromptSet:
-    """A PromptSet from a spec (see the module docstring)."""
+    """A PromptSet from a spec (see the module docstring; ``PROMPT_SETS`` holds the prefixes).
+    """
     if not spec or not isinstance(spec, str):
         raise LMError("empty prompt spec")
     prefix, _, arg = spec.partition(":")
-    if prefix in SHIPPED and not arg:
-        return shipped(prefix)
-    if prefix == "gapminder" and not arg:
-        return gapminder(seed)
-    if prefix == "robots-text":
-        return robots_text(arg or "head_is_square", n=int(options.get("n", 120)), seed=seed)
-    if prefix in ("csv", "jsonl"):
-        if not arg:
-            raise LMError(f"{prefix}: needs a path ({prefix}:PATH)")
-        return from_table(arg, prefix, **options)
-    raise LMError(f"unknown prompt set {spec!r}; known: {', '.join(BUILTIN)}, csv:PATH, "
-                  "jsonl:PATH")
+    return PROMPT_SETS.lookup(prefix, shown=spec)(arg, seed, dict(options))

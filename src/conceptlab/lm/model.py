@@ -12,7 +12,8 @@ Hook points are named as in TransformerLens (Nanda & Bloom, 2022), whatever the 
 ``ln_final.hook_normalized``    the final norm's output, what the unembedding reads
 ==========================  ===========================================================
 
-Families: Llama (and Qwen, Mistral, Phi-3, OLMo, SmolLM), Gemma and GPT-2 (``MODEL_TYPES``).
+Families: Llama (and Qwen, Mistral, Phi-3, OLMo, SmolLM), Gemma and GPT-2 (``MODEL_TYPES``);
+a new family is one ``register_architecture`` call.
 For Gemma 2/3, ``hook_attn_out`` / ``hook_mlp_out`` are the sub-layers' outputs *before* the
 post-attention / post-feed-forward norms that Gemma applies ahead of the residual sum.
 
@@ -43,6 +44,7 @@ from conceptlab.errors import ConceptlabError
 from conceptlab.hooks import HookError, get_module
 from conceptlab.utils.hashing import hash_json, hash_module
 from conceptlab.utils.progress import progress
+from conceptlab.utils.registry import Registry
 
 Side = Literal["left", "right"]
 EditFn = Callable[[torch.Tensor], torch.Tensor]
@@ -74,18 +76,34 @@ class Architecture:
     down_transposed: bool = False  # GPT-2's Conv1D stores (in, out)
 
 
-ARCHITECTURES: dict[str, Architecture] = {
-    "llama": Architecture("llama", "model.layers", "self_attn", "mlp", "mlp.down_proj",
-                          "model.norm", "lm_head"),
-    "gemma": Architecture("gemma", "model.layers", "self_attn", "mlp", "mlp.down_proj",
-                          "model.norm", "lm_head", norm_offset=1.0),
-    "gpt2": Architecture("gpt2", "transformer.h", "attn", "mlp", "mlp.c_proj",
-                         "transformer.ln_f", "lm_head", down_transposed=True),
-}
-# model_type -> family; Qwen, Mistral, Phi-3 and OLMo share Llama's layout.
-MODEL_TYPES = {"llama": "llama", "qwen2": "llama", "qwen3": "llama", "mistral": "llama",
-               "olmo": "llama", "olmo2": "llama", "phi3": "llama", "smollm3": "llama",
-               "gemma": "gemma", "gemma2": "gemma", "gemma3_text": "gemma", "gpt2": "gpt2"}
+#: family -> its layout; a new family is one ``register_architecture`` call
+ARCHITECTURES: Registry[Architecture] = Registry("LM architecture", LMError)
+#: Hugging Face ``config.model_type`` -> family (Qwen, Mistral, Phi-3 and OLMo share Llama's)
+MODEL_TYPES: Registry[str] = Registry("LM model type", LMError)
+
+
+def register_architecture(arch: Architecture, model_types: Sequence[str]) -> Architecture:
+    """Make the models whose ``config.model_type`` is one of ``model_types`` readable with the
+    layout ``arch`` (its hook points, neurons, unembedding); a taken family or model type is
+    refused with a ``RegistryError``."""
+    if not model_types:
+        raise LMError(f"architecture {arch.family!r}: give at least one model_type")
+    ARCHITECTURES.add(arch.family, arch)
+    for model_type in model_types:
+        MODEL_TYPES.add(model_type, arch.family)
+    return arch
+
+
+register_architecture(Architecture("llama", "model.layers", "self_attn", "mlp", "mlp.down_proj",
+                                   "model.norm", "lm_head"),
+                      ("llama", "qwen2", "qwen3", "mistral", "olmo", "olmo2", "phi3",
+                       "smollm3"))
+register_architecture(Architecture("gemma", "model.layers", "self_attn", "mlp", "mlp.down_proj",
+                                   "model.norm", "lm_head", norm_offset=1.0),
+                      ("gemma", "gemma2", "gemma3_text"))
+register_architecture(Architecture("gpt2", "transformer.h", "attn", "mlp", "mlp.c_proj",
+                                   "transformer.ln_f", "lm_head", down_transposed=True),
+                      ("gpt2",))
 
 
 def architecture_of(model: nn.Module) -> Architecture:
@@ -94,7 +112,8 @@ def architecture_of(model: nn.Module) -> Architecture:
     family = MODEL_TYPES.get(str(model_type))
     if family is None:
         raise LMError(f"unsupported architecture {model_type!r}; supported model types: "
-                      f"{', '.join(sorted(MODEL_TYPES))} (add one to lm.model.MODEL_TYPES)")
+                      f"{', '.join(sorted(MODEL_TYPES))} (add one with "
+                      "lm.model.register_architecture)")
     return ARCHITECTURES[family]
 
 

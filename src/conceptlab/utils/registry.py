@@ -7,7 +7,10 @@ importance estimators, CAV learners, ...), so that they all behave the same way:
 * ``REG.lookup(name)`` answers an unknown name with one line naming the close matches
   (``difflib``) and the known names, raised as the registry's own error type (a family's
   ``EncoderError``, ``DataError``, ...; by default :class:`~conceptlab.errors.UnknownNameError`);
-* ``REG.names()`` lists the names for help texts, in registration order (``sorted`` by caller).
+* ``REG.names()`` lists the names for help texts, in registration order (``sorted`` by caller);
+* ``REG.unregister(name)`` removes an entry again, and :func:`registrations_undone` puts every
+  registry back as it was (tests and the worked examples of docs/contributing.md register a
+  toy entry and must leave the registries as they found them).
 
 A ``Registry`` is a read-only ``Mapping``, so ``name in REG``, ``REG[name]``, ``list(REG)`` and
 ``REG.items()`` keep working where a plain dict was used before.
@@ -16,8 +19,10 @@ A ``Registry`` is a read-only ``Mapping``, so ``name in REG``, ``REG[name]``, ``
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections.abc import Callable, Iterator, Mapping
-from typing import Generic, TypeVar
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 from conceptlab.errors import ConceptlabError, UnknownNameError
 
@@ -45,6 +50,7 @@ class Registry(Mapping[str, T], Generic[T]):
         self.kind = kind
         self.error = error
         self._entries: dict[str, T] = {}
+        _LIVE[id(self)] = self
 
     @classmethod
     def of(cls, kind: str, entries: Mapping[str, T],
@@ -82,6 +88,15 @@ class Registry(Mapping[str, T], Generic[T]):
             return self._entries[name]
         raise self.error(unknown_name_message(self.kind, name, list(self._entries), shown))
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its entry (an unknown name raises the lookup error).
+
+        Why: a test or a documentation example that registers a toy entry removes it again, so
+        the contract tests that run over every entry see only the real ones."""
+        value = self.lookup(name)
+        del self._entries[name]
+        return value
+
     def names(self) -> list[str]:
         """Registered names, in registration order."""
         return list(self._entries)
@@ -97,6 +112,50 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+#: every registry created so far (weakly: a registry dropped with its module goes away)
+_LIVE: weakref.WeakValueDictionary[int, Registry[Any]] = weakref.WeakValueDictionary()
+
+
+def live_registries() -> list[Registry[Any]]:
+    """Every :class:`Registry` that exists in this process."""
+    return list(_LIVE.values())
+
+
+@contextmanager
+def registrations_undone() -> Iterator[None]:
+    """Every registry as it was on entry, again on exit: entries replaced or removed inside
+    come back, and names added inside are removed, except functions and classes defined by
+    conceptlab's own modules (a built-in module imported lazily inside the block registers
+    its entries once per process; removing them would lose them for good).
+
+    Use it around code that registers toy entries::
+
+        with registrations_undone():
+            register_dataset("toy")(build_toy)
+            ...  # use "toy"
+        # "toy" is gone again
+    """
+    saved = [(reg, dict(reg._entries)) for reg in live_registries()]
+    try:
+        yield
+    finally:
+        for reg, before in saved:
+            kept = {name: value for name, value in reg._entries.items()
+                    if name not in before and _defined_by_conceptlab(value)}
+            reg._entries.clear()
+            reg._entries.update(before)
+            reg._entries.update(kept)
+
+
+def _defined_by_conceptlab(value: object) -> bool:
+    """A function, method or class whose definition lives in a conceptlab module (an
+    instance of a conceptlab class, such as an ``Architecture`` an example builds, is not)."""
+    if getattr(value, "__qualname__", None) is None:
+        return False
+    module = str(getattr(value, "__module__", "") or "")
+    return module == "conceptlab" or module.startswith("conceptlab.")
 
 
 def _same_definition(old: object, new: object) -> bool:
