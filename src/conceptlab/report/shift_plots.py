@@ -50,9 +50,9 @@ def plot_shift_changes(changes: dict[str, Any], path: str | Path, title: str = "
                   "shifted)", fontsize=8)
     for label, colour in COLOURS.items():
         ax.scatter([], [], color=colour, label=label)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3,
-              frameon=False)
-    ax.set_title(title or changes_title(changes), fontsize=8)
-    fig.tight_layout()
+    fig.legend(fontsize=7, loc="lower center", ncol=3, frameon=False)
+    text = title or changes_title(changes)
+    ax.set_title(text.replace("; ", ";\n", 1), fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
