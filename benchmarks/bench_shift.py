@@ -19,7 +19,12 @@ Seeds 0, 1, 2 move the fine-tuning order and k-means.
 
     flock /tmp/conceptlab-heavy.lock python benchmarks/bench_shift.py
 
-Writes benchmarks/results/bench_shift.{json,md}.
+Concepts kept, lost and gained (``conceptlab.shift.concept_changes``, matched at cosine
+``--threshold``) are counted per seed beside the mean cosine of a base concept with the
+fine-tuned concepts it is not matched to (the level an unrelated pair reaches in this
+non-negative feature space); seed 0's are drawn.
+
+Writes benchmarks/results/bench_shift.{json,md} and bench_shift.png.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ import torch
 from conceptlab.cache import ActivationCache
 from conceptlab.data.base import build_dataset
 from conceptlab.discover.sources import build_tapped
-from conceptlab.shift import apply_shift, concept_shift
+from conceptlab.report.shift_plots import changes_title, plot_shift_changes
+from conceptlab.shift import apply_shift, concept_changes, concept_shift
+from conceptlab.shift.vectors import match_concepts
 from conceptlab.utils.io import write_json_atomic
 from conceptlab.workflows.discover import cached_extract, fit_probe, per_class_subset
 
@@ -65,6 +72,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--threshold", type=float, default=0.5,
+                    help="cosine below which a base concept counts as lost")
     args = ap.parse_args()
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
     torch.set_num_threads(2)
@@ -87,6 +96,7 @@ def main() -> int:
     per: dict[str, dict[str, list[float]]] = {r: {"accuracy": [], "agreement": []}
                                               for r in ROWS}
     shift_stats: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
     for seed in args.seeds:
         torch.manual_seed(seed)
         net = copy.deepcopy(tapped.model).eval()
@@ -139,6 +149,12 @@ def main() -> int:
         for r, p in preds.items():
             per[r]["accuracy"].append(float((p == y).mean()))
             per[r]["agreement"].append(float((p == tuned_pred).mean()))
+        ch = concept_changes(s, args.threshold)
+        cos = s.concepts @ s.tuned_concepts.T / np.outer(
+            np.linalg.norm(s.concepts, axis=1), np.linalg.norm(s.tuned_concepts, axis=1))
+        off = ~np.eye(args.k, dtype=bool)[:, np.argsort(match_concepts(s.concepts,
+                                                                        s.tuned_concepts))]
+        changes.append({**ch, "seed": seed, "cosine_unmatched_mean": float(cos[off].mean())})
         summ = s.summary()
         shift_stats.append({"seed": seed, "mean_improved_distance":
                             summ["mean_improved_distance"], "mean_improved_cosine":
@@ -160,11 +176,21 @@ def main() -> int:
               "n_test_per_class": args.n_test, "seeds": args.seeds, "per_seed": per,
               "summary": {r: {m: interval(v) for m, v in d.items()} for r, d in per.items()},
               "lr": args.lr, "recovery": recovery, "agreement_recovery": agreement_recovery,
-              "shift_stats": shift_stats,
+              "shift_stats": shift_stats, "threshold": args.threshold, "changes": changes,
+              "changes_summary": {key: interval([float(len(c[key])) for c in changes])
+                                  for key in ("kept", "lost", "reached")}
+              | {"cosine_original": interval([float(np.mean(c["cosine_original"]))
+                                              for c in changes]),
+                 "cosine_shifted": interval([float(np.mean(c["cosine_shifted"]))
+                                             for c in changes]),
+                 "cosine_unmatched_mean": interval([c["cosine_unmatched_mean"]
+                                                    for c in changes])},
               "seconds": round(time.perf_counter() - t0, 1)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_json_atomic(RESULTS / "bench_shift.json", result)
     (RESULTS / "bench_shift.md").write_text(render(result), encoding="utf-8")
+    plot_shift_changes(changes[0], RESULTS / "bench_shift.png",
+                       title=f"seed {changes[0]['seed']}: {changes_title(changes[0])}")
     print(render(result))
     return 0
 
@@ -180,7 +206,8 @@ def render(r: dict[str, Any]) -> str:
              "recovery | agreement recovery |", "|---|---|---|---|---|"]
     for row, s in r["summary"].items():
         rec = r["recovery"].get(row)
-        rec_s = f"{rec[0]:.2f} ± {rec[1]:.2f}" if rec else "-"
+        rec_s = (f"{rec[0]:.2f} ± {rec[1]:.2f}" if np.isfinite(rec).all() else
+                 "n/a (a seed with no accuracy change)") if rec else "-"
         ag = r["agreement_recovery"].get(row)
         ag_s = f"{ag[0]:.2f} ± {ag[1]:.2f}" if ag else "-"
         lines.append(f"| {row} | {s['accuracy'][0]:.3f} ± {s['accuracy'][1]:.3f} | "
@@ -202,6 +229,17 @@ def render(r: dict[str, Any]) -> str:
               f"column is {'meaningful' if abs(gain) >= 0.02 else 'a ratio of small numbers'}. "
               f"Shifted concepts are on average {imp:+.3f} closer in cosine to the matched "
               "fine-tuned concepts than the original ones."]
+    cs = r.get("changes_summary")
+    if cs:
+        lines += ["", f"Concepts kept, lost and gained at cosine >= {r['threshold']:g} with the "
+                  f"matched fine-tuned concept (k = {r['k']}, mean ± 95% t-interval over the "
+                  "seeds):", "",
+                  "| kept | lost (= gained) | lost, reached by the shift vector | partner "
+                  "cosine, original | partner cosine, shifted | cosine with unmatched "
+                  "fine-tuned concepts |", "|---|---|---|---|---|---|",
+                  "| " + " | ".join(f"{cs[key][0]:.{p}f} ± {cs[key][1]:.{p}f}" for key, p in (
+                      ("kept", 1), ("lost", 1), ("reached", 1), ("cosine_original", 3),
+                      ("cosine_shifted", 3), ("cosine_unmatched_mean", 3))) + " |"]
     return "\n".join(lines) + "\n"
 
 

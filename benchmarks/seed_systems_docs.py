@@ -4,7 +4,8 @@ Reads benchmarks/results/bench_match.json, bench_lancet.json and (when present)
 bench_cab.json and bench_shift.json; every number and every verdict word ("beats", "does not
 beat", ...) below is computed from them, so a rerun of a benchmark changes the words.
 Replaces the text between ``<!-- seed-systems:start -->`` and ``<!-- seed-systems:end -->``
-in README.md and in docs/benchmarks.md.
+in README.md and in docs/benchmarks.md, and between ``<!-- shift-bench:start -->`` and
+``<!-- shift-bench:end -->`` in docs/seed_systems.md (bench_shift.md as the benchmark wrote it).
 
     python benchmarks/seed_systems_docs.py
 """
@@ -19,6 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- seed-systems:start -->", "<!-- seed-systems:end -->"
+SHIFT_START, SHIFT_END = "<!-- shift-bench:start -->", "<!-- shift-bench:end -->"
 
 
 def _iv(pair: list[float]) -> str:
@@ -83,8 +85,8 @@ def cab_row(cab: dict[str, Any] | None) -> str:
 
 
 def shift_row(shift: dict[str, Any] | None) -> str:
-    head = ("| `conceptlab.shift` / `run_shift` (fine-tuning shift vectors, Khayatan et al.; "
-            "command pending) | ")
+    head = ("| `conceptlab shift` / `run_shift` (fine-tuning shift vectors, Khayatan et al.) "
+            "| ")
     if shift is None:
         return head + "library and Python twin; benchmark not measured | - |"
     ag = shift["agreement_recovery"]
@@ -97,7 +99,18 @@ def shift_row(shift: dict[str, Any] | None) -> str:
             "recovery as the reference code | shift vectors reproduce "
             f"{_iv(c)} of the decisions fine-tuning changed, random directions of the same "
             f"norms {_iv(r)}: they {beats} the control; shifted concepts {cos:+.3f} closer in "
-            "cosine to the fine-tuned concepts than the originals |")
+            "cosine to the fine-tuned concepts than the originals" + changes_part(shift) + " |")
+
+
+def changes_part(shift: dict[str, Any]) -> str:
+    """The concepts kept, lost and reached per seed, when the benchmark counted them."""
+    cs = shift.get("changes_summary")
+    if not cs:
+        return ""
+    reached = "none" if cs["reached"][0] == 0 else f"{cs['reached'][0]:.1f}"
+    return (f"; of {shift['k']} concepts {cs['kept'][0]:.1f} kept and {cs['lost'][0]:.1f} "
+            f"lost (= gained) per seed at cosine >= {shift['threshold']:g}, {reached} of the "
+            "lost reached by its shift vector")
 
 
 def readme_block(match: dict[str, Any], lancet: dict[str, Any],
@@ -109,14 +122,21 @@ def readme_block(match: dict[str, Any], lancet: dict[str, Any],
 
 
 def docs_block(match_md: str, lancet_md: str, match: dict[str, Any],
-               lancet: dict[str, Any], cab_md: str | None = None) -> str:
+               lancet: dict[str, Any], cab_md: str | None = None,
+               shift_md: str | None = None) -> str:
     cab_part = [] if cab_md is None else [
         "### Concept association bias (`benchmarks/bench_cab.py`)", "", "```bash",
         "python benchmarks/bench_cab.py", "```", "", cab_md.strip(), "",
         "![bias against association](../benchmarks/results/bench_cab.png)", ""]
+    shift_part = [] if shift_md is None else [
+        "### Fine-tuning shift vectors (`benchmarks/bench_shift.py`)", "", "```bash",
+        "flock /tmp/conceptlab-heavy.lock python benchmarks/bench_shift.py", "```", "",
+        shift_md.strip(), "",
+        "![concepts gained and lost in fine-tuning](../benchmarks/results/bench_shift.png)", ""]
     return "\n".join([
         START, "",
-        "## Seed systems: explicit matching, Concept Lancet, association bias (issue 24)", "",
+        "## Seed systems: explicit matching, Concept Lancet, association bias, fine-tuning "
+        "shift (issue 24)", "",
         "### Explicit concept matching, after SESA (`benchmarks/bench_match.py`)", "",
         "```bash", "conceptlab align --data idsprites --out MAP   # seed 0, defaults; --map MAP",
         match["command"], "```", "",
@@ -129,13 +149,14 @@ def docs_block(match_md: str, lancet_md: str, match: dict[str, Any],
         "conceptlab align --data idsprites --out MAP_ROOT/seed0   # and -D seed=s --seed s",
         lancet["command"], "```", "", lancet_md.strip(), "",
         "![edit success against consistency](../benchmarks/results/bench_lancet.png)", "",
-        *cab_part, END])
+        *cab_part, *shift_part, END])
 
 
-def replace_block(path: Path, block: str, anchor: str | None) -> None:
+def replace_block(path: Path, block: str, anchor: str | None, start: str = START,
+                  end: str = END) -> None:
     text = path.read_text(encoding="utf-8")
-    if START in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text,
+    if start in text:
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text,
                       flags=re.S)
     else:
         text = text.replace(anchor, block + "\n\n" + anchor, 1) if anchor and anchor in text else \
@@ -154,7 +175,16 @@ def main() -> None:
     replace_block(ROOT / "docs" / "benchmarks.md",
                   docs_block((RESULTS / "bench_match.md").read_text(),
                              (RESULTS / "bench_lancet.md").read_text(), match, lancet,
-                             (RESULTS / "bench_cab.md").read_text() if cab else None), None)
+                             (RESULTS / "bench_cab.md").read_text() if cab else None,
+                             (RESULTS / "bench_shift.md").read_text() if shift else None), None)
+    if shift:
+        replace_block(ROOT / "docs" / "seed_systems.md", "\n".join([
+            SHIFT_START, "`flock /tmp/conceptlab-heavy.lock python benchmarks/bench_shift.py`, "
+            "copied from `benchmarks/results/bench_shift.md` (written by the benchmark from its "
+            "JSON):", "", (RESULTS / "bench_shift.md").read_text().strip(), "",
+            "![concepts gained and lost in fine-tuning](../benchmarks/results/bench_shift.png)",
+            SHIFT_END]), None,
+            SHIFT_START, SHIFT_END)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ Usage: ``python scripts/screenshot.py [RUN_DIR_OR_REPORT_HTML] [--out docs/repor
 (default ``runs/demo``, the main job's folder). A run folder gets its report rebuilt from its
 saved results first (``conceptlab.workflows.report.build_report``). The page is opened in
 Debian's chromium through Playwright (never ``playwright install``), 1280 x 900 pixels.
+The page's widths are measured first: a page that scrolls sideways (wider than the window)
+is refused (exit 1, no screenshot written), so the README never shows one.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
         with launch_chromium() as browser:
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.goto(page_file.resolve().as_uri())
+            page_w, view_w = page.evaluate("() => [document.documentElement.scrollWidth, "
+                                           "document.documentElement.clientWidth]")
+            print(f"page width {page_w} px, window {view_w} px")
+            if page_w > view_w:
+                print(f"{page_file}: the page scrolls sideways ({page_w} > {view_w} px); "
+                      "no screenshot written", file=sys.stderr)
+                return 1
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=args.out, full_page=False)
     print(f"wrote {args.out}")

@@ -65,3 +65,22 @@ def test_block_replaced_in_place(tmp_path):
     text = page.read_text()
     assert text.count(mod.START) == 1 and "\nB\n" in text and "\nA\n" not in text
     assert text.index(mod.START) < text.index("## From Python")
+
+
+def test_shift_section_and_changes_follow_the_numbers():
+    mod = load()
+    match, lancet = fake()
+    shift = {"k": 10, "threshold": 0.5,
+             "agreement_recovery": {"tuned head, concept shift vectors": [0.5, 0.1],
+                                    "tuned head, random directions (control)": [0.1, 0.1]},
+             "shift_stats": [{"mean_improved_cosine": 0.02}],
+             "changes_summary": {"kept": [7.0, 1.0], "lost": [3.0, 1.0], "reached": [0.0, 0.0]}}
+    row = mod.readme_block(match, lancet, None, shift)
+    assert "`conceptlab shift`" in row and "command pending" not in row
+    assert "7.0 kept and 3.0 lost (= gained) per seed at cosine >= 0.5, none of the lost" in row
+    shift["changes_summary"]["reached"] = [2.0, 1.0]
+    assert "2.0 of the lost reached" in mod.readme_block(match, lancet, None, shift)
+    block = mod.docs_block("M", "L", match, lancet, None, "SHIFT TABLE")
+    assert "### Fine-tuning shift vectors" in block and "SHIFT TABLE" in block
+    assert "bench_shift.png" in block
+    assert "Fine-tuning shift vectors" not in mod.docs_block("M", "L", match, lancet)

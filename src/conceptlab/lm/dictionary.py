@@ -18,12 +18,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from conceptlab.discover.base import Dictionary, DictionaryError, build_dictionary
 from conceptlab.lm.model import CausalLM, LMError
 from conceptlab.lm.stream import TokenRows, stream_activations
-from conceptlab.utils.progress import progress_enabled
+from conceptlab.utils.progress import counter
 
 #: the command line's short method names -> the discovery registry's
 METHODS = {"relu": "sae", "topk": "topk-sae", "batchtopk": "batchtopk-sae"}
@@ -90,8 +89,7 @@ def train_on_stream(lm: CausalLM, texts: Sequence[str], point: str,
     buf: list[TokenRows] = []
     n_buf = seen = dropped = 0
     texts_used: set[int] = set()
-    bar = tqdm(total=token_budget, desc=desc, unit="tok", disable=not progress_enabled(),
-               leave=False)
+    bar = counter(total=token_budget, desc=desc, unit="tok")
 
     def flush() -> None:
         nonlocal buf, n_buf

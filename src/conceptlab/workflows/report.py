@@ -44,6 +44,7 @@ from conceptlab.report.plots import (
     weight_heatmap_figure,
     xai_metrics_figure,
 )
+from conceptlab.report.run_figures import figure_sections
 from conceptlab.utils.io import read_json
 
 #: faithfulness fields shown beside accuracy, in this order, with what each one says
@@ -490,6 +491,7 @@ def run_sections(run: SavedRun, prefix: str = "") -> list[Section]:
             sections.append(Section(f"{prefix}{extra.get('heading', '')}",
                                     text=str(extra.get("text", "")),
                                     table=Table(list(extra["columns"]), list(extra["rows"]))))
+    sections += figure_sections(run.path, m, prefix)  # what cab, lancet, shift drew
     meta = run.model_meta or {}
     if run.weights is not None and meta.get("class_names") and meta.get("concept_names"):
         nec = meta.get("hyper_parameters", {}).get("nec")

@@ -3,7 +3,9 @@
 Reads the hidden states of the same inputs before and after fine-tuning (arrays, or ``.npy``
 / ``.safetensors`` files), computes the base concepts, each concept's shift vector, the
 shifted concepts and their recovery of the fine-tuned concepts (``conceptlab.shift``), and
-writes ``OUT/shift.safetensors`` and ``OUT/metrics.json`` (whole or not at all).
+writes ``OUT/shift.safetensors``, ``OUT/metrics.json`` (with the concepts kept, lost and
+gained, ``conceptlab.shift.concept_changes``) and ``OUT/shift.png`` (the concepts gained and
+lost, when matplotlib is installed), whole or not at all.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from safetensors.numpy import save_file
 
 from conceptlab.errors import InputError
 from conceptlab.runs import open_run
-from conceptlab.shift import concept_shift
+from conceptlab.shift import concept_changes, concept_shift
 from conceptlab.utils.io import write_json_atomic
 from conceptlab.utils.version import package_version
 
@@ -50,9 +52,11 @@ def load_states(source: States, what: str) -> np.ndarray:
 
 
 def run_shift(base: States, tuned: States, out: str | Path, *, k: int = 10,
-              method: str = "kmeans", seed: int = 0, alpha: float = 1.0) -> dict[str, Any]:
+              method: str = "kmeans", seed: int = 0, alpha: float = 1.0,
+              threshold: float = 0.5) -> dict[str, Any]:
     """Shift vectors of ``k`` base concepts between ``base`` and ``tuned`` states; returns and
-    writes the metrics (recovery per concept, shift norms, consistency)."""
+    writes the metrics (recovery per concept, shift norms, consistency, and the concepts kept,
+    lost and gained at cosine ``threshold``)."""
     t0 = time.perf_counter()
     A = load_states(base, "base states")
     B = load_states(tuned, "fine-tuned states")
@@ -68,6 +72,13 @@ def run_shift(base: States, tuned: States, out: str | Path, *, k: int = 10,
                    "n_inputs": len(A), "dim": int(A.shape[1]), **s.summary(),
                    "consistency": s.consistency(A, B),
                    "mean_state_change": float(np.linalg.norm(B - A, axis=1).mean()),
+                   "changes": concept_changes(s, threshold),
                    "seconds": round(time.perf_counter() - t0, 2), "version": package_version()}
+        try:
+            from conceptlab.report.shift_plots import plot_shift_changes
+        except ImportError:  # pragma: no cover - matplotlib is a core dependency
+            pass
+        else:
+            plot_shift_changes(metrics["changes"], stage / "shift.png")
         write_json_atomic(stage / "metrics.json", metrics)
     return metrics
