@@ -114,7 +114,8 @@ def _heads(lm: CausalLM) -> tuple[int, int, int]:
 def observable(lm: CausalLM, positive: Sequence[str], negative: Sequence[str] = ()
                ) -> torch.Tensor:
     """``n`` over the vocabulary: ``+1/|P|`` on each positive word's first token, ``-1/|N|``
-    on each negative one's (the reference's ``make_lm_head_normal`` with ``take_first_token``)."""
+    on each negative one's (the reference's ``make_lm_head_normal`` with ``take_first_token``
+    puts +1 / -1 on each: the same up to scale when ``|P| = |N|``, as in all its experiments)."""
     if not positive:
         raise LMError("an observable needs at least one positive token")
     n = torch.zeros(lm.vocab_size)
