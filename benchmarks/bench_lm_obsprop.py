@@ -7,9 +7,17 @@ prompts and on many. Labels: the occupation's majority gender in the U.S. Bureau
 Statistics figures as WinoBias lists them (Zhao et al., 2018, "Gender Bias in Coreference
 Resolution", the 20 + 20 occupations of their Table 1 that are single words here).
 Occupations are split once (seed 0) into train and test halves; every held-out AUROC scores
-test occupations only. ObsProp sees no labels: only the observable and the few prompts it
-uses to pick the components (attribution, positive minus negative) and to linearise the MLP,
-the same few prompts the few-example probe is fitted on. Repeated over ``--seeds`` draws.
+test occupations only. ObsProp fits nothing to labels, but it does use the *sides* (labels) of
+the few prompts: attribution (positive minus negative) picks the components and the MLP is
+linearised between the two sides; these are the same few labelled prompts the few-example
+probe is fitted on (the direct-path row uses no label). Repeated over ``--seeds`` draws.
+
+Not the paper's experiment: section 4.3 (``OtherObservables.ipynb``, "Gendered pronouns
+prediction") uses one-token names in three subject-pronoun templates, one prompt per gender
+for ObsProp, a three-head path found by path patching, and scores each direction by r^2
+between its score and the model's observable output on held-out prompts, against
+``LinearRegression`` on that output and a mean difference over 30 + 30 prompts; here the
+occupation labels (WinoBias), single-component paths, logistic probes and held-out AUROC.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_lm_obsprop.py [--seeds 5] [--few 2]
 

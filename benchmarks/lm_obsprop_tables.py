@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 JSON = ROOT / "benchmarks" / "results" / "bench_lm_obsprop.json"
 DOC = ROOT / "docs" / "lm.md"
 START, END = "<!-- obsprop:start -->", "<!-- obsprop:end -->"
-COLS = [("auroc_obsprop", "ObsProp (no labels)"), ("auroc_probe_few", "probe, few"),
+COLS = [("auroc_obsprop", "ObsProp (few prompts' sides)"), ("auroc_probe_few", "probe, few"),
         ("auroc_probe_many", "probe, many"), ("auroc_mean_few", "mean diff, few"),
         ("auroc_mean_many", "mean diff, many"),
         ("cos_obsprop_probe_few", "cos(ObsProp, probe few)"),

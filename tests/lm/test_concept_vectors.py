@@ -27,14 +27,20 @@ def test_bleu_matches_nltk_method3_by_hand() -> None:
     assert CV.bleu("a b", "c d") == 0.0  # no unigram in common
 
 
-def test_rouge_l_matches_the_rouge_package_formula() -> None:
-    # LCS("a b c d e", "a c e f") = 3 (a c e): r = 3/5, p = 3/4, beta = p / r
+def test_rouge_l_is_the_pinned_rouge_1_0_1_summary_level_f() -> None:
+    # the reference pins rouge==1.0.1: F = 2PR / (P + R + 1e-8), P and R over distinct words.
+    # LCS("a b c d e", "a c e f") = {a, c, e}: R = 3/5, P = 3/4 (not the beta = P/R F of 0.3.x)
     r, p = 3 / 5, 3 / 4
-    beta = p / r
-    want = (1 + beta ** 2) * r * p / (r + beta ** 2 * p)
-    assert CV.rouge_l("a b c d e", "a c e f") == pytest.approx(want, rel=1e-9)
-    assert CV.rouge_l("same words here", "same words here") == pytest.approx(1.0)
-    assert CV.rouge_l("", "anything") == 0.0
+    assert CV.rouge_l("a b c d e", "a c e f") == pytest.approx(2 * p * r / (p + r + 1e-8))
+    # repeated words count once: {the, cat} against {the, cat}
+    assert CV.rouge_l("the cat the cat", "the cat") == pytest.approx(1.0, abs=1e-7)
+    # sentences split at ".": the union LCS over sentences finds both, in either order
+    assert CV.rouge_l("a b. c d", "c d. a b") == pytest.approx(1.0, abs=1e-7)
+    # one sentence against two: ref "x y z" vs "x q" and "z": union {x} | {z} = 2 of 3 and 3
+    assert CV.rouge_l("x y z", "x q. z") == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3 + 1e-8))
+    assert CV.rouge_l("same words here", "same words here") == pytest.approx(1.0, abs=1e-7)
+    # the package raises on an empty side ("" or only dots); the reference returns 0.0
+    assert CV.rouge_l("", "anything") == 0.0 == CV.rouge_l("anything", "..")
 
 
 def test_perturbing_a_column_changes_only_it_and_restores_it() -> None:

@@ -21,6 +21,7 @@ from conceptlab.lm.probing import (
     control_labels,
     fit_probe,
     majority_rate,
+    probe_layers,
 )
 from tests.lm.tiny import tiny_lm
 
@@ -106,6 +107,27 @@ def test_control_task_assigns_labels_per_type() -> None:
     for t in set(types):
         assert len({int(ctrl[i]) for i, u in enumerate(types) if u == t}) == 1
     assert len(set(types)) == 40
+
+
+def test_control_task_can_be_memorised_because_types_recur_across_folds() -> None:
+    # H&L: the control task measures what a probe can memorise of a type -> label map, so a
+    # type's items must appear in training and held-out folds. Planted: the activations name
+    # the type (one-hot) and nothing else, so a memorising probe gets the control task right.
+    texts, groups, labels, tid = [], [], [], []
+    for g in range(20):
+        for y in (0, 1):
+            for f in range(4):
+                texts.append(f"w{g} y{y} f{f}")
+                groups.append(f"w{g}")
+                labels.append(y)
+                tid.append(2 * g + y)
+    rng = np.random.default_rng(0)
+    X = 3 * np.eye(40)[tid] + 0.1 * rng.normal(size=(len(tid), 40))
+    ps = PromptSet("p", texts, np.asarray(labels), ["a", "b"], groups)
+    row = probe_layers({"p": X}, ps, folds=5, seed=0, n_boot=0)[0][0]
+    assert row["control"]["accuracy"]["value"] > 0.9
+    # the real labels are still probed on unseen words (group folds): nothing to read here
+    assert row["accuracy"]["value"] < 0.7 and row["selectivity"] < 0
 
 
 def test_depth_is_the_first_layer_whose_interval_overlaps_the_best() -> None:

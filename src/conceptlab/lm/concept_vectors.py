@@ -22,10 +22,13 @@ reference is ``yihuaihong/ConceptVectors``, notebook
   so only those are generated here;
 * scores: ``calculate_bleu(perturbed_answer, original_answer)``, NLTK's ``sentence_bleu`` with
   the perturbed answer as the reference, whitespace tokens and ``SmoothingFunction().method3``
-  (``bleu``), and ``calculate_rouge_l``: the ``rouge`` package's ROUGE-L F
-  (``_f_p_r_lcs`` with beta = P / R), 0.0 when it fails on an empty answer (``rouge_l``; the
-  package's summary-level union over "."-split sentences is taken here over the whole answer as
-  one sentence); each averaged over the concept's questions (``statistics.mean``).
+  (``bleu``), and ``calculate_rouge_l``: ``Rouge().get_scores(original, perturbed)[0]
+  ["rouge-l"]["f"]`` of the ``rouge`` package the reference pins (``requirements.txt``:
+  ``rouge==1.0.1``), i.e. ``rouge_score.rouge_l_summary_level`` with ``exclusive=True``: both
+  answers split into sentences at ".", the union of the LCS *word sets* of each reference
+  sentence with every candidate sentence, recall and precision over the numbers of *distinct*
+  words, F = 2PR / (P + R + 1e-8); 0.0 when it raises on an empty answer (``rouge_l``); each
+  averaged over the concept's questions (``statistics.mean``).
 
 A concept vector is confirmed when perturbing it changes the answers to its own questions
 (lower BLEU / ROUGE-L against the unperturbed answers) more than the answers to unrelated
@@ -92,26 +95,52 @@ def bleu(reference: str, candidate: str) -> float:
     return bp * math.exp(math.fsum(0.25 * math.log(x) for x in p))
 
 
-def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
+def _lcs_words(x: Sequence[str], y: Sequence[str]) -> set[str]:
+    """The words of one longest common subsequence of ``x`` and ``y``, as a set: rouge 1.0.1's
+    ``_recon_lcs(x, y, exclusive=True)`` (walked back from the end, stepping in ``y`` unless
+    stepping in ``x`` keeps a strictly longer LCS)."""
+    n, m = len(x), len(y)
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            table[i][j] = (table[i - 1][j - 1] + 1 if x[i - 1] == y[j - 1]
+                           else max(table[i - 1][j], table[i][j - 1]))
+    out: set[str] = set()
+    i, j = n, m
+    while i > 0 and j > 0:
+        if x[i - 1] == y[j - 1]:
+            out.add(x[i - 1])
+            i, j = i - 1, j - 1
+        elif table[i - 1][j] > table[i][j - 1]:
+            i -= 1
+        else:
+            j -= 1
+    return out
+
+
+def _sentences(text: str) -> list[str]:
+    """rouge 1.0.1's ``Rouge._get_scores`` split: pieces between "." (non-empty before their
+    whitespace is normalised)."""
+    return [" ".join(s.split()) for s in text.split(".") if len(s) > 0]
 
 
 def rouge_l(reference: str, candidate: str) -> float:
-    """ROUGE-L F as the ``rouge`` package computes it (``_f_p_r_lcs``: r = lcs/m, p = lcs/n,
-    beta = p / r, F = (1 + beta^2) r p / (r + beta^2 p)); 0.0 for an empty answer."""
-    ref, hyp = reference.split(), candidate.split()
+    """ROUGE-L F of the reference's ``calculate_rouge_l(reference, candidate)``: rouge 1.0.1's
+    summary-level ROUGE-L (see the module docstring), 0.0 for an empty answer."""
+    ref, hyp = _sentences(reference), _sentences(candidate)
     if not ref or not hyp:
-        return 0.0
-    llcs = _lcs(ref, hyp)
-    r, p = llcs / len(ref), llcs / len(hyp)
-    beta = p / (r + 1e-12)
-    return (1 + beta ** 2) * r * p / (r + beta ** 2 * p + 1e-12)
+        return 0.0  # the package raises ValueError; the reference's ``except`` returns 0.0
+    m = len({w for s in ref for w in s.split(" ")})
+    n = len({w for s in hyp for w in s.split(" ")})
+    union: set[str] = set()
+    llcs = 0
+    for r in ref:
+        before = len(union)
+        for h in hyp:
+            union |= _lcs_words(r.split(" "), h.split(" "))
+        llcs += len(union) - before
+    rec, prec = llcs / m, llcs / n
+    return 2.0 * (prec * rec) / (prec + rec + 1e-8)
 
 
 def locate(lm: CausalLM, token_ids: Sequence[int]) -> tuple[int, int, float]:

@@ -20,6 +20,22 @@ stream (reference: jacobdunefsky/ObservablePropagation, ``ObsPropCode.ipynb``):
   ``ln="exact"`` applies the RMSNorm Jacobian itself, so the argument can be checked
   (``norm_agreement``).
 
+Where this departs from the reference code, and why:
+
+* norms: ``get_normal_for_path`` sets ``use_ln_1 = True`` in its ``mlp`` branch only, so
+  ``propagate_normal_through_LayerNorm`` scales an MLP's vector by ``ln_1`` (the *attention's*
+  input norm, at ``ln_1_in``) and a head's by ``ln_2`` (the MLP's); here each component's
+  vector goes through the norm it actually reads through (``input_layernorm`` for heads,
+  ``post_attention_layernorm`` for MLPs), as the paper's LayerNorm argument states it;
+* the final norm: the reference's notebooks take the exact gradient of ``n . W_U ln_f(x)`` at
+  the point of ``{n . W_U ln_f(x) = 0}`` nearest one prompt's ``ln_f`` input
+  (``get_normal_and_affine``, MDMM); here ``final_feature`` applies the LayerNorm rule
+  (``ln="paper"``) or the mean Jacobian over the prompts (``ln="exact"``);
+* nonlinearities are linearised between the *mean* positive and the *mean* negative input of
+  the given prompts; the reference uses one prompt of each side (``embeddings_A[0]``,
+  ``embeddings_B[0]``) and, for the LayerNorm scale, the norm of the positive prompt's input at
+  the path node's token (``token=cur_token``); with one prompt per side the two agree.
+
 The *coupling coefficient* between feature vectors (``coupling_coeff``) is
 ``C(y1, y2) = y1 . y2 / ||y1||^2``: the expected score on ``y2`` of an input scoring 1 on ``y1``.
 Component attributions (``attributions``) are the reference's per-head / per-MLP contributions
@@ -98,7 +114,8 @@ def _heads(lm: CausalLM) -> tuple[int, int, int]:
 def observable(lm: CausalLM, positive: Sequence[str], negative: Sequence[str] = ()
                ) -> torch.Tensor:
     """``n`` over the vocabulary: ``+1/|P|`` on each positive word's first token, ``-1/|N|``
-    on each negative one's (the reference's ``make_lm_head_normal`` with ``take_first_token``)."""
+    on each negative one's (the reference's ``make_lm_head_normal`` with ``take_first_token``
+    puts +1 / -1 on each: the same up to scale when ``|P| = |N|``, as in all its experiments)."""
     if not positive:
         raise LMError("an observable needs at least one positive token")
     n = torch.zeros(lm.vocab_size)

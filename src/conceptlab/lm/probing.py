@@ -7,7 +7,10 @@ regression, scored by accuracy, F1 and ROC AUC with percentile-bootstrap 95% int
 & Tibshirani, 1993). Features are standardised inside each fold; the bootstrap resamples
 groups (one word across frames) where prompts come in groups. The control is Hewitt & Liang's
 (EMNLP 2019, "Designing and interpreting probes with control tasks") control task: random
-labels assigned per type, not per item; selectivity = accuracy - control accuracy. Any number
+labels assigned per type, not per item, and cross-validated over items so that a type's
+items fall on both sides of a fold, as H&L's word types recur between training and test (the
+probe of the real labels keeps group folds, so its accuracy is on unseen words and selectivity
+is conservative); selectivity = accuracy - control accuracy. Any number
 of classes (multinomial probe, macro F1 and one-vs-rest AUC). A concept's *depth* is the
 first layer whose 95% interval overlaps the best layer's; chance is the majority class's rate.
 
@@ -211,7 +214,10 @@ def probe_layers(acts: dict[str, np.ndarray], prompts: PromptSet, folds: int = 5
                                **binary_scores(prompts.labels, fit.scores, n_boot, seed,
                                                prompts.groups, prompts.n_classes)}
         if ctrl_y is not None:
-            ctrl = fit_probe(X, ctrl_y, prompts.groups, folds, seed)
+            # item-level folds: a type's items fall on both sides, as H&L's word types recur
+            # between train and test; grouped folds would hold every type out unseen and pin
+            # the control at chance whatever the probe can memorise
+            ctrl = fit_probe(X, ctrl_y, None, folds, seed)
             row["control"] = binary_scores(ctrl_y, ctrl.scores, 0, seed,
                                            n_classes=prompts.n_classes)
             row["selectivity"] = row["accuracy"]["value"] - row["control"]["accuracy"]["value"]
