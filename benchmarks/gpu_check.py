@@ -276,6 +276,7 @@ def markdown(record: dict[str, Any]) -> str:
         head = (f"This check has not run on a GPU: no GPU found on the machine that wrote the "
                 f"JSON, so only the CPU side ran ({record['cpu_threads']} threads, torch "
                 f"{record['torch']}{', smoke inputs' if record['smoke'] else ''}).")
+    smoke = " --smoke" if record["smoke"] else ""
     n_bad = sum(1 for r in record["rows"] if r.get("within_tolerance") is False)
     n_err = sum(1 for r in record["rows"] if "error" in r["cpu"] or "error" in r.get("gpu", {}))
     tail = []
@@ -286,7 +287,11 @@ def markdown(record: dict[str, Any]) -> str:
                     "error is in the table).")
     return "\n".join(["## GPU check (issue 25)", "",
                       "Script: `benchmarks/gpu_check.py` (tolerances in its docstring); "
-                      "JSON: `benchmarks/results/gpu_check.json`.", "", head, "",
+                      "JSON: `benchmarks/results/gpu_check.json`; section written by "
+                      "`python benchmarks/gpu_check.py --markdown "
+                      "benchmarks/results/gpu_check.json`.", "",
+                      f"Command: `python benchmarks/gpu_check.py{smoke}`. Throughput: items "
+                      "per second of one timed call after a warm-up.", "", head, "",
                       table(record), "", *([" ".join(tail), ""] if tail else [])])
 
 

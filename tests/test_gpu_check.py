@@ -74,3 +74,9 @@ def test_the_docs_section_follows_the_json(gc: ModuleType) -> None:
     assert "1 family outside tolerance" in text
     row.update(gc.compare("embeddings", {"e": np.zeros(2)}, {"e": np.zeros(2)}))
     assert "0 families outside tolerance" in gc.markdown(record)
+
+
+def test_docs_section_is_the_one_generated_from_the_json(gc: ModuleType) -> None:
+    root = SCRIPT.parents[1]
+    record = json.loads((root / "benchmarks" / "results" / "gpu_check.json").read_text())
+    assert gc.markdown(record).strip() in (root / "docs" / "benchmarks.md").read_text()
