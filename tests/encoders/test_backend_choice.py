@@ -120,3 +120,23 @@ def test_minilm_auto_runs_the_measured_backend_with_its_fingerprint(
     assert enc.cache_fingerprint("text") == explicit.cache_fingerprint("text")
     assert enc.fingerprint() == explicit.fingerprint()
     assert ob.resolve_backend("auto", "minilm", "cuda") == "torch"  # GPUs: torch, untimed
+
+
+def test_the_docs_table_follows_the_stored_choices() -> None:
+    """benchmarks/backend_choice.py: the section is generated from the JSON (numbers in,
+    words out) and docs/benchmarks.md holds the one generated from the committed results."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("_backend_choice",
+                                                  root / "benchmarks" / "backend_choice.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    entry = {"choice": "torch", "repeats": 3, "seconds": {"torch": 1.0, "onnx": 1.0 / 0.95},
+             "model": {"kind": "sentence-transformers", "batch_size": 64, "threads": 2,
+                       "onnxruntime": "x", "torch": "y"}}
+    text = mod.markdown({"rows": mod.rows({"k": entry})})
+    assert "| all-MiniLM-L6-v2 | 64 | 2 | 1.000 | 1.053 | 0.95x | torch |" in text
+    record = json.loads((root / "benchmarks" / "results" / "backend_choice.json").read_text())
+    assert mod.markdown(record) in (root / "docs" / "benchmarks.md").read_text()
