@@ -50,9 +50,11 @@ def _generator() -> ModuleType:
 def test_every_block_has_a_known_kind() -> None:
     kinds = {k for k, _, _ in EXAMPLE.findall(DOC.read_text("utf-8"))}
     assert kinds == {"vocabulary", "table", "tree", "captions", "inputs"}
-    # no fenced block of input text goes unchecked: every non-bash block is an example
+    # no fenced block of input text goes unchecked: every non-bash block is an example (or
+    # the portable-module snippet, run by tests/test_portable_export.py)
     text = DOC.read_text("utf-8")
-    fences = re.findall(r"(<!-- example: [^>]*-->\n)?```(\w*)\n", text)
+    fences = re.findall(r"(<!-- (?:example: [^>]*|runs-without-conceptlab )-->\n)?```(\w*)\n",
+                        text)
     opening = fences[::2]  # every other fence opens a block
     assert all(marker or lang == "bash" for marker, lang in opening), opening
 

@@ -97,10 +97,12 @@ def test_backend_is_in_the_cache_fingerprint_only() -> None:
     assert ct.fingerprint() == co.fingerprint()
 
 
-def test_default_is_onnx_and_bad_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_is_measured_and_bad_backend_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONCEPTLAB_BACKEND", raising=False)
-    assert EfficientNetEncoder(image_size=64).backend == "onnx"
-    assert build_encoder("minilm").backend == "onnx"
+    # auto with both backends installed: decided by timing on first use (test_backend_choice)
+    assert ob.resolve_backend("auto", "efficientnet") == ob.MEASURE
+    assert ob.resolve_backend(None, "minilm") == ob.MEASURE
+    assert ob.resolve_backend("auto", "efficientnet", "cuda") == "torch"  # auto, not CPU
     with pytest.raises(ConceptlabError, match="unknown device 'meta'"):  # conceptlab.device
         EfficientNetEncoder(image_size=64, device="meta")
     with pytest.raises(EncoderError, match="unknown backend 'tensorrt'"):

@@ -193,14 +193,16 @@ def audit(run_dir: RunDirArg,
 
 def export(run_dir: RunDirArg,
            what: Annotated[str, typer.Option(
-               "--what", help="activations (per test item) | explanations | audit")
-           ] = "activations",
-           fmt: Annotated[str, typer.Option("--format", help="csv | parquet (needs pyarrow)")
-                          ] = "csv",
+               "--what", help="activations (per test item) | explanations | audit | metrics "
+               "(one row of the run's scalars) | model (a folder: plain PyTorch module + "
+               "safetensors, loads without conceptlab)")] = "activations",
+           fmt: Annotated[str, typer.Option(
+               "--format", help="csv | jsonl (JSON Lines) | parquet (needs pyarrow)")] = "csv",
            out: Annotated[Path, typer.Option("--out", help="file to write")] = Path("table.csv"),
            ) -> None:
-    """Write a table a dataframe reads: per-item concept activations of the test split with
-    labels and predictions, the saved explanations, or the faithfulness audit."""
+    """Write a table a dataframe reads (per-item concept activations of the test split with
+    labels and predictions, the saved explanations, the faithfulness audit, the run's
+    metrics), or the fitted model as files that load without conceptlab."""
     from conceptlab.workflows.export import check_request, export_run
 
     call(lambda: check_request(what, fmt))

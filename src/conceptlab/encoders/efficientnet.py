@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conceptlab.device import resolve_device
+from conceptlab.encoders.backend_choice import choose_backend, setup_identity
 from conceptlab.encoders.base import (
     Encoder,
     EncoderError,
@@ -41,8 +42,10 @@ from conceptlab.encoders.base import (
     register_encoder,
 )
 from conceptlab.encoders.onnx_backend import (
+    MEASURE,
     OrtSession,
     ensure_export,
+    export_dir,
     resolve_backend,
     torch_export,
 )
@@ -310,8 +313,9 @@ class EfficientNetEncoder(Encoder):
     ``image_size``; scaled to [-1, 1]. ``crop=1.0`` keeps the whole of a square image (e.g.
     Fashion-MNIST); ``crop=0.875`` is the usual ImageNet evaluation crop.
 
-    ``backend``: ``"onnx"``, ``"torch"`` or ``None``/``"auto"`` (ONNX when onnxruntime is
-    installed); both compute the same function (within 1e-4); the backend is part of the
+    ``backend``: ``"onnx"``, ``"torch"`` or ``None``/``"auto"`` (the faster of the two on this
+    image size, timed once per machine setup when onnxruntime is installed); both compute the
+    same function (within 1e-4); the backend is part of the
     cache fingerprint only. Speeds: ``docs/benchmarks.md`` (``bench_backends.py``).
     """
 
@@ -327,11 +331,30 @@ class EfficientNetEncoder(Encoder):
         self.batch_size = option_int(self.spec, "batch_size", batch_size)
         self._device = resolve_device(device)
         self._model: EfficientNetLite0 | None = None
-        self.backend = resolve_backend(backend, "efficientnet", self._device)
+        self._backend = resolve_backend(backend, "efficientnet", self._device)
 
     @property
     def dim(self) -> int:
         return 1280
+
+    @property
+    def backend(self) -> str:
+        """``torch`` or ``onnx``; ``auto`` is decided on first use by timing both on this
+        network and image size (once per machine setup, ``encoders/backend_choice.py``)."""
+        if self._backend == MEASURE:
+            self._backend = self._measured_backend()
+        return self._backend
+
+    def _measured_backend(self) -> str:
+        rng = np.random.default_rng(0)
+        s = self.image_size
+        nhwc = rng.uniform(-1, 1, (self.batch_size, s, s, 3)).astype(np.float32)
+        identity = {"arch": "efficientnet-lite0", "weights": weights_file_hash(self.weights_path),
+                    "image_size": s, "batch_size": self.batch_size,
+                    **setup_identity(self._device)}
+        return choose_backend(identity, {"torch": lambda: self._run(nhwc, "torch"),
+                                         "onnx": lambda: self._run(nhwc, "onnx")},
+                              store=export_dir())
 
     @property
     def device(self) -> torch.device:
@@ -416,8 +439,11 @@ class EfficientNetEncoder(Encoder):
 
     def encode_batch(self, items: Sequence[Any], modality: Modality) -> Views:
         self.check_modality(modality)
-        nhwc = self._preprocess_nhwc(items)
-        if self.backend == "onnx":
+        return self._run(self._preprocess_nhwc(items), self.backend)
+
+    def _run(self, nhwc: np.ndarray, backend: str) -> Views:
+        """Features and logits of a preprocessed (N, S, S, 3) batch on ``backend``."""
+        if backend == "onnx":
             out = self._session().run({"images": np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))})
             return {"features": out["features"].astype(np.float32, copy=False),
                     "logits": out["logits"].astype(np.float32, copy=False)}

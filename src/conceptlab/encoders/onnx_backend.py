@@ -6,8 +6,10 @@ padding into its convolution kernels; ``benchmarks/bench_backends.py`` compares 
 the same batch and threads (docs/benchmarks.md).
 
 * :func:`resolve_backend` turns ``backend=auto|onnx|torch`` into the backend that will run:
-  ``auto`` (the default) is ``$CONCEPTLAB_BACKEND`` if set, else the fastest one installed; a
-  missing ``onnxruntime`` falls back to torch with one line on stderr saying so.
+  ``auto`` (the default) is ``$CONCEPTLAB_BACKEND`` if set, else :data:`MEASURE` when both
+  backends can run (the encoder then times both on its own model once and keeps the faster:
+  ``encoders/backend_choice.py``); a missing ``onnxruntime`` falls back to torch with one line
+  on stderr saying so.
 * :func:`ensure_export` exports a network once per identity (weights hash + input shape +
   exporter version) into ``<cache>/onnx/`` (beside the activation cache, or
   ``$CONCEPTLAB_ONNX_DIR``), atomically and under a file lock, so concurrent processes export it
@@ -39,6 +41,9 @@ from conceptlab.encoders.base import EncoderError
 from conceptlab.utils.hashing import hash_json
 
 BACKENDS = ("torch", "onnx")
+#: what :func:`resolve_backend` returns for ``auto`` when both backends can run: the encoder
+#: measures both on its model (``backend_choice.choose_backend``) before its first batch
+MEASURE = "measure"
 #: bumped whenever the export code changes what a graph computes (old exports are not reused)
 EXPORT_VERSION = 1
 OPSET = 17
@@ -62,7 +67,7 @@ def note_once(message: str) -> None:
 def resolve_backend(requested: str | None, spec: str,
                     device: str | torch.device = "cpu") -> str:
     """The backend that will run for ``requested`` (``None``/``"auto"``: ``$CONCEPTLAB_BACKEND``
-    if set, else the fastest installed).
+    if set, else :data:`MEASURE`: the faster of the two on this model, timed by the encoder).
 
     ``auto`` on a CUDA device is torch (the CPU onnxruntime wheel has no CUDA kernels). A
     request for ONNX without ``onnxruntime`` installed falls back to torch with one line on
@@ -76,7 +81,7 @@ def resolve_backend(requested: str | None, spec: str,
     if name == "torch" or (name == "auto" and torch.device(device).type != "cpu"):
         return "torch"
     if onnxruntime_available():
-        return "onnx"
+        return "onnx" if name == "onnx" else MEASURE
     note_once(f"{spec}: onnxruntime is not installed, using the torch backend "
                "(pip install onnxruntime for ~2.5x faster encoding)")
     return "torch"

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from conceptlab.device import resolve_device
+from conceptlab.encoders.backend_choice import choose_backend, setup_identity
 from conceptlab.encoders.base import (
     Encoder,
     EncoderError,
@@ -41,8 +42,10 @@ from conceptlab.encoders.base import (
     register_encoder,
 )
 from conceptlab.encoders.onnx_backend import (
+    MEASURE,
     OrtSession,
     ensure_export,
+    export_dir,
     note_once,
     resolve_backend,
     torch_export,
@@ -137,6 +140,17 @@ def check_texts(items: Sequence[Any], spec: str) -> list[str]:
     return out
 
 
+_SAMPLE_WORDS = ("a", "photo", "of", "the", "small", "red", "dog", "running", "across", "a",
+                 "wide", "green", "field", "near", "an", "old", "stone", "house", "while",
+                 "two", "children", "watch", "from", "the", "window", "and", "laugh")
+
+
+def measurement_texts(n: int) -> list[str]:
+    """``n`` fixed sentences of 4 to 24 words: the batch ``auto`` times each backend on."""
+    words = _SAMPLE_WORDS
+    return [" ".join(words[: 4 + (7 * i) % 21]) for i in range(max(1, n))]
+
+
 class SentenceEncoder(Encoder):
     """A sentence-transformers model as a text encoder (mean-pooled, normalised embeddings)."""
 
@@ -155,11 +169,29 @@ class SentenceEncoder(Encoder):
         self.offline = offline
         self._device = resolve_device(device)
         self._model: Any = None
-        self.backend = resolve_backend(backend, self.spec, self._device)
+        self._backend = resolve_backend(backend, self.spec, self._device)
 
     @property
     def device(self) -> torch.device:
         return self._device
+
+    @property
+    def backend(self) -> str:
+        """``torch`` or ``onnx``; ``auto`` is decided on first use by timing both on this
+        model (once per machine setup, ``encoders/backend_choice.py``)."""
+        if self._backend == MEASURE:
+            self._backend = self._measured_backend()
+        return self._backend
+
+    def _measured_backend(self) -> str:
+        if onnx_pipeline(self.model) is None:
+            return "torch"
+        sample = measurement_texts(self.batch_size)
+        identity = {"kind": "sentence-transformers", "weights": self.weights_hash(),
+                    "batch_size": self.batch_size, **setup_identity(self._device)}
+        return choose_backend(identity, {"torch": lambda: self._encode_torch(sample),
+                                         "onnx": lambda: self._encode_onnx(sample)},
+                              store=export_dir())
 
     def backend_id(self) -> str:
         """Names the code path that computes embeddings (recorded in the cache fingerprint)."""
@@ -263,10 +295,13 @@ class SentenceEncoder(Encoder):
         texts = check_texts(items, self.spec)
         if self.backend_id() == "onnx-v1":
             return {"embedding": self._encode_onnx(texts)}
+        return {"embedding": self._encode_torch(texts)}
+
+    def _encode_torch(self, texts: list[str]) -> np.ndarray:
         with torch.inference_mode():
             emb = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                     normalize_embeddings=self.normalize, show_progress_bar=False)
-        return {"embedding": np.asarray(emb, dtype=np.float32)}
+        return np.asarray(emb, dtype=np.float32)
 
     def _encode_onnx(self, texts: list[str]) -> np.ndarray:
         """Tokenise in length-sorted batches, run the graph, normalise, restore the order."""

@@ -178,7 +178,8 @@ def decode_neurons(lm: CausalLM, layers: Sequence[int] | None = None, k: int = 1
     S = torch.cov(W.T, correction=0)  # (D, D)
     Wt = W.T.contiguous()  # (D, V): row-major right operand for the GEMM
     ids, vals, scores, lay, neu = [], [], [], [], []
-    buf = torch.empty((min(chunk, lm.d_mlp), W.shape[0]), dtype=torch.float32)
+    # on W's device: a GPU model's products land in a GPU buffer (a CPU one would raise)
+    buf = torch.empty((min(chunk, lm.d_mlp), W.shape[0]), dtype=torch.float32, device=W.device)
     t0 = time.perf_counter()
     with torch.inference_mode():
         for layer in progress(layers, total=len(layers), desc="decoding neurons", unit="layer"):
@@ -204,9 +205,10 @@ def decode_neurons(lm: CausalLM, layers: Sequence[int] | None = None, k: int = 1
     info = {"model": lm.name, "model_fingerprint": lm.fingerprint(), "layers": layers, "k": k,
             "d_mlp": lm.d_mlp, "n_neurons": int(sum(len(x) for x in lay)), "side": side,
             "seconds": round(seconds, 3), "method": METHODS[side]}
-    return NeuronMap(torch.cat(lay).numpy(), torch.cat(neu).numpy(), torch.cat(ids).numpy(),
-                     torch.cat(vals).numpy().astype(np.float32),
-                     torch.cat(scores).numpy().astype(np.float32), tokens, info)
+    return NeuronMap(torch.cat(lay).numpy(), torch.cat(neu).numpy(),
+                     torch.cat(ids).cpu().numpy(),
+                     torch.cat(vals).cpu().numpy().astype(np.float32),
+                     torch.cat(scores).cpu().numpy().astype(np.float32), tokens, info)
 
 
 def decoded_vocab(lm: CausalLM) -> list[str]:

@@ -14,10 +14,18 @@ Three tables, one per ``what``:
 * ``audit``: one row per recorded faithfulness field: ``method`` (the run's, or each row of a
   comparison run such as ``demo``), ``check``, ``value``. Read from ``metrics.json`` only.
 
+* ``metrics``: one row for the run: every scalar of ``metrics.json``, nested keys joined with
+  ``.`` (``faithfulness.unit_fidelity_median``), plus ``run`` (the folder). With
+  ``--format jsonl`` (JSON Lines: one object per line) ``pd.read_json(path, lines=True)``
+  reads it in one call, and the files of several runs concatenate into one table.
+* ``model`` (not a table): the fitted CBM as a folder other tools load without conceptlab,
+  ``cbm_module.py`` + ``model.safetensors`` + ``config.json``
+  (:mod:`conceptlab.bottleneck.portable`; docs/formats.md).
+
 The Python twin :func:`export_table` returns the pandas DataFrame; :func:`export_run` writes it
-(atomically) as CSV, or as Parquet when ``pyarrow`` is installed. Why a rebuilt test split
-rather than activations stored at fit time: no disk cost and no change to ``fit``; the
-fingerprint makes it exact or refused.
+(atomically) as CSV, as JSON Lines, or as Parquet when ``pyarrow`` is installed. Why a
+rebuilt test split rather than activations stored at fit time: no disk cost and no change to
+``fit``; the fingerprint makes it exact or refused.
 """
 
 from __future__ import annotations
@@ -35,9 +43,9 @@ from conceptlab.utils.io import atomic_path, read_json
 if TYPE_CHECKING:
     import pandas as pd
 
-WHAT = ("activations", "explanations", "audit")
-FORMATS = ("csv", "parquet")
-What = Literal["activations", "explanations", "audit"]
+WHAT = ("activations", "explanations", "audit", "metrics", "model")
+FORMATS = ("csv", "parquet", "jsonl")
+What = Literal["activations", "explanations", "audit", "metrics", "model"]
 #: leading columns of the activations table; a concept with one of these names gets "concept:"
 ACTIVATION_COLUMNS = ("test_index", "true_class", "prediction", "probability", "correct")
 
@@ -67,7 +75,7 @@ def check_request(what: str, fmt: str = "csv") -> None:
     if what not in WHAT:
         raise OptionError(f"--what must be one of {', '.join(WHAT)}, got {what!r}")
     if fmt not in FORMATS:
-        raise OptionError(f"--format must be csv or parquet, got {fmt!r}")
+        raise OptionError(f"--format must be csv, jsonl or parquet, got {fmt!r}")
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise OptionError("--format parquet needs pyarrow, which is not installed "
                           "(pip install pyarrow), or use --format csv")
@@ -172,19 +180,51 @@ def export_table(run_dir: str | Path, what: What = "activations") -> pd.DataFram
         return activations_table(run, metrics)
     if what == "explanations":
         return explanations_table(run)
+    if what == "metrics":
+        return metrics_table(run, metrics)
+    if what == "model":
+        raise OptionError("--what model writes a folder, not a table (use export_run)")
     return audit_table(run, metrics)
 
 
+def flat_scalars(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every scalar (number, string, bool, None) of a nested JSON object, keys joined by
+    ``.``; lists and empty objects are left out (a row holds one value per column)."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flat_scalars(value, name + "."))
+        elif value is None or isinstance(value, str | int | float | bool):
+            out[name] = value
+    return out
+
+
+def metrics_table(run: Path, metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """One row: the run folder and every scalar of its ``metrics.json``."""
+    return _pandas().DataFrame([{"run": str(run), **flat_scalars(metrics)}])
+
+
 def export_run(run_dir: str | Path, what: What, fmt: str, out: str | Path) -> Path:
-    """Write :func:`export_table` to ``out`` as CSV or Parquet, whole or not at all."""
+    """Write :func:`export_table` to ``out`` as CSV, JSON Lines or Parquet (``what="model"``:
+    the portable model folder), whole or not at all."""
     check_request(what, fmt)
     target = Path(out)
+    if what == "model":
+        from conceptlab.bottleneck.portable import export_portable
+        from conceptlab.workflows.cbm import load_saved
+
+        _metrics(Path(run_dir))
+        model, _ = load_saved(run_dir)
+        return export_portable(model, target)  # type: ignore[arg-type]
     if target.is_dir():
         raise OptionError(f"--out {target}: a folder; give a file name")
     df = export_table(run_dir, what)
     with atomic_path(target) as tmp:
         if fmt == "csv":
             df.to_csv(tmp, index=False)
+        elif fmt == "jsonl":
+            df.to_json(tmp, orient="records", lines=True)
         else:
             frame = df.copy()
             if what == "audit":  # Parquet needs one type per column
