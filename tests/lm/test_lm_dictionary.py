@@ -205,7 +205,8 @@ def test_doc_sentences_follow_the_numbers(monkeypatch: pytest.MonkeyPatch) -> No
                                  "shuffled_auroc_mean": 0.5, "shuffled_auroc_sd": 0.01}}
 
     def metrics(fve_sae: float) -> dict:
-        d = {"tokens_per_s": 10.0, "gemm_bound_tokens_per_s": 20.0, "ratio_to_bound": 2.0}
+        d = {"tokens_per_s": 10.0, "gemm_bound_tokens_per_s": 20.0, "ratio_to_bound": 2.0,
+             "loss_per_chunk": [fve_sae * 100, fve_sae]}
         return {"model": {"name": "m", "n_layers": 2}, "hook": "h", "method": "topk-sae",
                 "width": 8, "k": 2, "corpus": {"name": "c", "n_texts": 4, "digest": "x"},
                 "n_train_texts": 3, "n_heldout_texts": 1, "seconds": 1.0,
@@ -218,6 +219,7 @@ def test_doc_sentences_follow_the_numbers(monkeypatch: pytest.MonkeyPatch) -> No
 
     assert "explains more held-out variance" in tables(metrics(0.9))
     assert "explains less held-out variance" in tables(metrics(0.1))
+    assert "first chunk 90.000, last 0.900" in tables(metrics(0.9))
 
 
 def offset_planted(seed: int, n: int = 8000, F: int = 64, d: int = 32,
