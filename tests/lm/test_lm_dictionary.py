@@ -260,3 +260,5 @@ def test_lm_recipe_survives_an_offset_and_a_huge_dimension() -> None:
     # the normalisation is stored and undone at decode: reconstructions in the input's units
     assert new.arrays()["enc.scale"][0] > 1.0
     assert abs(float(new.bias[3]) - 300.0) < 5.0
+    with pytest.raises(DictionaryError, match="init must be one of"):
+        build_dictionary("topk-sae", 4, init="zeros")
