@@ -29,7 +29,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=100_000)
     ap.add_argument("--lr", type=float, default=1.5e-3,
-                    help="5e-3 collapsed the SAE (92%% dead features); retried lower")
+                    help="Adam step size (the collapse at 5e-3 and 1.5e-3 came from the "
+                         "atoms' start, not the step size: see lm.dictionary.make_sae)")
     ap.add_argument("--width", type=int, default=2304)
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--layer", type=int, default=6)

@@ -48,6 +48,11 @@ def tables(m: dict[str, Any], run: Path | None = None) -> str:
               f"| model forward to the hook | {t['model_tokens_per_s']:.0f} | - | - |",
               f"| SAE training step | {sae_t['tokens_per_s']:.0f} | "
               f"{sae_t['gemm_bound_tokens_per_s']:.0f} | {sae_t['ratio_to_bound']:.2f} |",
+              "", f"Training loss (squared error in units of the centred variance, mean per "
+              f"chunk of {t['chunk_rows']} tokens): first chunk "
+              f"{sae_t['loss_per_chunk'][0]:.3f}, last {sae_t['loss_per_chunk'][-1]:.3f} "
+              f"(random dictionary: {t['dictionaries']['random']['loss_per_chunk'][0]:.3f}, "
+              f"{t['dictionaries']['random']['loss_per_chunk'][-1]:.3f}).",
               "", f"Memory (RSS, MB) after each chunk of {t['chunk_rows']} tokens: first "
               f"{t['memory_mb'][0][1]:.0f}, last {t['memory_mb'][-1][1]:.0f}, max "
               f"{max(v for _, v in t['memory_mb']):.0f}.", ""]

@@ -88,6 +88,11 @@ def test_saelens_round_trip_opens_in_saelens(method: str, tmp_path: Path) -> Non
     np.testing.assert_allclose(back.decode(back.encode(A[:50])), d.decode(d.encode(A[:50])),
                                rtol=1e-4, atol=1e-3)
     assert cfg["metadata"]["hook_name"] == "blocks.1.hook_resid_post"
+    # the training normalisation is folded (SAELens reads raw activations) and recorded
+    assert cfg["normalize_activations"] == "none"
+    assert cfg["metadata"]["conceptlab"]["activation_scale"] == pytest.approx(
+        float(d.arrays()["enc.scale"][0]))
+    assert cfg["metadata"]["conceptlab"]["activation_scale"] > 1.0  # rows were scaled by 7
     sae_lens = pytest.importorskip("sae_lens")
     theirs = sae_lens.SAE.load_from_disk(str(tmp_path / "sae"))
     with torch.no_grad():
@@ -200,7 +205,8 @@ def test_doc_sentences_follow_the_numbers(monkeypatch: pytest.MonkeyPatch) -> No
                                  "shuffled_auroc_mean": 0.5, "shuffled_auroc_sd": 0.01}}
 
     def metrics(fve_sae: float) -> dict:
-        d = {"tokens_per_s": 10.0, "gemm_bound_tokens_per_s": 20.0, "ratio_to_bound": 2.0}
+        d = {"tokens_per_s": 10.0, "gemm_bound_tokens_per_s": 20.0, "ratio_to_bound": 2.0,
+             "loss_per_chunk": [fve_sae * 100, fve_sae]}
         return {"model": {"name": "m", "n_layers": 2}, "hook": "h", "method": "topk-sae",
                 "width": 8, "k": 2, "corpus": {"name": "c", "n_texts": 4, "digest": "x"},
                 "n_train_texts": 3, "n_heldout_texts": 1, "seconds": 1.0,
@@ -213,3 +219,46 @@ def test_doc_sentences_follow_the_numbers(monkeypatch: pytest.MonkeyPatch) -> No
 
     assert "explains more held-out variance" in tables(metrics(0.9))
     assert "explains less held-out variance" in tables(metrics(0.1))
+    assert "first chunk 90.000, last 0.900" in tables(metrics(0.9))
+
+
+def offset_planted(seed: int, n: int = 8000, F: int = 64, d: int = 32,
+                   k: int = 4) -> np.ndarray:
+    """Rows made of ``k`` of ``F`` known unit features, plus what a residual stream adds: a
+    large constant offset on every dimension and one huge dimension (a massive activation)."""
+    r = np.random.default_rng(seed)
+    W = r.normal(size=(F, d))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    U = np.zeros((n, F))
+    for i in range(n):
+        U[i, r.choice(F, k, replace=False)] = r.uniform(1.0, 3.0, k)
+    A = U @ W + 0.05 * r.normal(size=(n, d)) + 20.0
+    A[:, 3] = 300.0 + 3.0 * r.normal(size=n)
+    return A.astype(np.float32)
+
+
+def test_lm_recipe_survives_an_offset_and_a_huge_dimension() -> None:
+    from conceptlab.lm.dictionary import make_sae
+
+    A = offset_planted(0)
+    train, test = A[:6000], A[6000:]
+
+    def fitted(d: object) -> tuple[float, float, float]:
+        for s in range(0, len(train), 1000):  # streamed, as from a language model
+            d.partial_fit(train[s:s + 1000], total_rows=len(train))  # type: ignore[attr-defined]
+        Z = d.encode(test)  # type: ignore[attr-defined]
+        R = d.decode(Z)  # type: ignore[attr-defined]
+        fve = 1 - float(((test - R) ** 2).sum() / ((test - test.mean(0)) ** 2).sum())
+        return fve, float(((Z > 0).sum(0) == 0).mean()), float((Z > 0).sum(1).mean())
+
+    # the old recipe (atoms at data rows, uncalibrated encoder) collapses on these rows
+    old_fve, _, old_l0 = fitted(build_dictionary("topk-sae", 64, k=4, lr=5e-3, batch_size=128))
+    assert old_fve < 0.2 and old_l0 < 2.0
+    new = make_sae("topk", 64, k=4, lr=5e-3, batch_size=128)
+    fve, dead, l0 = fitted(new)
+    assert fve > 0.5 and dead < 0.05 and l0 > 3.5
+    # the normalisation is stored and undone at decode: reconstructions in the input's units
+    assert new.arrays()["enc.scale"][0] > 1.0
+    assert abs(float(new.bias[3]) - 300.0) < 5.0
+    with pytest.raises(DictionaryError, match="init must be one of"):
+        build_dictionary("topk-sae", 4, init="zeros")

@@ -3,7 +3,7 @@ patching beside torch 2.13 and matplotlib 3.11, see OFFLINE.md).
 
 All share one encoder/decoder (Bricken et al. 2023, "Towards Monosemanticity"): inputs are
 scaled by ``s`` (the root mean squared distance to the mean is 1, so penalties do not depend on
-the layer's scale or width), ``b_dec`` starts at the mean and atoms at random data rows;
+the layer's scale or width), ``b_dec`` starts at the mean;
 ``z = act((x - b_dec) W_enc + b_enc)``, ``x_hat = z W_dec + b_dec`` with unit-norm decoder
 rows (renormalised after every step). The variants differ only in ``act`` and the penalty:
 
@@ -18,7 +18,29 @@ rows (renormalised after every step). The variants differ only in ``act`` and th
 Units silent for a whole window early in training are restarted at the residuals of the
 worst-reconstructed rows (Bricken et al. 2023's resampling, simplified).
 
-The dictionary in input units is ``s * W_dec``; the bias is ``s * b_dec``.
+Initialisation (``init``): ``rows`` starts the atoms at random data rows (the image default:
+fewer dead units than noise on non-negative features); ``random`` starts them
+at random unit directions (Gao et al. 2024, section 2.4; Anthropic's April 2024 circuits update;
+SAELens ``TrainingSAE.initialize_weights``, ``sae_lens/saes/sae.py``), both with
+``W_enc = W_dec^T`` and ``b_enc = 0``. With ``calibrate=True`` (a step of ours, off by
+default so image dictionaries train as before; the language-model recipe turns it on) the
+encoder is then *calibrated*: ``W_enc`` is multiplied by the least-squares
+``alpha = <x_hat, x> / <x_hat, x_hat>`` of the first block's centred rows, which rescales the
+codes exactly (every activation here is positively homogeneous when ``b_enc = 0``). Why: with
+TopK and data-row atoms, each row's ``k`` chosen atoms are near copies of it, so the first
+reconstruction is ~k times too long; on SmolLM2's block-6 residual stream (k=32, width 2304)
+the first loss was ~100x the variance, every bias was driven down, and 92% of the features
+died. SAELens avoids the same overshoot with small decoder norms at the start
+(``decoder_init_norm=0.1``); the decoder here stays unit-norm, so the encoder is shrunk instead.
+
+The dictionary in input units is ``s * W_dec``; the bias is ``s * b_dec``: the normalisation
+is stored (``scale`` in the state) and undone at decode, so reconstructions are in the input's
+units, as SAELens' trainer folds its ``expected_average_only_in`` factor into the weights at
+the end of training (``SAE.fold_activation_norm_scaling_factor``, ``sae_lens/saes/sae.py``,
+called from ``SAETrainer.fit``, ``sae_lens/training/sae_trainer.py``). SAELens scales raw
+activations to ``E||x|| = sqrt(d_in)`` (``ActivationScaler.estimate_scaling_factor``,
+``sae_lens/training/activation_scaler.py``); here the scale is taken about the mean, because a
+residual stream's mean can carry half of its squared norm (48% at SmolLM2's block 6).
 
 Streaming: ``partial_fit(chunk)`` runs the same steps over chunks of a stream (a language
 model's token activations, which are never all held): the first chunk sets the centre, scale
@@ -47,6 +69,9 @@ from conceptlab.discover.base import (
 )
 from conceptlab.utils.progress import progress
 
+#: how atoms start: random data rows, or random unit directions
+INITS = ("rows", "random")
+
 
 @dataclass
 class _Train:
@@ -73,10 +98,15 @@ class SAEDictionary(Dictionary):
 
     def __init__(self, n_concepts: int, seed: int = 0, l1: float = 0.1, k: int = 4,
                  epochs: int = 5, min_steps: int = 1500, batch_size: int = 256,
-                 lr: float = 5e-3, frozen_decoder: bool = False) -> None:
+                 lr: float = 5e-3, frozen_decoder: bool = False, init: str = "rows",
+                 calibrate: bool = False) -> None:
         super().__init__(n_concepts, seed)
         if l1 < 0 or batch_size < 1 or lr <= 0 or k < 1:
             raise DictionaryError(f"{self.name}: need l1 >= 0, batch_size >= 1, lr > 0, k >= 1")
+        if init not in INITS:
+            raise DictionaryError(f"{self.name}: init must be one of {', '.join(INITS)}, "
+                                  f"got {init!r}")
+        self.init, self.calibrate = init, bool(calibrate)
         self.l1, self.k = float(l1), int(min(k, n_concepts))
         self.epochs, self.min_steps = int(epochs), int(min_steps)
         self.batch_size, self.lr = int(batch_size), float(lr)
@@ -88,6 +118,7 @@ class SAEDictionary(Dictionary):
     def params(self) -> dict[str, Any]:
         return {**super().params(), "l1": self.l1, "k": self.k, "epochs": self.epochs,
                 "min_steps": self.min_steps, "batch_size": self.batch_size, "lr": self.lr,
+                "init": self.init, "calibrate": self.calibrate,
                 **({"frozen_decoder": True} if self.frozen_decoder else {})}
 
     # --- what the variants change ---------------------------------------------------------
@@ -109,18 +140,20 @@ class SAEDictionary(Dictionary):
         scale = float(np.sqrt(((A - mu) ** 2).sum(1).mean())) or 1.0
         X = torch.from_numpy(A / scale)
         n, d = X.shape
-        if self.frozen_decoder:  # the random-direction baseline: atoms never move
+        centre = torch.from_numpy(mu / scale)
+        if self.frozen_decoder or self.init == "random" or n < self.n_concepts:
+            # random unit directions (the random-direction baseline's atoms never move)
             W_dec = torch.randn(self.n_concepts, d, generator=gen)
         else:  # atoms start at random (unit-norm) data rows: fewer dead units than noise
             pick = torch.randperm(n, generator=gen)[: self.n_concepts]
-            W_dec = X[pick].clone() if n >= self.n_concepts else torch.randn(
-                self.n_concepts, d, generator=gen)
+            W_dec = X[pick].clone()
             W_dec += 1e-3 * torch.randn(W_dec.shape, generator=gen)
         W_dec /= W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
-        W_dec.requires_grad_(not self.frozen_decoder)
-        W_enc = W_dec.detach().T.clone().requires_grad_(True)
+        W_enc = W_dec.T.clone()
+        if self.calibrate:
+            W_enc *= self._calibration(X[:8192] - centre, W_enc, W_dec)
         b_enc = torch.zeros(self.n_concepts, requires_grad=True)
-        b_dec = torch.from_numpy(mu / scale).clone().requires_grad_(True)
+        b_dec = centre.clone()
         dev = resolve_device(None)  # drawn on the CPU above: the same start on every device
         W_enc, b_enc, b_dec, X = (t.detach().to(dev) for t in (W_enc, b_enc, b_dec, X))
         W_dec = W_dec.detach().to(dev).requires_grad_(not self.frozen_decoder)
@@ -131,6 +164,18 @@ class SAEDictionary(Dictionary):
                     scale, steps, max(100, steps // 8),
                     torch.zeros(self.n_concepts, dtype=torch.bool, device=dev))
         return st, X
+
+    def _calibration(self, Xc: torch.Tensor, W_enc: torch.Tensor, W_dec: torch.Tensor
+                     ) -> float:
+        """Least-squares factor ``alpha`` for the initial codes of centred rows ``Xc``:
+        ``argmin_a ||a z W_dec - Xc||^2`` with ``z = act(Xc W_enc)`` (at least 1e-3, so no unit
+        starts silent)."""
+        with torch.no_grad():
+            self._progress = 0.0
+            r = self._activate(Xc @ W_enc, training=True) @ W_dec
+            den = float((r * r).sum())
+            alpha = float((r * Xc).sum()) / den if den > 0 else 1.0
+        return max(alpha, 1e-3)
 
     def _train_step(self, st: _Train, xb: torch.Tensor) -> float:
         """One optimiser step on a batch of scaled rows; returns the batch loss."""
@@ -149,7 +194,8 @@ class SAEDictionary(Dictionary):
             st.fired |= (z > 0).any(0)
             if (st.step + 1) % st.window == 0 and st.step < 0.6 * st.steps:
                 if not self.frozen_decoder:
-                    self._resample(st.fired, xb, z @ W_dec + b_dec, W_enc, b_enc, W_dec)
+                    self._resample(st.fired, xb, z @ W_dec + b_dec, W_enc, b_enc, W_dec,
+                                   small=self.calibrate)
                 st.fired[:] = False
         st.step += 1
         return float(loss.detach())
@@ -208,19 +254,25 @@ class SAEDictionary(Dictionary):
 
     @staticmethod
     def _resample(fired: torch.Tensor, xb: torch.Tensor, x_hat: torch.Tensor,
-                  W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor) -> None:
+                  W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,
+                  small: bool = False) -> None:
         """Restart units silent for a whole window at the worst-reconstructed rows' residuals
-        (Bricken et al. 2023, "neuron resampling"), so few units stay dead."""
+        (Bricken et al. 2023, "neuron resampling"), so few units stay dead. With ``small``
+        (calibrated encoders) the restarted encoder columns get 0.2 times the alive columns'
+        mean norm, as in Bricken et al. (a unit-norm column would overshoot after the
+        calibration shrank the others); otherwise unit norm, as before."""
         dead = torch.nonzero(~fired).flatten()
         if not len(dead):
             return
+        alive = W_enc[:, fired].norm(dim=0)
+        enc_norm = 0.2 * float(alive.mean()) if small and len(alive) else 1.0
         resid = xb - x_hat
         worst = resid.norm(dim=1).argsort(descending=True)[: len(dead)]
         new = resid[worst]
         new = new / new.norm(dim=1, keepdim=True).clamp_min(1e-8)
         dead = dead[: len(new)]
         W_dec[dead] = new
-        W_enc[:, dead] = new.T
+        W_enc[:, dead] = enc_norm * new.T
         b_enc[dead] = 0.0
 
     def encode(self, A: np.ndarray) -> np.ndarray:

@@ -9,9 +9,15 @@ encodes ``act((x - b_dec) W_enc + b_enc)`` and decodes ``z W_dec + b_dec``.
 
 conceptlab's SAEs (``discover.sae``) encode ``act(((x / s) - b) W + c)`` and decode
 ``z (s W_d) + s b``, so they map exactly: ``W_enc / s``, ``b_enc``, ``s W_d``, ``s b``; the
-codes are identical. Architectures: ``sae`` -> ``standard``, ``topk-sae`` -> ``topk`` (with
-``k``), ``batchtopk-sae`` -> ``jumprelu`` with every threshold at the learnt batch threshold
-(what SAELens' own BatchTopK saves for inference,
+codes are identical. ``s`` is the activation normalisation conceptlab trained with (inputs
+scaled so the mean squared distance to the mean is 1); it is folded into the weights exactly as
+SAELens' own trainer folds its ``expected_average_only_in`` factor ``1 / s`` before saving
+(``SAETrainer.fit`` -> ``SAE.fold_activation_norm_scaling_factor``: ``W_enc * f``,
+``W_dec / f``, ``b_dec / f``, then ``normalize_activations = "none"``), so the folder says
+``"none"`` and SAELens reads raw activations; the factor itself is recorded under
+``metadata.conceptlab.activation_scale``. Architectures: ``sae`` -> ``standard``,
+``topk-sae`` -> ``topk`` (with ``k``), ``batchtopk-sae`` -> ``jumprelu`` with every threshold
+at the learnt batch threshold (what SAELens' own BatchTopK saves for inference,
 ``BatchTopKTrainingSAE.process_state_dict_for_saving_inference``). Loading maps back; a
 ``jumprelu`` SAE with one shared threshold loads as ``batchtopk-sae``. Not supported (refused by
 name): per-feature JumpReLU thresholds (e.g. Gemma Scope), activation normalisation other than
@@ -68,7 +74,9 @@ def save_saelens(d: Dictionary, path: str | Path, *, hook_name: str, model_name:
            "metadata": {"model_name": model_name, "hook_name": hook_name,
                         "hook_head_index": None, "prepend_bos": False,
                         "context_size": context_size, "dataset_path": dataset_path,
-                        "conceptlab": {"method": d.name, "params": d.params(), **(extra or {})}}}
+                        "conceptlab": {"method": d.name, "params": d.params(),
+                                       "activation_scale": float(d.arrays()["enc.scale"][0]),
+                                       **(extra or {})}}}
     with atomic_dir(Path(path)) as tmp:
         save_file(tensors, str(tmp / SAE_WEIGHTS))
         (tmp / SAE_CFG).write_text(json.dumps(cfg, indent=2) + "\n")
