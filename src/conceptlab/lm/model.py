@@ -43,6 +43,7 @@ from conceptlab.errors import ConceptlabError
 from conceptlab.hooks import HookError, get_module
 from conceptlab.utils.hashing import hash_json, hash_module
 from conceptlab.utils.progress import progress
+from conceptlab.utils.registry import Registry
 
 Side = Literal["left", "right"]
 EditFn = Callable[[torch.Tensor], torch.Tensor]
@@ -74,18 +75,20 @@ class Architecture:
     down_transposed: bool = False  # GPT-2's Conv1D stores (in, out)
 
 
-ARCHITECTURES: dict[str, Architecture] = {
+#: family -> where its parts live (a new family is one ``ARCHITECTURES.add``)
+ARCHITECTURES: Registry[Architecture] = Registry.of("LM architecture", {
     "llama": Architecture("llama", "model.layers", "self_attn", "mlp", "mlp.down_proj",
                           "model.norm", "lm_head"),
     "gemma": Architecture("gemma", "model.layers", "self_attn", "mlp", "mlp.down_proj",
                           "model.norm", "lm_head", norm_offset=1.0),
     "gpt2": Architecture("gpt2", "transformer.h", "attn", "mlp", "mlp.c_proj",
                          "transformer.ln_f", "lm_head", down_transposed=True),
-}
-# model_type -> family; Qwen, Mistral, Phi-3 and OLMo share Llama's layout.
-MODEL_TYPES = {"llama": "llama", "qwen2": "llama", "qwen3": "llama", "mistral": "llama",
-               "olmo": "llama", "olmo2": "llama", "phi3": "llama", "smollm3": "llama",
-               "gemma": "gemma", "gemma2": "gemma", "gemma3_text": "gemma", "gpt2": "gpt2"}
+}, LMError)
+#: Hugging Face ``model_type`` -> family; Qwen, Mistral, Phi-3 and OLMo share Llama's layout.
+MODEL_TYPES: Registry[str] = Registry.of("LM model type", {
+    "llama": "llama", "qwen2": "llama", "qwen3": "llama", "mistral": "llama", "olmo": "llama",
+    "olmo2": "llama", "phi3": "llama", "smollm3": "llama", "gemma": "gemma", "gemma2": "gemma",
+    "gemma3_text": "gemma", "gpt2": "gpt2"}, LMError)
 
 
 def architecture_of(model: nn.Module) -> Architecture:
@@ -95,7 +98,7 @@ def architecture_of(model: nn.Module) -> Architecture:
     if family is None:
         raise LMError(f"unsupported architecture {model_type!r}; supported model types: "
                       f"{', '.join(sorted(MODEL_TYPES))} (add one to lm.model.MODEL_TYPES)")
-    return ARCHITECTURES[family]
+    return ARCHITECTURES.lookup(family)
 
 
 @dataclass
