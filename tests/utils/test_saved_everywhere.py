@@ -183,3 +183,26 @@ def test_an_older_cbm_format_says_to_re_fit_it(saved: dict[str, tuple[Path, Any]
     (copy / "model.json").write_text(json.dumps({**meta, "kind": "dn-cbm"}))
     with pytest.raises(ModelFormatError, match="load_concept_model reads every registered"):
         loader(copy)
+
+
+@pytest.mark.parametrize("damage", ["nested json", "truncated tensors"])
+def test_a_saelens_folder_keeps_its_layout_and_the_same_checks(tmp_path: Path,
+                                                               damage: str) -> None:
+    """SAELens' folder is SAELens' layout (no kind / format), read by the same checked
+    readers: a damaged file is one LMError line (also a FormatError) naming it."""
+    from conceptlab.discover.base import build_dictionary
+    from conceptlab.lm.model import LMError
+    from conceptlab.lm.saelens_format import load_saelens, save_saelens
+
+    X = np.abs(np.random.default_rng(0).normal(size=(40, 4))).astype(np.float32)
+    d = build_dictionary("topk-sae", 4, k=2, min_steps=10, seed=0).fit(X)
+    save_saelens(d, tmp_path / "s", hook_name="h", model_name="m")
+    assert "kind" not in json.loads((tmp_path / "s" / "cfg.json").read_text())
+    spoil, _, words = DAMAGES[damage]
+    target = tmp_path / "s" / ("cfg.json" if damage == "nested json"
+                               else "sae_weights.safetensors")
+    spoil(target)
+    with pytest.raises(LMError) as err:
+        load_saelens(tmp_path / "s")
+    assert isinstance(err.value, FormatError)
+    assert str(target) in str(err.value) and words in str(err.value)
