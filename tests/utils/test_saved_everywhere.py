@@ -1,8 +1,9 @@
 """Every saved kind goes through ``utils.saved``: for each one (CBM, CEM, DN-CBM, concept bank,
-discovered dictionary, linear map, matcher, neuron map) a deeply nested JSON sidecar, a
-sidecar of another ``kind`` and a truncated tensor file each give one FormatError line that
-names the damaged file, never a RecursionError, a safetensors traceback or a wrong-format
-message. Each kind is saved once from a tiny object, then damaged in a copy."""
+discovered dictionary, linear map, matcher, neuron map, a discover run's decision probe) a
+deeply nested JSON sidecar, a sidecar of another ``kind`` and a truncated tensor file each give
+one FormatError line that names the damaged file, never a RecursionError, a safetensors
+traceback or a wrong-format message. Each kind is saved once from a tiny object, then damaged
+in a copy."""
 
 from __future__ import annotations
 
@@ -95,12 +96,19 @@ def _neurons(folder: Path) -> Callable[[Path], Any]:
     return NeuronMap.load
 
 
+def _probe(folder: Path) -> Callable[[Path], Any]:
+    from conceptlab.discover.bank import load_probe, save_probe
+
+    save_probe(folder, np.eye(2, 3, dtype=np.float32), np.zeros(2, np.float32))
+    return load_probe
+
+
 #: kind -> (writer of a tiny saved object returning its loader, file stem)
 KINDS: dict[str, tuple[Callable[[Path], Callable[[Path], Any]], str]] = {
     "cbm": (_cbm, "model"), "cem": (_cem, "model"), "dn-cbm": (_dncbm, "model"),
     "concept_bank": (_bank, "bank"), "dictionary": (_dictionary, "dictionary"),
     "linear_map": (_linear_map, "map"), "matcher": (_matcher, "matcher"),
-    "neuron_map": (_neurons, "neurons"),
+    "neuron_map": (_neurons, "neurons"), "decision_probe": (_probe, "probe"),
 }
 
 
@@ -206,3 +214,15 @@ def test_a_saelens_folder_keeps_its_layout_and_the_same_checks(tmp_path: Path,
         load_saelens(tmp_path / "s")
     assert isinstance(err.value, FormatError)
     assert str(target) in str(err.value) and words in str(err.value)
+
+
+def test_a_probe_saved_before_its_sidecar_still_loads(saved: dict[str, tuple[Path, Any]],
+                                                      tmp_path: Path) -> None:
+    folder, loader = saved["decision_probe"]
+    copy = tmp_path / "probe"
+    shutil.copytree(folder, copy)
+    (copy / "probe.json").unlink()  # discover runs written before the sidecar existed
+    W, b = loader(copy)
+    np.testing.assert_array_equal(W, np.eye(2, 3))
+    np.testing.assert_array_equal(b, np.zeros(2))
+    assert loader(tmp_path / "no-probe") is None
