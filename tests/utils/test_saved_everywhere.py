@@ -226,3 +226,12 @@ def test_a_probe_saved_before_its_sidecar_still_loads(saved: dict[str, tuple[Pat
     np.testing.assert_array_equal(W, np.eye(2, 3))
     np.testing.assert_array_equal(b, np.zeros(2))
     assert loader(tmp_path / "no-probe") is None
+
+
+def test_the_plain_json_reader_names_a_file_nested_too_deeply(tmp_path: Path) -> None:
+    from conceptlab.utils.io import read_json
+
+    p = tmp_path / "metrics.json"
+    p.write_text("[" * 100_000)
+    with pytest.raises(FormatError, match=r"metrics\.json: JSON nested too deeply"):
+        read_json(p)
