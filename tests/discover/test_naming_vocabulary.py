@@ -83,6 +83,7 @@ def test_imagenet_names_only_on_request_and_labelled() -> None:
 
 
 def test_an_unknown_naming_vocabulary_fails_before_any_work(tmp_path: Path) -> None:
-    with pytest.raises(NamingError, match="choose from parts, imagenet"):
+    with pytest.raises(NamingError,
+                       match=r"unknown naming vocabulary 'oboe' \(known: imagenet, parts\)"):
         run_discover("no-such-data", tmp_path / "r", naming="oboe")
     assert not (tmp_path / "r").exists()

@@ -47,6 +47,7 @@ def test_duplicates_are_refused_and_unknown_names_suggest_close_ones() -> None:
 
 def _package_registries() -> dict[str, Registry]:
     from conceptlab.baselines import TEMPLATE_SETS
+    from conceptlab.bottleneck.concept_model import CONCEPT_MODELS, concept_model_kinds
     from conceptlab.bottleneck.heads import SOLVERS
     from conceptlab.bottleneck.layers import LAYERS
     from conceptlab.bottleneck.objectives import OBJECTIVES
@@ -54,23 +55,28 @@ def _package_registries() -> dict[str, Registry]:
     from conceptlab.data import known_datasets
     from conceptlab.discover import base as disc_base
     from conceptlab.discover.base import known_dictionaries
+    from conceptlab.discover.naming import NAMING_VOCABULARIES
     from conceptlab.encoders import base as enc_base
     from conceptlab.encoders import known_encoders
     from conceptlab.importance import IMPORTANCE
     from conceptlab.lm.directions import ESTIMATORS
+    from conceptlab.lm.model import ARCHITECTURES, MODEL_TYPES
     from conceptlab.tcav import CAV_METHODS
 
-    known_datasets(), known_dictionaries(), known_encoders()  # load the built-in families
+    known_datasets(), known_dictionaries(), known_encoders(), concept_model_kinds()  # built-ins
     return {"objectives": OBJECTIVES, "importance": IMPORTANCE, "cav": CAV_METHODS,
             "datasets": vars(data_base)["_REGISTRY"],
             "dictionaries": vars(disc_base)["_REGISTRY"],
             "encoders": vars(enc_base)["_REGISTRY"], "layers": LAYERS, "solvers": SOLVERS,
-            "template_sets": TEMPLATE_SETS, "lm_directions": ESTIMATORS}
+            "template_sets": TEMPLATE_SETS, "lm_directions": ESTIMATORS,
+            "concept_models": CONCEPT_MODELS, "naming": NAMING_VOCABULARIES,
+            "lm_architectures": ARCHITECTURES, "lm_model_types": MODEL_TYPES}
 
 
 @pytest.mark.parametrize("which", ["objectives", "importance", "cav", "datasets",
                                    "dictionaries", "encoders", "layers", "solvers",
-                                   "template_sets", "lm_directions"])
+                                   "template_sets", "lm_directions", "concept_models",
+                                   "naming", "lm_architectures", "lm_model_types"])
 def test_every_package_registry_is_a_registry(which: str) -> None:
     reg = _package_registries()[which]
     assert isinstance(reg, Registry) and len(reg) >= 2

@@ -44,17 +44,25 @@ from conceptlab.bottleneck.concept_model import (
     ConceptModelError,
     explain_units,
     intervention_rows,
-    read_meta,
+    read_saved_model,
     register_concept_model,
+    saved_model_kind,
     softmax,
 )
 from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.saved import write_saved
 from conceptlab.utils.seed import seed_everything
 from conceptlab.utils.threads import threads_for, torch_threads
 
 
 class CEMError(ConceptlabValueError):
     """Raised for missing concept labels, bad settings or a damaged saved model."""
+
+
+#: version of the saved CEM (folders written before it was recorded are read as 1)
+CEM_FORMAT = 1
+#: ``model.json`` + ``model.safetensors`` of a CEM
+SAVED_CEM = saved_model_kind("cem", (CEM_FORMAT,), unversioned=True)
 
 
 @dataclass(frozen=True)
@@ -295,40 +303,29 @@ class ConceptEmbeddingModel:
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> Path:
-        """``model.safetensors`` + ``model.json`` (no pickle), atomically."""
-        from safetensors.torch import save_file
-
-        from conceptlab.utils.io import atomic_dir, write_json_atomic
+        """``model.safetensors`` + ``model.json`` (no pickle), atomically, through
+        ``utils.saved`` (kind ``cem``, format ``CEM_FORMAT``)."""
+        from conceptlab.utils.io import atomic_dir
 
         net = self._need()
         with atomic_dir(folder) as tmp:
-            save_file({k: v.contiguous() for k, v in net.state_dict().items()},
-                      str(tmp / "model.safetensors"))
-            write_json_atomic(tmp / "model.json", {
-                "kind": self.kind, "method": self.kind, "concept_names": self._concept_names,
+            write_saved(tmp, SAVED_CEM, {
+                "method": self.kind, "concept_names": self._concept_names,
                 "class_names": self.class_names, "config": asdict(self.config),
                 "seed": self.seed, "d_in": net.context.in_features,
                 "encoder_spec": self.encoder_spec,
                 "encoder_fingerprint": self.encoder_fingerprint,
-                "training": {k: v for k, v in self.training_.items() if k != "log"}})
+                "training": {k: v for k, v in self.training_.items() if k != "log"}},
+                net.state_dict())
         return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> ConceptEmbeddingModel:
-        """Read a folder written by ``save``; anything malformed is a ``ConceptModelError``
-        naming the folder."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
+        """Read a folder written by ``save`` (also one written before ``format`` was
+        recorded); anything malformed is a ``ConceptModelError`` naming the folder or file."""
         base = Path(folder)
-        meta = read_meta(base)
-        if meta.get("kind") != cls.kind:
-            raise ConceptModelError(f"{base}: model kind {meta.get('kind')!r} is not 'cem'")
-        try:
-            state = load_file(str(base / "model.safetensors"))
-        except (OSError, ValueError, SafetensorError) as err:
-            raise ConceptModelError(f"{base}: model.safetensors is missing, truncated or not "
-                                    f"a safetensors file ({err})") from None
+        meta, arrays = read_saved_model(base, SAVED_CEM)
+        state = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
         try:
             d_in = meta["d_in"]
             if isinstance(d_in, bool) or not isinstance(d_in, int) or d_in < 1:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import numpy as np
 
 from conceptlab.errors import ConceptlabValueError, FormatError, UnknownNameError
 from conceptlab.utils.registry import Registry
+from conceptlab.utils.saved import SavedKind, read_json_checked, read_saved
 
 #: the words for a concept's two states, in every output (library, CLI, explorer)
 PRESENT, ABSENT = "present", "absent"
@@ -58,6 +58,16 @@ MODEL_WEIGHTS = "model.safetensors"
 class ConceptModelError(FormatError):
     """A saved model folder that no registered concept model can read (named with the
     reason)."""
+
+
+def saved_model_kind(kind: str, formats: tuple[int, ...], *, unversioned: bool = False,
+                     error: type[FormatError] = ConceptModelError) -> SavedKind:
+    """The ``utils.saved`` description of a concept model's folder: ``model.json`` +
+    ``model.safetensors`` holding ``kind``; another kind is answered with where every kind
+    is read."""
+    return SavedKind(kind, formats, "model", error=error, unversioned=unversioned,
+                     see="conceptlab.bottleneck.concept_model.load_concept_model reads every "
+                         "registered kind")
 
 
 @dataclass
@@ -150,20 +160,24 @@ def concept_model_kinds() -> list[str]:
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
-    """``model.json`` of a model folder as a dict; a FormatError naming the file otherwise
+    """``model.json`` of a model folder as a dict (any kind; the kind's own loader checks
+    ``kind`` and ``format`` through ``utils.saved``); a FormatError naming the file otherwise
     (also for JSON nested too deep to read)."""
     path = folder / MODEL_META
     if not path.is_file():
         raise ConceptModelError(f"{folder}: missing {MODEL_META}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConceptModelError(f"{path}: not readable JSON ({err})") from None
-    except RecursionError:
-        raise ConceptModelError(f"{path}: JSON nested too deeply to read") from None
-    if not isinstance(meta, dict):
-        raise ConceptModelError(f"{path}: must hold a JSON object, got {type(meta).__name__}")
-    return meta
+    return read_json_checked(path, ConceptModelError)
+
+
+def read_saved_model(folder: Path, kind: SavedKind, required: tuple[str, ...] = ()
+                     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """``(checked model.json, tensors)`` of a saved concept model of ``kind``: a missing file
+    is the kind's error (a model folder is damaged, not a path mistyped), every other failure
+    the ``utils.saved`` FormatError naming the file."""
+    for name in (kind.json_name, kind.tensors_name):
+        if not (folder / name).is_file():
+            raise kind.fail(f"{folder}: missing {name}")
+    return read_saved(folder, kind, required)
 
 
 def model_folder(path: str | Path) -> Path:
@@ -395,8 +409,10 @@ __all__ = [
     "logits_from_units",
     "model_folder",
     "read_meta",
+    "read_saved_model",
     "register_concept_model",
     "resolve_settings",
+    "saved_model_kind",
     "set_units",
     "softmax",
     "used_concepts",

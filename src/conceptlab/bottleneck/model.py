@@ -38,6 +38,7 @@ from conceptlab.bottleneck import heads
 from conceptlab.bottleneck.concept_model import (
     MAX_UNIT_MAGNITUDE,
     AuditInputs,
+    ConceptModelError,
     concept_state,
     register_concept_model,
 )
@@ -76,8 +77,10 @@ INTERVENTION_PERCENTILES = (5.0, 95.0)
 DEFAULT_VAL_FRACTION = 0.1
 
 
-class ModelFormatError(ConceptlabValueError):
-    """A saved model folder is missing, malformed, or does not match what the caller expects."""
+class ModelFormatError(ConceptModelError):
+    """A saved model folder is missing, malformed, or does not match what the caller expects
+    (a ``FormatError`` and a ``ConceptModelError``, so every loader's errors are caught
+    alike)."""
 
 
 class NotFittedError(ConceptlabError, RuntimeError):

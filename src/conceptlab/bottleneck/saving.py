@@ -1,23 +1,25 @@
 """Saving and loading a ``ConceptBottleneckModel``: safetensors + JSON, checked on the way in.
 
-Every way a folder can be wrong (a missing, empty or truncated weights file; a ``model.json``
-that is not an object, lacks a field or has one of the wrong type; class names that do not
-match the head's rows; an encoder fingerprint or concept count the caller did not expect) is
-a ``ModelFormatError`` naming the folder and the problem, never a traceback from deep inside.
+The files go through ``utils.saved`` (kind ``concept_bottleneck_model``, format
+``MODEL_FORMAT``, ``model.json`` + ``model.safetensors``), which checks the JSON (readable, an
+object, not nested too deep), the kind, the format and the tensor file; this module adds the
+checks of the model's own fields. Every way a folder can be wrong (a missing, empty or
+truncated weights file; a ``model.json`` that is not an object, lacks a field or has one of the
+wrong type; class names that do not match the head's rows; an encoder fingerprint or concept
+count the caller did not expect) is a ``ModelFormatError`` (a ``FormatError``) naming the
+folder or file and the problem, never a traceback from deep inside.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
 
+from conceptlab.bottleneck.concept_model import read_meta, saved_model_kind
 from conceptlab.bottleneck.heads import HeadConfig, LinearHead
 from conceptlab.bottleneck.layers import CBLConfig, layer_from_arrays
 from conceptlab.bottleneck.model import (
@@ -32,8 +34,17 @@ from conceptlab.bottleneck.objectives import get_objective
 from conceptlab.bottleneck.training import TrainConfig
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.errors import ConceptlabError
-from conceptlab.utils.io import atomic_dir, write_json_atomic
+from conceptlab.utils.io import atomic_dir
+from conceptlab.utils.saved import read_meta as read_checked_meta
+from conceptlab.utils.saved import read_tensors, write_saved
 from conceptlab.utils.version import package_version
+
+#: ``model.json`` / ``model.safetensors`` of a concept bottleneck model
+SAVED_CBM = saved_model_kind("concept_bottleneck_model", (MODEL_FORMAT,),
+                             error=ModelFormatError)
+#: tensors every saved CBM holds
+REQUIRED_TENSORS = ("bank.vectors", "cbl.weight", "cbl.in_mean", "cbl.in_std", "head.weight",
+                    "head.bias", "head.mean", "head.std", "units.low", "units.high")
 
 
 def save_model(model: ConceptBottleneckModel, folder: str | Path) -> Path:
@@ -49,7 +60,6 @@ def save_model(model: ConceptBottleneckModel, folder: str | Path) -> Path:
         tensors["association"] = model.association_.astype(np.float32)
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
     meta = {
-        "format": MODEL_FORMAT, "kind": "concept_bottleneck_model",
         "method": model.method, "class_names": model.class_names,
         "concept_names": model.bank.names, "n_concepts": model.n_concepts,
         "embedding_dim": model.bank.dim, "cbl_kind": cbl.kind,
@@ -64,8 +74,7 @@ def save_model(model: ConceptBottleneckModel, folder: str | Path) -> Path:
         "conceptlab_version": package_version(),
     }
     with atomic_dir(folder) as tmp:
-        save_file(tensors, str(tmp / MODEL_WEIGHTS))
-        write_json_atomic(tmp / MODEL_META, meta)
+        write_saved(tmp, SAVED_CBM, meta, tensors)
     return Path(folder)
 
 
@@ -77,33 +86,6 @@ def _field(meta: dict[str, Any], key: str, kind: type | tuple[type, ...], folder
         raise ModelFormatError(f"{folder}: model.json field {key!r} has the wrong type "
                                f"({type(value).__name__})")
     return value
-
-
-def _read_meta(folder: Path) -> dict[str, Any]:
-    path = folder / MODEL_META
-    if not path.is_file():
-        raise ModelFormatError(f"{folder}: missing {MODEL_META}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFormatError(f"{folder}: {MODEL_META} is not readable JSON ({err})") from None
-    except RecursionError:
-        raise ModelFormatError(f"{folder}: {MODEL_META} is nested too deeply to read") from None
-    if not isinstance(meta, dict):
-        raise ModelFormatError(f"{folder}: {MODEL_META} must hold a JSON object, got "
-                               f"{type(meta).__name__}")
-    return meta
-
-
-def _read_weights(folder: Path) -> dict[str, np.ndarray]:
-    path = folder / MODEL_WEIGHTS
-    if not path.is_file():
-        raise ModelFormatError(f"{folder}: missing {MODEL_WEIGHTS}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelFormatError(f"{folder}: {MODEL_WEIGHTS} is empty, truncated or not a "
-                               f"safetensors file ({err})") from None
 
 
 def _check_recorded(meta: dict[str, Any], width: int, folder: Path) -> None:
@@ -148,16 +130,9 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
         raise ModelFormatError(f"{folder}: no such model folder")
     if not (folder / MODEL_WEIGHTS).is_file():
         raise ModelFormatError(f"{folder}: missing {MODEL_WEIGHTS}")
-    meta = _read_meta(folder)
-    kind = meta.get("kind")
-    if kind != "concept_bottleneck_model":
-        raise ModelFormatError(f"{folder}: model.json kind {kind!r} is not a concept bottleneck "
-                               f"model (conceptlab.bottleneck.concept_model.load_concept_model "
-                               f"reads every registered kind)")
-    if meta.get("format") != MODEL_FORMAT:
-        raise ModelFormatError(f"{folder}: a concept bottleneck model of format "
-                               f"{meta.get('format')!r}, not {MODEL_FORMAT}; re-fit it with "
-                               f"this version")
+    if not (folder / MODEL_META).is_file():
+        raise ModelFormatError(f"{folder}: missing {MODEL_META}")
+    meta = read_checked_meta(folder, SAVED_CBM)
     fp = str(meta.get("encoder_fingerprint", ""))
     if expected_encoder_fingerprint is not None and fp != expected_encoder_fingerprint:
         raise ModelFormatError(
@@ -175,12 +150,7 @@ def load_model(folder: str | Path, expected_encoder_fingerprint: str | None = No
     method = _field(meta, "method", str, folder)
     hp = _field(meta, "hyper_parameters", dict, folder)
     kind = _field(meta, "cbl_kind", str, folder)
-    t = _read_weights(folder)
-    required = {"bank.vectors", "cbl.weight", "cbl.in_mean", "cbl.in_std", "head.weight",
-                "head.bias", "head.mean", "head.std", "units.low", "units.high"}
-    missing = sorted(required - set(t))
-    if missing:
-        raise ModelFormatError(f"{folder}: {MODEL_WEIGHTS} lacks {missing}")
+    t = read_tensors(folder, SAVED_CBM, REQUIRED_TENSORS)
     if t["bank.vectors"].shape[0] != len(names) or len(names) != n:
         raise ModelFormatError(f"{folder}: {t['bank.vectors'].shape[0]} concept vectors, "
                                f"{len(names)} names, n_concepts={n}")
@@ -230,11 +200,11 @@ def read_saved_weights(folder: str | os.PathLike[str]) -> dict[str, Any]:
     Returns ``{"weights": C x K array (W' per unit of raw activation) or None when the head
     depends on the input (a CEM), "class_names", "concept_names", "method", "nec"}``.
     """
-    from conceptlab.bottleneck.concept_model import load_concept_model
+    from conceptlab.bottleneck.concept_model import load_concept_model, model_folder
 
     folder = Path(folder)
     model = load_concept_model(folder)
-    meta = _read_meta(folder)
+    meta = read_meta(model_folder(folder))
     head = model.effective_head()
     raw_hp = meta.get("hyper_parameters")
     hp: dict[str, Any] = raw_hp if isinstance(raw_hp, dict) else {}

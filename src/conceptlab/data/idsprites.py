@@ -385,7 +385,8 @@ class IDSprites(Dataset):
                              for s in ("train", "test")}
             self._captions = {s: [list(c) for c in record["splits"][s]["captions"]]
                               for s in ("train", "test")}
-        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as err:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError,
+                SafetensorError) as err:
             raise DataError(f"{self.path}.*: unreadable idsprites cache ({err}); delete it to "
                             "re-render") from err
         fingerprint = {s: hash_json({"kind": "idsprites", "images": file_digest(st_path),

@@ -29,12 +29,40 @@ from conceptlab.discover.naming import (
 from conceptlab.discover.sources import Activations, SourceError, TappedModel, extract
 from conceptlab.errors import MissingFileError
 from conceptlab.utils.io import atomic_dir
-from conceptlab.utils.saved import SavedKind, read_saved, write_saved
+from conceptlab.utils.saved import SavedKind, read_meta, read_saved, read_tensors, write_saved
 
 FORMAT = 1
 #: ``dictionary.json`` (the method's fields) + ``dictionary.safetensors`` (its arrays)
 SAVED_DICTIONARY = SavedKind("discovered_dictionary", (FORMAT,), "dictionary", legacy=True,
                              error=SourceError)
+#: ``probe.json`` + ``probe.safetensors`` (``weight`` C x D, ``bias`` C): the decision probe a
+#: discover run fits when the model's head does not know the data's classes
+SAVED_PROBE = SavedKind("decision_probe", (1,), "probe", error=SourceError)
+
+
+def save_probe(folder: str | Path, weight: np.ndarray, bias: np.ndarray) -> Path:
+    """Write the decision probe into ``folder`` (inside a staged run)."""
+    W = np.asarray(weight, np.float32)
+    write_saved(folder, SAVED_PROBE, {"n_classes": int(W.shape[0]), "dim": int(W.shape[1])},
+                {"weight": W, "bias": np.asarray(bias, np.float32)})
+    return Path(folder)
+
+
+def load_probe(folder: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(weight, bias)`` of the probe in ``folder``, None when there is none; a damaged
+    file is one ``SourceError`` (a ``FormatError``) naming it. Runs written before the probe
+    had a sidecar (``probe.safetensors`` only) are read too."""
+    d = Path(folder)
+    if not (d / SAVED_PROBE.tensors_name).is_file():
+        return None
+    if (d / SAVED_PROBE.json_name).is_file():
+        read_meta(d, SAVED_PROBE)
+    t = read_tensors(d, SAVED_PROBE, ("weight", "bias"))
+    W, b = t["weight"], t["bias"]
+    if W.ndim != 2 or b.shape != (W.shape[0],):
+        raise SAVED_PROBE.fail(f"{d / SAVED_PROBE.tensors_name}: weight {W.shape} and bias "
+                               f"{b.shape} do not form a probe")
+    return W, b
 
 
 @dataclass

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
 
 from conceptlab.bottleneck.concept_model import (
     AuditInputs,
@@ -33,7 +31,9 @@ from conceptlab.bottleneck.concept_model import (
     broadcast_head,
     explain_units,
     intervention_rows,
+    read_saved_model,
     register_concept_model,
+    saved_model_kind,
     softmax,
 )
 from conceptlab.bottleneck.heads import LinearHead, fit_dense_head, fit_sparse_head
@@ -41,10 +41,13 @@ from conceptlab.discover.base import Dictionary, DictionaryError, build_dictiona
 from conceptlab.discover.metrics import dictionary_report
 from conceptlab.discover.naming import name_by_text
 from conceptlab.errors import ConceptlabValueError
-from conceptlab.utils.io import atomic_dir, write_json_atomic
+from conceptlab.utils.io import atomic_dir
+from conceptlab.utils.saved import write_saved
 
 FORMAT = 1
 KIND = "dn-cbm"
+#: ``model.json`` + ``model.safetensors`` of a DN-CBM
+SAVED_DNCBM = saved_model_kind(KIND, (FORMAT,))
 #: percentiles of a unit's training codes used as its "absent" / "present" value
 UNIT_PERCENTILES = (5.0, 95.0)
 
@@ -202,33 +205,21 @@ class DNCBM:
             tensors["units.low"] = np.asarray(self.unit_low_, np.float32)
             tensors["units.high"] = np.asarray(self.unit_high_, np.float32)
         with atomic_dir(folder) as tmp:
-            save_file(tensors, str(tmp / "model.safetensors"))
-            write_json_atomic(tmp / "model.json", {
-                "format": FORMAT, "kind": KIND, "method": KIND, "dictionary": meta,
+            write_saved(tmp, SAVED_DNCBM, {
+                "method": KIND, "dictionary": meta,
                 "names": self.names, "class_names": self.class_names,
                 "concept_names": self.unit_labels, "head_info": self.head.info,
                 "hyper_parameters": {"nec": self.info.get("nec")}, "info": self.info,
                 "encoder_spec": self.encoder_spec,
-                "encoder_fingerprint": self.encoder_fingerprint})
+                "encoder_fingerprint": self.encoder_fingerprint}, tensors)
         return Path(folder)
 
     @classmethod
     def load(cls, folder: str | Path) -> DNCBM:
         """Read a folder written by ``save``; a malformed one is a ``ConceptModelError``
-        naming the folder and the problem."""
-        from conceptlab.bottleneck.concept_model import read_meta
-
+        naming the folder or file and the problem."""
         folder = Path(folder)
-        meta = read_meta(folder)
-        if meta.get("kind") != KIND or meta.get("format") != FORMAT:
-            raise ConceptModelError(f"{folder}: not a DN-CBM folder of format {FORMAT} "
-                                    f"(kind={meta.get('kind')!r}, "
-                                    f"format={meta.get('format')!r})")
-        try:
-            t = load_file(str(folder / "model.safetensors"))
-        except (OSError, ValueError, SafetensorError) as err:
-            raise ConceptModelError(f"{folder}: model.safetensors is missing, truncated or "
-                                    f"not a safetensors file ({err})") from None
+        meta, t = read_saved_model(folder, SAVED_DNCBM)
         try:
             sae = Dictionary.from_state(meta["dictionary"], {k[4:]: v for k, v in t.items()
                                                              if k.startswith("sae.")})

@@ -35,6 +35,7 @@ import torch
 
 from conceptlab.discover.metrics import cosine_matrix
 from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.registry import Registry
 
 
 class NamingError(ConceptlabValueError):
@@ -170,29 +171,34 @@ class NamingVocabulary:
     uses_head: bool = False
 
 
-#: option value -> what it names concepts from (the default first)
-NAMING_VOCABULARIES: dict[str, str] = {
-    "parts": "the built-in parts-and-attributes vocabulary (colours, textures, materials, "
-             "object parts, shapes), reached from the concept's class distribution by ConSE",
-    "imagenet": "the model head's own class names (ImageNet-1k for EfficientNet-Lite0)",
-}
+#: option value -> a builder of the vocabulary it names concepts from (the default first; each
+#: builder's docstring says what it is); a new vocabulary is one ``@NAMING_VOCABULARIES.register``
+NAMING_VOCABULARIES: Registry[Callable[[], NamingVocabulary]] = Registry("naming vocabulary",
+                                                                         NamingError)
 DEFAULT_NAMING = "parts"
 
 
-def naming_vocabulary(name: str = DEFAULT_NAMING) -> NamingVocabulary:
-    """The naming vocabulary called ``name`` (see :data:`NAMING_VOCABULARIES`)."""
-    key = str(name).strip().lower()
-    if key == "parts":
-        from conceptlab.concepts.builtin import builtin_vocabulary
+@NAMING_VOCABULARIES.register("parts")
+def parts_naming() -> NamingVocabulary:
+    """The built-in parts-and-attributes vocabulary (colours, textures, materials, object
+    parts, shapes), reached from the concept's class distribution by ConSE."""
+    from conceptlab.concepts.builtin import builtin_vocabulary
 
-        vocab = builtin_vocabulary("parts-attributes")
-        return NamingVocabulary("parts", "parts-attributes", vocab.source,
-                                tuple(vocab.concepts))
-    if key == "imagenet":
-        return NamingVocabulary("imagenet", "head classes", "the model's output head",
-                                uses_head=True)
-    raise NamingError(f"unknown naming vocabulary {name!r}; choose from "
-                      f"{', '.join(NAMING_VOCABULARIES)}")
+    vocab = builtin_vocabulary("parts-attributes")
+    return NamingVocabulary("parts", "parts-attributes", vocab.source, tuple(vocab.concepts))
+
+
+@NAMING_VOCABULARIES.register("imagenet")
+def head_naming() -> NamingVocabulary:
+    """The model head's own class names (ImageNet-1k for EfficientNet-Lite0)."""
+    return NamingVocabulary("imagenet", "head classes", "the model's output head",
+                            uses_head=True)
+
+
+def naming_vocabulary(name: str = DEFAULT_NAMING) -> NamingVocabulary:
+    """The naming vocabulary called ``name`` (see :data:`NAMING_VOCABULARIES`); an unknown
+    name is a ``NamingError`` naming the close and the known ones."""
+    return NAMING_VOCABULARIES.lookup(str(name).strip().lower(), shown=name)()
 
 
 TextEmbedder = Callable[[Sequence[str]], np.ndarray]

@@ -35,6 +35,7 @@ import numpy as np
 from conceptlab.discover.base import Dictionary, build_dictionary
 from conceptlab.lm.model import LMError
 from conceptlab.utils.io import atomic_dir
+from conceptlab.utils.saved import format_error, read_json_checked
 
 SAE_WEIGHTS = "sae_weights.safetensors"
 SAE_CFG = "cfg.json"
@@ -84,17 +85,24 @@ def save_saelens(d: Dictionary, path: str | Path, *, hook_name: str, model_name:
 
 
 def load_saelens(path: str | Path) -> tuple[Dictionary, dict[str, Any]]:
-    """A conceptlab dictionary and SAELens' config from a SAELens folder."""
+    """A conceptlab dictionary and SAELens' config from a SAELens folder.
+
+    The folder keeps SAELens' own layout (``cfg.json`` + ``sae_weights.safetensors``, no
+    ``kind`` / ``format``: SAELens writes and reads it), so it is not a ``utils.saved`` kind;
+    its files are still read by the same checked readers (one ``LMError`` line naming the
+    file for bad, deeply nested or non-object JSON and for truncated tensors)."""
+    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     path = Path(path)
     if not (path / SAE_CFG).is_file() or not (path / SAE_WEIGHTS).is_file():
         raise LMError(f"{path}: not a SAELens folder (needs {SAE_CFG} and {SAE_WEIGHTS})")
+    cfg = read_json_checked(path / SAE_CFG, LMError)
     try:
-        cfg = json.loads((path / SAE_CFG).read_text())
-    except json.JSONDecodeError as err:
-        raise LMError(f"{path / SAE_CFG}: not valid JSON ({err.msg})") from err
-    t = load_file(str(path / SAE_WEIGHTS))
+        t = load_file(str(path / SAE_WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise format_error(LMError)(f"{path / SAE_WEIGHTS}: unreadable tensors: empty, "
+                                    f"truncated or not a safetensors file ({err})") from None
     missing = [k for k in ("W_enc", "b_enc", "W_dec", "b_dec") if k not in t]
     if missing:
         raise LMError(f"{path / SAE_WEIGHTS}: no tensor {', '.join(missing)}")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from conceptlab.errors import ConceptlabValueError, MissingFileError, OutputError
+from conceptlab.errors import FormatError, MissingFileError, OutputError
 
 #: files that mark a folder as a conceptlab run (``metrics.json`` is written last; the others
 #: let a rerun replace what an interrupted older version left)
@@ -110,10 +110,11 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ConceptlabValueError(f"{p}: not valid JSON ({err})") from err
+        raise FormatError(f"{p}: not valid JSON ({err})") from err
     except UnicodeDecodeError as err:
-        raise ConceptlabValueError(f"{p}: not UTF-8 text ({err.reason} at byte "
-                                   f"{err.start})") from err
+        raise FormatError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except RecursionError:
+        raise FormatError(f"{p}: JSON nested too deeply to read") from None
 
 
 # ------------------------------------------------------------------------------------------------

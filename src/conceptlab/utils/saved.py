@@ -17,7 +17,10 @@ Use::
         write_saved(tmp, BANK, {"names": names}, {"vectors": vectors})
     meta, tensors = read_saved(folder, BANK)              # checked; numpy arrays
 
-``legacy=True`` accepts sidecars written before ``kind`` was recorded (``format`` only).
+``legacy=True`` accepts sidecars written before ``kind`` was recorded (``format`` only);
+``unversioned=True`` accepts sidecars written before ``format`` was recorded (``kind`` only,
+read as the first of ``formats``). ``see`` is appended to the message for another kind (where
+to read it instead).
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ _FORMAT_ERRORS: dict[type[ConceptlabError], type[FormatError]] = {}
 
 
 def format_error(family: type[ConceptlabError] | None) -> type[FormatError]:
-    """``FormatError`` that is also ``family`` (``None``: plain ``FormatError``)."""
+    """``FormatError`` that is also ``family`` (``None``: plain ``FormatError``; a family that
+    is already a ``FormatError`` is used as it is)."""
     if family is None or issubclass(FormatError, family):
         return FormatError
+    if issubclass(family, FormatError):
+        return family
     if family not in _FORMAT_ERRORS:
         _FORMAT_ERRORS[family] = type(f"{family.__name__}Format", (FormatError, family), {
             "__doc__": f"A malformed saved file: both FormatError and {family.__name__}."})
@@ -53,13 +59,17 @@ def format_error(family: type[ConceptlabError] | None) -> type[FormatError]:
 @dataclass(frozen=True)
 class SavedKind:
     """A saved kind: its ``kind`` string, the versions this code reads (the last is written),
-    the file stem (``name.json`` / ``name.safetensors``) and its family error type."""
+    the file stem (``name.json`` / ``name.safetensors``), its family error type, whether
+    sidecars without ``kind`` (``legacy``) or without ``format`` (``unversioned``) are read,
+    and ``see``: a hint added when a sidecar holds another kind."""
 
     kind: str
     formats: tuple[int, ...]
     name: str
     legacy: bool = False
     error: type[ConceptlabError] | None = None
+    unversioned: bool = False
+    see: str = ""
 
     @property
     def json_name(self) -> str:
@@ -136,12 +146,18 @@ def read_meta(folder: str | os.PathLike[str], kind: SavedKind) -> dict[str, Any]
     if found is None and not kind.legacy:
         raise kind.fail(f"{p}: no 'kind' field: not a saved {kind.kind}")
     if found is not None and found != kind.kind:
-        raise kind.fail(f"{p}: holds a {found!r}, not a {kind.kind!r}")
+        see = f" ({kind.see})" if kind.see else ""
+        raise kind.fail(f"{p}: holds a {found!r}, not a {kind.kind!r}{see}")
+    if "format" not in meta and kind.unversioned:
+        return {**meta, "format": kind.formats[0]}
     fmt = meta.get("format")
     if isinstance(fmt, bool) or fmt not in kind.formats:
         readable = ", ".join(map(str, kind.formats))
+        older = isinstance(fmt, int) and not isinstance(fmt, bool) and fmt < min(kind.formats)
+        why = ("written by an older conceptlab; re-create it with this version" if older
+               else "was it written by a newer conceptlab?")
         raise kind.fail(f"{p}: {kind.kind} format {fmt!r} is not one this version reads "
-                        f"({readable}); was it written by a newer conceptlab?")
+                        f"({readable}); {why}")
     return meta
 
 
@@ -158,7 +174,8 @@ def read_tensors(folder: str | os.PathLike[str], kind: SavedKind,
     try:
         arrays = load_file(str(p))
     except (SafetensorError, OSError, ValueError) as err:
-        raise kind.fail(f"{p}: unreadable tensors ({err})") from None
+        raise kind.fail(f"{p}: unreadable tensors: empty, truncated or not a safetensors "
+                        f"file ({err})") from None
     missing = sorted(set(required) - set(arrays))
     if missing:
         raise kind.fail(f"{p}: lacks tensor(s) {missing}")

@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
 
 from conceptlab.cache import ActivationCache, CacheKey
 from conceptlab.data.base import DataSplit, build_dataset
-from conceptlab.discover.bank import DiscoveredConcepts, discover
+from conceptlab.discover.bank import DiscoveredConcepts, discover, load_probe, save_probe
 from conceptlab.discover.naming import (
     DEFAULT_NAMING,
     ConceptNamer,
@@ -258,8 +257,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
                              **(encoder_options or {}))
             whole = cached_extract(cache, feat, train, "embeddings")
             Wp, bp = fit_probe(whole.rows, train.labels, len(names), seed)
-            (stage / "probe").mkdir(parents=True, exist_ok=True)
-            save_file({"weight": Wp, "bias": bp}, str(stage / "probe" / "probe.safetensors"))
+            save_probe(stage / "probe", Wp, bp)
             probe_acc = float(((whole.rows @ Wp.T + bp).argmax(1) == train.labels).mean())
         metrics = {"command": "discover", "data": data, "data_options": data_options or {},
                    "model": encoder, "encoder": encoder, "encoder_options": tapped.options,
@@ -288,10 +286,9 @@ def _class_index(names: list[str], name: str) -> int:
 def _decision_head(run: dict[str, Any], folder: Path, tapped: TappedModel
                    ) -> tuple[Any, bool]:
     """(latent -> logits over the data's classes, whether it is a fitted probe)."""
-    probe = folder / "probe" / "probe.safetensors"
-    if probe.is_file():
-        p = load_file(str(probe))
-        W, b = torch.from_numpy(p["weight"]), torch.from_numpy(p["bias"])
+    probe = load_probe(folder / "probe")
+    if probe is not None:
+        W, b = torch.from_numpy(probe[0]), torch.from_numpy(probe[1])
         pooled = tapped.pooled
         if pooled is None:
             raise SourceError(f"the decision probe reads pooled features, which are not known "
