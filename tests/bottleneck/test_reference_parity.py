@@ -143,6 +143,37 @@ def test_sparsecbm_loop_is_the_reference_from_initialisation(method: str, proble
     close(fit.joint_head.weight, r_h)
 
 
+def test_sparsecbm_epochs_walk_the_same_batches(problem) -> None:
+    """data_utils.prepared_dataloaders preprocesses the shuffled loader once into a list of
+    batches; BottleneckTrainer.train walks that list every epoch: one shuffle, the same
+    batches (the last one partial) in the same order, two epochs, Adam carried over."""
+    p = problem
+    obj = get_objective("ref:sparsecbm-contrastive")
+    data = TrainData(p["S"].numpy(), p["y"].numpy(), p["S"].numpy(), p["S"].numpy(),
+                     p["y"].numpy(), p["S"].numpy())
+    fit = obj.train_reference(data, kind="scores", n_classes=C, seed=SEED,
+                              config=TrainConfig(max_epochs=2, batch_size=3,
+                                                 show_progress=False))
+    torch.manual_seed(SEED)
+    cbl = nn.Linear(K, K, bias=False)
+    head = nn.Linear(K, C, bias=False)
+    batches = [b.tolist() for b in torch.randperm(N).split(3)]  # [3, 3, 2] rows, fixed
+    opt_cbl = torch.optim.Adam(cbl.parameters(), lr=3e-4)
+    opt_head = torch.optim.Adam(head.parameters(), lr=3e-4)
+    for _ in range(2):
+        for rows in batches:
+            cbl_logits = cbl(100.0 * p["S"][rows])
+            ref_cbl_loss("contrastive", cbl_logits, cbl.weight).backward(retain_graph=True)
+            F.cross_entropy(head(cbl_logits), p["y"][rows]).backward()
+            opt_cbl.step()
+            opt_cbl.zero_grad()
+            opt_head.step()
+            opt_head.zero_grad()
+    assert fit.joint_head is not None and fit.steps == 6
+    close(fit.cbl.linear.weight, cbl.weight)
+    close(fit.joint_head.weight, head.weight)
+
+
 # ------------------------------------------------------------------------------ LF-CBM
 
 
