@@ -21,7 +21,8 @@ forms, and reports the mean per-class accuracy of each. Its primary one
 *column* of ``V`` by its sum over all test images and each column of ``T`` by its sum over all
 classes: ``cms_reference_predict``; normalising ``V`` by statistics of the whole test set makes
 it transductive (one image's prediction depends on the others), so it is marked so wherever
-reported. The rules below, without any normalisation, are what conceptlab uses by default. Optional variants, off by default: ``center="row"`` subtracts each
+reported. The rules below, without any normalisation, are what conceptlab uses by default.
+Optional variants, off by default: ``center="row"`` subtracts each
 row's mean before the cosine (a Pearson correlation; useful when every similarity carries the
 same large offset, as CLIP cosines do), and ``class_norm`` rescales class rows for the
 top-concept rule (``"sum"`` divides each row by its sum, ``"zscore"`` standardises each row) so
@@ -159,7 +160,8 @@ def class_concept_similarities(class_embeddings: np.ndarray,
 
 def cms_reference_predict(image_concept_sims: np.ndarray, class_concept_sims: np.ndarray, *,
                           rule: Literal["cosine", "top-concept"] = "cosine") -> np.ndarray:
-    """The reference notebook's second CMS form: column-normalised ``V`` and ``T``, then ``rule`` (N,).
+    """The reference notebook's second CMS form: column-normalised ``V`` and ``T``, then
+    ``rule`` (N,).
 
     ``V[:, k] /= sum_i V[i, k]`` (over every test image: **transductive**) and
     ``T[:, k] /= sum_c T[c, k]`` (over classes). Columns with a non-positive sum are left as
