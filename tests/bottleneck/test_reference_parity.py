@@ -368,3 +368,19 @@ def test_lfcbm_cutoffs_are_strict_and_top5() -> None:
     exact = get_objective("ref:lfcbm", interpretability_cutoff=float(sims[0]))
     keep, _ = exact.select_units(units.numpy(), concepts.numpy())
     assert keep.tolist() == ([1] if sims[1] > sims[0] else [])  # unit 0 sits on the cutoff
+
+
+def test_a_diverging_reference_is_one_conceptlab_error() -> None:
+    """-log(gumbel_softmax(z)) is inf once a softmax entry underflows (the reference's own
+    arithmetic, kept); fit says so as a ComputeError (one line at the CLI), not a traceback."""
+    from conceptlab.errors import ComputeError
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60, D)).astype(np.float32)
+    y = np.arange(60) % C
+    bank = ConceptBank(rng.normal(size=(K, D)).astype(np.float32), [f"c{k}" for k in range(K)])
+    model = ConceptBottleneckModel.from_options(
+        bank, ["a", "b", "c"], method="ref:sparsecbm-gumbel",
+        options={"logit_scale": 1e5, "max_epochs": 1, "show_progress": False})
+    with pytest.raises(ComputeError, match="loss became inf"):
+        model.fit(X[:40], y[:40], X[40:], y[40:])
