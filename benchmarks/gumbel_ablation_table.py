@@ -97,6 +97,32 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join([*lines, END])
 
 
+def why_not(r: dict[str, Any]) -> str:
+    """Why a data set's Gumbel is not competitive, from the validation ablation: the best
+    Gumbel row sparser than l1 against l1, and the rows that come closer being as dense."""
+    rows = r["ablation"]
+    l1 = next(row for row in rows if row["method"] == "l1")
+    gumbels = [row for row in rows if row["method"] == "gumbel"]
+    sparser = [row for row in gumbels
+               if row["val_mean_active_concepts"] < l1["val_mean_active_concepts"]]
+    dense = [row for row in gumbels
+             if row["val_mean_active_concepts"] >= l1["val_mean_active_concepts"]]
+    parts = []
+    if sparser:
+        best = max(sparser, key=lambda row: row["val_accuracy"])
+        parts.append(
+            f"on validation every Gumbel configuration sparser than l1 "
+            f"({l1['val_mean_active_concepts']:.2f} active concepts) stays at least "
+            f"{(l1['val_accuracy'] - best['val_accuracy']) * 100:.1f} points below l1's "
+            f"{l1['val_accuracy']:.3f} (best: {best['config']}, {best['val_accuracy']:.3f})")
+    if dense:
+        top = max(dense, key=lambda row: row["val_accuracy"])
+        parts.append(
+            f"the closest Gumbel row ({top['config']}, {top['val_accuracy']:.3f}) uses "
+            f"{top['val_mean_active_concepts']:.2f} active concepts, no fewer than l1")
+    return "; ".join(parts)
+
+
 def readme_section(data: dict[str, Any]) -> str:
     """README's sentence per data set: the verdict and its numbers, from the JSON."""
     parts = []
@@ -111,7 +137,8 @@ def readme_section(data: dict[str, Any]) -> str:
             f"{_pm(best['accuracy'])} against l1 {_pm(l1['accuracy'])} at NEC = 5 "
             f"({gap:.1f} points behind, {best['mean_active_concepts'][0]:.2f} against "
             f"{l1['mean_active_concepts'][0]:.2f} active concepts per decision): "
-            f"{'competitive' if competitive else 'not competitive'} by issue 18's bar.")
+            f"{'competitive' if competitive else 'not competitive'} by issue 18's bar"
+            + ("." if competitive or not why_not(r) else f". Why: {why_not(r)}."))
     return "\n".join([R_START, *[f"- {p}" for p in parts], R_END])
 
 

@@ -79,3 +79,22 @@ def test_diverged_seeds_are_reported() -> None:
         "n_diverged": 3}
     text = table.render(data)
     assert "3 of 3 seeds diverged" in text and "| diverged |" in text
+
+
+def test_readme_says_why_not_from_the_ablation() -> None:
+    table = load()
+    far = table.readme_section(result(0.40, 0.62, 1.3, 3.7))
+    # the fixture's gumbel row: val 0.400 with 1.2 active concepts; l1: 0.600 with 1.2
+    data = result(0.40, 0.62, 1.3, 3.7)
+    data["fashion"]["ablation"][1]["val_mean_active_concepts"] = 3.0
+    text = table.readme_section(data)
+    assert "Why: on validation every Gumbel configuration sparser than l1 (3.00 active " \
+           "concepts) stays at least 20.0 points below l1's 0.600" in text
+    dense = {**data["fashion"]["ablation"][0], "config": "tau fixed 3", "val_accuracy": 0.58,
+             "val_mean_active_concepts": 3.5}
+    data["fashion"]["ablation"].append(dense)
+    text = table.readme_section(data)
+    assert "the closest Gumbel row (tau fixed 3, 0.580) uses 3.50 active concepts" in text
+    near = table.readme_section(result(0.61, 0.62, 1.3, 3.7))
+    assert "Why:" not in near
+    assert far != text

@@ -143,6 +143,37 @@ def test_sparsecbm_loop_is_the_reference_from_initialisation(method: str, proble
     close(fit.joint_head.weight, r_h)
 
 
+def test_sparsecbm_epochs_walk_the_same_batches(problem) -> None:
+    """data_utils.prepared_dataloaders preprocesses the shuffled loader once into a list of
+    batches; BottleneckTrainer.train walks that list every epoch: one shuffle, the same
+    batches (the last one partial) in the same order, two epochs, Adam carried over."""
+    p = problem
+    obj = get_objective("ref:sparsecbm-contrastive")
+    data = TrainData(p["S"].numpy(), p["y"].numpy(), p["S"].numpy(), p["S"].numpy(),
+                     p["y"].numpy(), p["S"].numpy())
+    fit = obj.train_reference(data, kind="scores", n_classes=C, seed=SEED,
+                              config=TrainConfig(max_epochs=2, batch_size=3,
+                                                 show_progress=False))
+    torch.manual_seed(SEED)
+    cbl = nn.Linear(K, K, bias=False)
+    head = nn.Linear(K, C, bias=False)
+    batches = [b.tolist() for b in torch.randperm(N).split(3)]  # [3, 3, 2] rows, fixed
+    opt_cbl = torch.optim.Adam(cbl.parameters(), lr=3e-4)
+    opt_head = torch.optim.Adam(head.parameters(), lr=3e-4)
+    for _ in range(2):
+        for rows in batches:
+            cbl_logits = cbl(100.0 * p["S"][rows])
+            ref_cbl_loss("contrastive", cbl_logits, cbl.weight).backward(retain_graph=True)
+            F.cross_entropy(head(cbl_logits), p["y"][rows]).backward()
+            opt_cbl.step()
+            opt_cbl.zero_grad()
+            opt_head.step()
+            opt_head.zero_grad()
+    assert fit.joint_head is not None and fit.steps == 6
+    close(fit.cbl.linear.weight, cbl.weight)
+    close(fit.joint_head.weight, head.weight)
+
+
 # ------------------------------------------------------------------------------ LF-CBM
 
 
@@ -271,3 +302,85 @@ def test_cms_rule_ref_is_the_notebooks_row_normalised_form() -> None:
     assert np.array_equal(cms_rowsum_predict(V.numpy(), T.numpy(), rule="cosine"), ref_cos)
     assert np.array_equal(cms_rowsum_predict(V.numpy(), T.numpy(), rule="top-concept"),
                           ref_top)
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def _bank_model(method: str) -> ConceptBottleneckModel:
+    bank = ConceptBank(np.eye(K, D, dtype=np.float32), [f"c{k}" for k in range(K)])
+    return ConceptBottleneckModel.from_options(bank, ["a", "b", "c"], method=method)
+
+
+@pytest.mark.parametrize("method", ["l1", "contrastive", "gumbel"])
+def test_sparsecbm_fit_runs_with_the_demos_settings(method: str) -> None:
+    """What ``fit --method ref:sparsecbm-*`` trains with (the path ``fit`` takes), transcribed
+    from demo_notebooks/demo.ipynb (``lrs = cbl_lrs = 3e-4``, ``batch_size=128``,
+    ``num_epochs=10``) and BottleneckTrainer's defaults (``gumbel_tau=1.0``,
+    ``l1_lambda=1e-3``); logits_per_image = 100 * cos."""
+    model = _bank_model(f"ref:sparsecbm-{method}")
+    cfg = model.train_config
+    assert (cfg.lr, cfg.batch_size, cfg.max_epochs) == (3e-4, 128, 10)
+    assert model.objective.logit_scale == 100.0  # type: ignore[attr-defined]
+    if method == "l1":
+        assert model.objective.lam == 1e-3  # type: ignore[attr-defined]
+    if method == "gumbel":
+        assert model.objective.tau == 1.0  # type: ignore[attr-defined]
+
+
+def test_lfcbm_fit_runs_with_train_cbm_py_defaults() -> None:
+    """train_cbm.py's argparse defaults: ``proj_batch_size`` 50000, ``proj_steps`` 1000, Adam
+    lr 1e-3, ``clip_cutoff`` 0.25, ``interpretability_cutoff`` 0.45, validation every 50
+    steps; the projection has no bias."""
+    model = _bank_model("ref:lfcbm")
+    cfg = model.train_config
+    assert (cfg.lr, cfg.batch_size, cfg.max_epochs) == (1e-3, 50000, 1000)
+    obj = model.objective
+    assert (obj.clip_cutoff, obj.interpretability_cutoff,  # type: ignore[attr-defined]
+            obj.val_every) == (0.25, 0.45, 50)  # type: ignore[attr-defined]
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(120, D)).astype(np.float32)
+    S = X[:, :K] @ rng.normal(size=(K, K)).astype(np.float32)  # reachable by a linear map
+    y = rng.integers(0, C, 120)
+    fit = obj.train_reference(TrainData(X, y, S, X, y, S), kind="features", n_classes=C,
+                              seed=SEED, config=TrainConfig(max_epochs=120, lr=1e-3,
+                                                            show_progress=False))
+    assert fit.cbl.linear.bias is None
+    # validation = train: the loss keeps falling, so every check is recorded: steps 0, 50,
+    # 100 and the last (i = 119)
+    assert [h["epoch"] for h in fit.history] == [1, 51, 101, 120]
+
+
+def test_lfcbm_cutoffs_are_strict_and_top5() -> None:
+    """``highest > clip_cutoff`` with ``highest`` the mean of the top 5 (a concept exactly at
+    the cutoff is deleted); ``sim > interpretability_cutoff`` likewise."""
+    obj = get_objective("ref:lfcbm")
+    S = np.zeros((10, 3), np.float32)
+    S[:5, 0] = 0.25                    # top-5 mean exactly 0.25: deleted (strict)
+    S[:5, 1] = 0.26                    # kept
+    S[:3, 2], S[3:5, 2] = 0.4, 0.01    # top-3 mean 0.4, top-5 mean 0.244: deleted
+    keep, _ = obj.preselect_units(S)
+    assert keep.tolist() == [1]
+    rng = np.random.default_rng(2)
+    units = torch.tensor(rng.normal(size=(30, 2)), dtype=torch.float32)
+    concepts = torch.tensor(rng.normal(size=(30, 2)), dtype=torch.float32) + units
+    sims = ref_cos3(concepts, units)
+    exact = get_objective("ref:lfcbm", interpretability_cutoff=float(sims[0]))
+    keep, _ = exact.select_units(units.numpy(), concepts.numpy())
+    assert keep.tolist() == ([1] if sims[1] > sims[0] else [])  # unit 0 sits on the cutoff
+
+
+def test_a_diverging_reference_is_one_conceptlab_error() -> None:
+    """-log(gumbel_softmax(z)) is inf once a softmax entry underflows (the reference's own
+    arithmetic, kept); fit says so as a ComputeError (one line at the CLI), not a traceback."""
+    from conceptlab.errors import ComputeError
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60, D)).astype(np.float32)
+    y = np.arange(60) % C
+    bank = ConceptBank(rng.normal(size=(K, D)).astype(np.float32), [f"c{k}" for k in range(K)])
+    model = ConceptBottleneckModel.from_options(
+        bank, ["a", "b", "c"], method="ref:sparsecbm-gumbel",
+        options={"logit_scale": 1e5, "max_epochs": 1, "show_progress": False})
+    with pytest.raises(ComputeError, match="loss became inf"):
+        model.fit(X[:40], y[:40], X[40:], y[40:])

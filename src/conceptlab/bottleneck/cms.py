@@ -14,13 +14,15 @@ Two decision rules (the reference code calls them "similarity score" and "max sc
 * cosine rule: ``y_i = argmax_c  <V_i, T_c> / (||V_i|| ||T_c||)``;
 * top-concept rule: ``y_i = argmax_c  T[c, argmax_k V[i, k]]``.
 
-The reference code (Andron00e/SparseCBM, ``additional_evaluations/cms_scores.ipynb``) divides
-each *column* of ``V`` by its sum over all test images and each column of ``T`` by its sum over
-all classes, then applies the rules, and reports the mean per-class accuracy. Normalising ``V``
-by statistics of the whole test set makes it transductive (one image's prediction depends on
-the others). ``cms_reference_predict`` reproduces that (marked transductive wherever reported);
-the rules below are the inductive form (no normalisation across images), which is what
-conceptlab uses by default. Optional variants, off by default: ``center="row"`` subtracts each
+The reference code (Andron00e/SparseCBM, ``additional_evaluations/cms_scores.ipynb``) has two
+forms, and reports the mean per-class accuracy of each. Its primary one
+(``get_dot_prods_matrix``) divides each *row* of ``V`` and of ``T`` by its sum (+ 1e-8):
+``cms_rowsum_predict``, ``cms --rule ref``; it is inductive. Its second one divides each
+*column* of ``V`` by its sum over all test images and each column of ``T`` by its sum over all
+classes: ``cms_reference_predict``; normalising ``V`` by statistics of the whole test set makes
+it transductive (one image's prediction depends on the others), so it is marked so wherever
+reported. The rules below, without any normalisation, are what conceptlab uses by default.
+Optional variants, off by default: ``center="row"`` subtracts each
 row's mean before the cosine (a Pearson correlation; useful when every similarity carries the
 same large offset, as CLIP cosines do), and ``class_norm`` rescales class rows for the
 top-concept rule (``"sum"`` divides each row by its sum, ``"zscore"`` standardises each row) so
@@ -158,7 +160,8 @@ def class_concept_similarities(class_embeddings: np.ndarray,
 
 def cms_reference_predict(image_concept_sims: np.ndarray, class_concept_sims: np.ndarray, *,
                           rule: Literal["cosine", "top-concept"] = "cosine") -> np.ndarray:
-    """The reference notebook's CMS: column-normalised ``V`` and ``T``, then ``rule`` (N,).
+    """The reference notebook's second CMS form: column-normalised ``V`` and ``T``, then
+    ``rule`` (N,).
 
     ``V[:, k] /= sum_i V[i, k]`` (over every test image: **transductive**) and
     ``T[:, k] /= sum_c T[c, k]`` (over classes). Columns with a non-positive sum are left as

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from conceptlab.bottleneck.layers import LAYERS, ConceptBottleneckLayer
 from conceptlab.bottleneck.objectives.base import InputKind, Objective, ObjectiveError
 from conceptlab.bottleneck.training import CBLFit, TrainConfig, TrainData
+from conceptlab.errors import ComputeError
 from conceptlab.utils.progress import progress
 
 
@@ -128,7 +129,10 @@ def train_sparsecbm(objective: Objective, cbl_loss: CblLoss, data: TrainData, *,
     ``logit_scale * S``, no standardisation), ``head = nn.Linear(K, C, bias=False)`` reading the
     raw CBL output; both at PyTorch's default initialisation (drawn here from the fit's
     generator, CBL first). Each step: the two backward passes of ``sparsecbm_backward``, then
-    both Adam steps. Shuffled minibatches (the last one partial), ``max_epochs`` epochs, and
+    both Adam steps. Minibatches from one shuffle made before the first epoch and walked
+    again in the same order every epoch (``data_utils.py``, ``prepared_dataloaders``: the
+    shuffled loader is preprocessed once into a list of batches; the last one partial),
+    ``max_epochs`` epochs, and
     the weights after the last step are kept: the reference evaluates validation every
     ``val_step_count`` steps but selects nothing on it (validation accuracy is logged here
     once per epoch).
@@ -152,15 +156,18 @@ def train_sparsecbm(objective: Objective, cbl_loss: CblLoss, data: TrainData, *,
                       disable=None if config.show_progress is None else not config.show_progress,
                       unit="epoch")
     score = float("nan")
+    # one shuffle for the whole run: the reference shuffles its DataLoader once, while
+    # ``prepared_dataloaders`` preprocesses it into a list of batches, and every epoch walks
+    # that list (the same batches, in the same order)
+    perm = torch.randperm(n, generator=gen)
     for epoch in epochs:
-        perm = torch.randperm(n, generator=gen)
         totals = {"cbl_loss": 0.0, "ce": 0.0}
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
             loss_c, ce = sparsecbm_backward(cbl_loss, cbl, head, t["xt"][idx], t["yt"][idx],
                                             gen)
             if not (torch.isfinite(loss_c) and torch.isfinite(ce)):
-                raise FloatingPointError(f"{objective.name}: loss became {float(loss_c)} + "
+                raise ComputeError(f"{objective.name}: loss became {float(loss_c)} + "
                                          f"{float(ce)} at epoch {epoch}, step {step}")
             opt_cbl.step()
             opt_cbl.zero_grad()
@@ -256,7 +263,7 @@ def train_lfcbm(objective: Objective, data: TrainData, *, kind: InputKind, confi
         sb = t["st"] if rows is None else t["st"][rows]
         loss = lfcbm_loss(proj, xb, sb)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{objective.name}: loss became {float(loss)} at step {i} "
+            raise ComputeError(f"{objective.name}: loss became {float(loss)} at step {i} "
                                      f"(a unit or concept constant over the batch?)")
         loss.backward()
         opt.step()

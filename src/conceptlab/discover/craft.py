@@ -1,8 +1,10 @@
 """CRAFT as its reference code runs it: grid patches and regularised NMF.
 
-Mirrors deel-ai/Craft ``craft/craft_torch.py``, ``Craft.fit`` (and xplique's
-``xplique/concepts/craft.py``, ``BaseCraft.fit`` with ``craft_torch.py``'s
-``_extract_patches``):
+The patches mirror deel-ai/Craft ``craft/craft_torch.py``, ``Craft.fit`` (xplique's
+``xplique/concepts/craft_torch.py``, ``CraftTorch._extract_patches``, has the same lines); the
+NMF is xplique's (``xplique/concepts/craft.py``, ``BaseCraft.fit``, which hard-codes
+``NMF(n_components=..., alpha_W=1e-2)``). deel-ai/Craft's own ``Craft.fit`` calls
+``NMF(n_components=...)`` without a penalty: ``CraftNMF(alpha_W=0)`` is that variant.
 
 * patches: ``torch.nn.functional.unfold(inputs, kernel_size=patch_size, stride=int(patch_size *
   0.80))`` on the *preprocessed* inputs (N, C, S, S), reshaped to (n_patches, C, p, p) in
@@ -10,7 +12,7 @@ Mirrors deel-ai/Craft ``craft/craft_torch.py``, ``Craft.fit`` (and xplique's
   resized back to the input size S with bilinear interpolation (``align_corners=False``) before
   the first part of the model; 4-D activations mean-pooled over space;
 * NMF: scikit-learn ``NMF(n_components=k, alpha_W=1e-2)`` with every other setting at its
-  default (xplique's ``alpha_w=1e-2``; ``l1_ratio=0`` and ``alpha_H='same'``: an L2 penalty on
+  default (xplique's ``alpha_W=1e-2``; ``l1_ratio=0`` and ``alpha_H='same'``: an L2 penalty on
   codes and atoms); new activations are encoded with ``NMF.transform``, i.e. the same penalty.
 
 What conceptlab called CRAFT before (``discover --method nmf --source crops``) differs: 8
@@ -43,7 +45,7 @@ from conceptlab.discover.sources import Activations, SourceError, TappedModel, i
 
 #: the reference's stride as a fraction of the patch side (``int(patch_size * 0.80)``)
 STRIDE_FRACTION = 0.80
-#: xplique ``BaseCraft.fit(alpha_w=1e-2)``
+#: xplique ``BaseCraft.fit``: ``NMF(n_components=..., alpha_W=1e-2)`` (deel-ai/Craft: none)
 ALPHA_W = 1e-2
 
 
