@@ -298,12 +298,13 @@ class ConceptEmbeddingModel:
         """``model.safetensors`` + ``model.json`` (no pickle), atomically."""
         from safetensors.torch import save_file
 
-        from conceptlab.utils.io import atomic_dir, write_json_atomic
+        from conceptlab.utils.io import atomic_dir, write_json_atomic, writing
 
         net = self._need()
         with atomic_dir(folder) as tmp:
-            save_file({k: v.contiguous() for k, v in net.state_dict().items()},
-                      str(tmp / "model.safetensors"))
+            with writing(tmp / "model.safetensors"):
+                save_file({k: v.contiguous() for k, v in net.state_dict().items()},
+                          str(tmp / "model.safetensors"))
             write_json_atomic(tmp / "model.json", {
                 "kind": self.kind, "method": self.kind, "concept_names": self._concept_names,
                 "class_names": self.class_names, "config": asdict(self.config),

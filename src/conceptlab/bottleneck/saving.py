@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 from conceptlab.bottleneck.heads import HeadConfig, LinearHead
 from conceptlab.bottleneck.layers import CBLConfig, layer_from_arrays
@@ -32,7 +32,7 @@ from conceptlab.bottleneck.objectives import get_objective
 from conceptlab.bottleneck.training import TrainConfig
 from conceptlab.concepts.bank import ConceptBank
 from conceptlab.errors import ConceptlabError
-from conceptlab.utils.io import atomic_dir, write_json_atomic
+from conceptlab.utils.io import atomic_dir, save_tensors, write_json_atomic
 from conceptlab.utils.version import package_version
 
 
@@ -64,7 +64,7 @@ def save_model(model: ConceptBottleneckModel, folder: str | Path) -> Path:
         "conceptlab_version": package_version(),
     }
     with atomic_dir(folder) as tmp:
-        save_file(tensors, str(tmp / MODEL_WEIGHTS))
+        save_tensors(tensors, tmp / MODEL_WEIGHTS)
         write_json_atomic(tmp / MODEL_META, meta)
     return Path(folder)
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 from conceptlab.bottleneck.concept_model import (
     AuditInputs,
@@ -41,7 +41,7 @@ from conceptlab.discover.base import Dictionary, DictionaryError, build_dictiona
 from conceptlab.discover.metrics import dictionary_report
 from conceptlab.discover.naming import name_by_text
 from conceptlab.errors import ConceptlabValueError
-from conceptlab.utils.io import atomic_dir, write_json_atomic
+from conceptlab.utils.io import atomic_dir, save_tensors, write_json_atomic
 
 FORMAT = 1
 KIND = "dn-cbm"
@@ -202,7 +202,7 @@ class DNCBM:
             tensors["units.low"] = np.asarray(self.unit_low_, np.float32)
             tensors["units.high"] = np.asarray(self.unit_high_, np.float32)
         with atomic_dir(folder) as tmp:
-            save_file(tensors, str(tmp / "model.safetensors"))
+            save_tensors(tensors, tmp / "model.safetensors")
             write_json_atomic(tmp / "model.json", {
                 "format": FORMAT, "kind": KIND, "method": KIND, "dictionary": meta,
                 "names": self.names, "class_names": self.class_names,

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 from conceptlab.cache import ActivationCache, CacheKey
 from conceptlab.data.base import DataSplit, build_dataset
@@ -54,7 +54,7 @@ from conceptlab.report.discover_plots import (
     plot_overlays,
 )
 from conceptlab.utils.hashing import hash_json
-from conceptlab.utils.io import read_json, write_json_atomic
+from conceptlab.utils.io import read_json, save_tensors, write_json_atomic
 from conceptlab.utils.seed import seed_everything
 from conceptlab.utils.version import package_version
 from conceptlab.workflows.prepare import compute_record
@@ -262,7 +262,7 @@ def run_discover(data: str, out: str | Path, *, method: str = "nmf", k: int = 10
         whole = cached_extract(cache, feat, train, "embeddings")
         Wp, bp = fit_probe(whole.rows, train.labels, len(names), seed)
         (out / "probe").mkdir(parents=True, exist_ok=True)
-        save_file({"weight": Wp, "bias": bp}, str(out / "probe" / "probe.safetensors"))
+        save_tensors({"weight": Wp, "bias": bp}, out / "probe" / "probe.safetensors")
         probe_acc = float(((whole.rows @ Wp.T + bp).argmax(1) == train.labels).mean())
     metrics = {"command": "discover", "data": data, "data_options": data_options or {},
                "model": encoder, "encoder": encoder, "encoder_options": tapped.options,

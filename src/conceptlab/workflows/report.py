@@ -44,7 +44,7 @@ from conceptlab.report.plots import (
     weight_heatmap_figure,
     xai_metrics_figure,
 )
-from conceptlab.utils.io import read_json
+from conceptlab.utils.io import check_output_file, read_json
 
 #: faithfulness fields shown beside accuracy, in this order, with what each one says
 FAITHFULNESS_FIELDS: dict[str, str] = {
@@ -587,6 +587,10 @@ def build_report(folders: Sequence[str | Path], out: str | Path | None = None) -
         raise ConceptlabValueError("give at least one run folder")
     if out is None and len(folders) > 1:
         raise ConceptlabValueError("several run folders: give --out FILE for the comparison report")
+    if out is not None:  # a bad --out fails before the runs are read and drawn
+        if Path(out).suffix.lower() not in (".html", ".htm"):
+            raise ConceptlabValueError(f"{out}: the report is an .html file")
+        check_output_file(out)
     runs = [read_run(f) for f in folders]
     target = Path(out) if out is not None else runs[0].path / "report.html"
     if target.suffix.lower() not in (".html", ".htm"):
