@@ -192,3 +192,24 @@ def test_report_out_that_cannot_be_written_is_one_line_naming_it(
             good.write_text("old")
         invoke("report", run, "--out", good)
         assert good.read_text().lower().startswith("<!doctype html>")
+
+
+# ---------------------------------------------------------------------------------------------
+# serve: a taken port or a host this machine does not have is one line, before "ready"
+# ---------------------------------------------------------------------------------------------
+
+def test_serve_refuses_a_taken_port_and_a_foreign_host_before_ready(tmp_path: Path) -> None:
+    import socket
+
+    pytest.importorskip("uvicorn")
+    run = _min_run(tmp_path / "run")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        line = invoke_fails("serve", run, "--host", "127.0.0.1", "--port", port)
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "pick another --port" in line
+    assert "explorer ready" not in line
+    # 203.0.113.7 (TEST-NET-3) is never an address of this machine
+    line = invoke_fails("serve", run, "--host", "203.0.113.7", "--port", 8799)
+    assert "cannot listen on 203.0.113.7:8799" in line and "explorer ready" not in line
