@@ -213,3 +213,25 @@ def test_serve_refuses_a_taken_port_and_a_foreign_host_before_ready(tmp_path: Pa
     # 203.0.113.7 (TEST-NET-3) is never an address of this machine
     line = invoke_fails("serve", run, "--host", "203.0.113.7", "--port", 8799)
     assert "cannot listen on 203.0.113.7:8799" in line and "explorer ready" not in line
+
+
+# ---------------------------------------------------------------------------------------------
+# encode --engine-option: an unknown key names the known ones, before any work
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("engine", "option", "words"), [
+    ("local", "bogus=1", "unknown option 'bogus' for the local engine; known: batch_size"),
+    ("ray", "workers=2", "unknown option 'workers' for the ray engine; known: num_cpus, "
+                         "num_gpus, concurrency, batch_size, local_cpus"),
+    ("local", "batch_size=0", "batch_size: expected a positive integer, got 0"),
+    ("ray", "num_gpus=-1", "num_gpus: expected a number >= 0, got -1"),
+])
+def test_a_bad_engine_option_is_one_line_before_encoding(tmp_path: Path, engine: str,
+                                                         option: str, words: str) -> None:
+    cache = tmp_path / "cache"
+    line = invoke_fails("encode", "--data", "idsprites", "-D", "n_train=40", "-D", "n_test=20",
+                        "-D", "img_size=16", "-D", f"cache_dir={cache / 'data'}",
+                        "--encoder", "tinyjoint", "--cache", cache, "--out", tmp_path / "enc",
+                        "--engine", engine, "--engine-option", option)
+    assert words in line.replace("\n", ""), line
+    assert not cache.exists() and not (tmp_path / "enc").exists()  # nothing was built

@@ -34,8 +34,9 @@ def run_encode(config: RunConfig, out: str | Path | None = None, *, engine: str 
     ``engine``: ``local`` (this process) or ``ray`` (Ray Data on ``address``, or a local Ray);
     both write the same cache entries (see ``conceptlab.engines``).
     """
-    from conceptlab.engines import build_engine
+    from conceptlab.engines import build_engine, check_engine_options
 
+    check_engine_options(engine, engine_options)  # a bad option fails before any encoding
     check_out(out)  # a file in the way fails now, not after the encoding
     t0 = time.perf_counter()
     _, encoder, splits = build_parts(config)
