@@ -235,3 +235,90 @@ def test_a_bad_engine_option_is_one_line_before_encoding(tmp_path: Path, engine:
                         "--engine", engine, "--engine-option", option)
     assert words in line.replace("\n", ""), line
     assert not cache.exists() and not (tmp_path / "enc").exists()  # nothing was built
+
+
+# ---------------------------------------------------------------------------------------------
+# absurd numbers: refused in one line, no RuntimeWarning, no torch overflow traceback
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved CBM run on the tinyjoint encoder (24-d), fitted in about a second on words
+    planted in the encoder's own text space: predict / intervene rebuild its encoder."""
+    from conceptlab.bottleneck.model import ConceptBottleneckModel
+    from conceptlab.concepts.bank import ConceptBank
+    from tests.bottleneck.tiny_runs import TinyJoint
+
+    enc = TinyJoint()
+    words = ["red", "round", "green", "square", "blue", "striped"]
+    V = enc.encode_texts(words)
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 60)
+    X = V[2 * y] + V[2 * y + 1] + 0.3 * rng.standard_normal((len(y), V.shape[1]))
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    bank = ConceptBank(V, words, provenance={"encoder": "tinyjoint",
+                                             "encoder_fingerprint": enc.fingerprint()})
+    model = ConceptBottleneckModel.from_options(
+        bank, ["cherry", "lime", "berry"], method="l1",
+        options={"max_epochs": 8, "patience": 3, "show_progress": False}, seed=0)
+    model.fit(X[::2], y[::2], X[1::2], y[1::2])
+    run = tmp_path_factory.mktemp("tiny-run") / "run"
+    model.save(run / "model")
+    (run / "encoder.json").write_text(json.dumps({"spec": "tinyjoint", "options": {},
+                                                  "fingerprint": enc.fingerprint()}))
+    (run / "metrics.json").write_text(json.dumps({"command": "fit", "method": "l1",
+                                                  "encoder": "tinyjoint"}))
+    return run
+
+
+def test_intervene_with_an_absurd_value_is_one_line_without_a_warning(tiny_run: Path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a leaked RuntimeWarning fails the command
+        line = invoke_fails("intervene", tiny_run, "--text", "a red round thing",
+                            "--set", "red=1e308")
+        assert "value for 'red' must lie in" in line and ".py" not in line
+        ok = invoke("intervene", tiny_run, "--text", "a red round thing", "--set", "red=absent",
+                    "--json")
+    assert json.loads(ok.stdout)[0]["set_as"] == {"red": "absent"}
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("train.weight_decay", 1e308, "magnitude at most 1e"),  # torch overflowed on it
+    ("train.lr", 3e38, "magnitude at most 1e"),  # so did it here (Adam's step is 10 lr)
+    ("lam", -1e300, "magnitude at most 1e"),
+    ("head.weight_decays", 1e308, "expected a list of numbers"),  # was taken as a float
+    ("head.weight_decays", [0.1, 1e308], "magnitude at most 1e"),
+])
+def test_a_setting_beyond_float32_is_refused_by_name(key: str, value: Any, words: str) -> None:
+    from conceptlab.bottleneck.options import split_options
+    from conceptlab.errors import OptionError
+
+    with pytest.raises(OptionError, match=words) as err:
+        split_options("l1", {key: value})
+    assert key in str(err.value)
+    assert split_options("l1", {"head.weight_decays": [0.1, 1]}).head.weight_decays == (0.1, 1.0)
+
+
+@pytest.mark.parametrize(("method", "options"), [
+    ("l1", {"lam": 1e30, "train.lr": 1e30}),  # the repository's training loop
+    ("ref:sparsecbm-gumbel", {"logit_scale": 1e30}),  # a reference's own loop
+])
+def test_a_setting_that_makes_training_diverge_is_a_conceptlab_error(
+        tiny_model: Any, method: str, options: dict[str, Any]) -> None:
+    import warnings
+
+    from conceptlab.bottleneck.model import ConceptBottleneckModel
+    from conceptlab.errors import ComputeError
+    from tests.planted import PLANTED
+
+    X, y, _, _, _ = PLANTED.data(120, 1)
+    model = ConceptBottleneckModel.from_options(
+        tiny_model.bank, tiny_model.class_names, method=method,
+        options={**options, "max_epochs": 3, "show_progress": False}, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Converting a tensor with requires_grad" warning
+        with pytest.raises(ComputeError, match=r"loss became (nan|inf)") as err:
+            model.fit(X, y, X, y)
+    assert isinstance(err.value, FloatingPointError)  # older callers catch this
