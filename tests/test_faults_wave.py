@@ -322,3 +322,45 @@ def test_a_setting_that_makes_training_diverge_is_a_conceptlab_error(
         with pytest.raises(ComputeError, match=r"loss became (nan|inf)") as err:
             model.fit(X, y, X, y)
     assert isinstance(err.value, FloatingPointError)  # older callers catch this
+
+
+# ---------------------------------------------------------------------------------------------
+# lm probe: --folds and --layers are checked before the model loads
+# ---------------------------------------------------------------------------------------------
+
+def test_lm_probe_refuses_bad_folds_and_layers_before_loading_the_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import conceptlab.workflows.lm as lm_workflows
+    from conceptlab.errors import OptionError
+    from tests.lm.tiny import tiny_lm
+
+    lm = tiny_lm(layers=3)
+    folder = tmp_path / "tiny-model"
+    lm.model.save_pretrained(folder)  # config.json says 3 blocks
+    lines = ["text,label"] + [f"the {w} is,animal" for w in ("cat", "dog", "cow")] + \
+        [f"the {w} is,object" for w in ("car", "lamp", "chair", "table")]
+    prompts = tmp_path / "p.csv"
+    prompts.write_text("\n".join(lines) + "\n")
+
+    def no_load(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(lm_workflows, "load_lm", no_load)
+    base = ["lm", "probe", "--model", folder, "--data", f"csv:{prompts}", "--out",
+            tmp_path / "out"]
+    line = invoke_fails(*base, "--folds", "2", "--layers", "0,999")
+    assert "--layers [999] out of range" in line and "3 blocks (0..2)" in line
+    line = invoke_fails(*base, "--folds", "4")  # the smallest class has 3 prompts
+    assert "--folds 4" in line and "only 3 prompts in its smallest class" in line
+    assert "2..3" in line
+    with pytest.raises(OptionError, match="--folds must be an integer >= 2"):
+        lm_workflows.run_lm_probe([f"csv:{prompts}"], model=str(folder), folds=0)
+    with pytest.raises(OptionError, match="block indices start at 0"):
+        lm_workflows.run_lm_probe([f"csv:{prompts}"], model=str(folder), folds=2, layers=[-1])
+    from typer.testing import CliRunner
+
+    from conceptlab.cli import app
+
+    zero = CliRunner().invoke(app, [str(a) for a in (*base, "--folds", "0")])
+    assert zero.exit_code == 2 and "--folds" in zero.output
+    assert not (tmp_path / "out").exists()
