@@ -364,3 +364,39 @@ def test_lm_probe_refuses_bad_folds_and_layers_before_loading_the_model(
     zero = CliRunner().invoke(app, [str(a) for a in (*base, "--folds", "0")])
     assert zero.exit_code == 2 and "--folds" in zero.output
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# data folders: links are followed, link loops are not
+# ---------------------------------------------------------------------------------------------
+
+def test_image_folders_do_not_follow_a_symlink_loop(tmp_path: Path) -> None:
+    import os
+
+    from conceptlab.data import build_dataset
+    from conceptlab.tcav.sets import list_concepts
+
+    root = tmp_path / "data"
+    for cls, rgb in (("red", (250, 0, 0)), ("blue", (0, 0, 250))):
+        (root / cls / "sub").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (8, 8), rgb).save(root / cls / f"{i}.png")
+        Image.new("RGB", (8, 8), rgb).save(root / cls / "sub" / "deep.png")
+        os.symlink("..", root / cls / "sub" / "up")  # red/sub/up -> red: a loop
+    os.symlink(root, root / "red" / "all")  # a loop through the data root itself
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    Image.new("RGB", (8, 8), (0, 250, 0)).save(shared / "extra.png")
+    os.symlink(shared, root / "blue" / "linked")  # a plain link: still followed
+    ds = build_dataset(f"folder:{root}")
+    assert ds.class_names == ["blue", "red"]
+    listed = []
+    for name in ("train", "test"):
+        split = ds.official_split(name)
+        listed += [split.source.relpaths[int(i)] for i in split.indices]
+    assert sorted(listed) == ["blue/0.png", "blue/1.png", "blue/2.png", "blue/linked/extra.png",
+                              "blue/sub/deep.png", "red/0.png", "red/1.png", "red/2.png",
+                              "red/sub/deep.png"]
+    # TCAV concept folders walk the same way
+    concepts = list_concepts(root)
+    assert len(concepts["red"][1]) == 4 and len(concepts["blue"][1]) == 5
