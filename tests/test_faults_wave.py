@@ -400,3 +400,38 @@ def test_image_folders_do_not_follow_a_symlink_loop(tmp_path: Path) -> None:
     # TCAV concept folders walk the same way
     concepts = list_concepts(root)
     assert len(concepts["red"][1]) == 4 and len(concepts["blue"][1]) == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# verified already fixed on this branch; pinned here
+# ---------------------------------------------------------------------------------------------
+
+def test_a_malformed_model_json_is_one_line_naming_the_file(tiny_model: Any,
+                                                            tmp_path: Path) -> None:
+    from conceptlab.bottleneck.concept_model import load_concept_model
+    from conceptlab.errors import ConceptlabError
+
+    folder = tmp_path / "model"
+    tiny_model.save(folder)
+    meta_file = folder / "model.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConceptlabError) as err:
+        load_concept_model(folder)
+    assert str(meta_file) in str(err.value) and "nested too deeply" in str(err.value)
+    meta_file.write_text(json.dumps({**meta, "kind": "mystery_model"}))
+    with pytest.raises(ConceptlabError) as err:
+        load_concept_model(folder)
+    text = str(err.value)
+    assert "mystery_model" in text and str(folder) in text and "(format=" not in text
+
+
+def test_a_negative_seed_names_the_option(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from conceptlab.cli import app
+
+    result = CliRunner().invoke(app, ["fit", "--data", "idsprites", "--seed", "-1", "--out",
+                                      str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--seed" in result.output
+    assert not (tmp_path / "run").exists()
