@@ -30,11 +30,16 @@ from typing import Any
 
 import numpy as np
 from safetensors import safe_open
-from safetensors.numpy import save_file
 
 from conceptlab.errors import ConceptlabError, ConceptlabValueError, OutputError
 from conceptlab.utils.hashing import hash_json
-from conceptlab.utils.io import check_output_dir, probe_writable, read_json, write_json_atomic
+from conceptlab.utils.io import (
+    check_output_dir,
+    probe_writable,
+    read_json,
+    save_tensors,
+    write_json_atomic,
+)
 
 CACHE_FORMAT = 1
 DEFAULT_SHARD_ROWS = 2048
@@ -418,7 +423,7 @@ class ActivationCache:
                 views = _merge(new, old, here, stop - start)
                 self._check_views(views, stop - start)
                 tmp = partial / f".{names[i]}.tmp"
-                save_file(views, str(tmp))
+                save_tensors(views, tmp)
                 os.replace(tmp, partial / names[i])
                 write_json_atomic(partial / f"{names[i]}.done",
                                   {"views": sorted(views), "start": start, "stop": stop})
@@ -444,7 +449,7 @@ class ActivationCache:
         }
         if keys is not None:
             tmp = partial / f".{KEYS_FILE}.tmp"
-            save_file({"keys": np.ascontiguousarray(keys)}, str(tmp))
+            save_tensors({"keys": np.ascontiguousarray(keys)}, tmp)
             os.replace(tmp, partial / KEYS_FILE)
             meta["item_keys"] = KEYS_FILE
         write_json_atomic(partial / "meta.json", meta)

@@ -52,3 +52,8 @@ class DependencyError(ConceptlabError, ImportError):
 class ComputeError(ConceptlabError, RuntimeError):
     """A computation cannot go on with these inputs (diverged training, no items left after a
     filter, a device that is not there)."""
+
+
+class DivergedError(ComputeError, FloatingPointError):
+    """Training diverged (a loss became inf or nan): usually a setting too large (a learning
+    rate, a penalty); also a ``FloatingPointError`` for older callers."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from conceptlab.encoders.base import Encoder, Modality, Views, register_encoder
+from conceptlab.encoders.base import Encoder, EncoderError, Modality, Views, register_encoder
 
 DIM = 24
 _PROJ = np.random.default_rng(5).standard_normal((48, DIM)).astype(np.float32)
@@ -57,6 +57,8 @@ class TinyJoint(Encoder):
 
 @register_encoder("tinyjoint")
 def _build(arg: str, options: dict[str, Any]) -> Encoder:
+    if options:  # the registry contract: an unknown option is refused (tests/test_registries)
+        raise EncoderError(f"tinyjoint: takes no options, got {', '.join(sorted(options))}")
     return TinyJoint()
 
 

@@ -9,6 +9,7 @@ type, are refused with the key's name before anything is fitted.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +37,26 @@ def _fields(cls: type) -> dict[str, Any]:
             if f.init and not f.name.startswith("_")}
 
 
+#: the largest magnitude a float setting may have: the models compute in float32 (max 3.4e38),
+#: and a setting near that overflows inside torch (Adam's step is lr / 0.1) with a traceback
+MAX_SETTING_MAGNITUDE = 1e30
+
+
+def _finite(key: str, value: float) -> float:
+    if not math.isfinite(value) or abs(value) > MAX_SETTING_MAGNITUDE:
+        raise OptionError(f"setting {key}={value!r}: expected a finite number of magnitude at "
+                          f"most {MAX_SETTING_MAGNITUDE:g} (the models compute in float32)")
+    return value
+
+
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     """``value`` as the field's type (ints and floats from strings), or an ``OptionError``."""
+    if typing.get_origin(hint) is tuple:  # (the args of tuple[float, ...] are not a union)
+        if isinstance(value, list | tuple) and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            return tuple(_finite(key, float(v)) for v in value)
+        raise OptionError(f"setting {key}={value!r}: expected a list of numbers, e.g. "
+                          f"{key}=[0.1,1.0]")
     args = typing.get_args(hint)
     if typing.get_origin(hint) is typing.Literal:
         if value in args:
@@ -68,16 +87,18 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
                     pass
         elif typ is float and not isinstance(value, bool):
             if isinstance(value, int | float):
-                return float(value)
+                return _finite(key, float(value))
             if isinstance(value, str):
                 try:
-                    return float(value)
+                    number = float(value)
                 except ValueError:
                     pass
+                else:
+                    return _finite(key, number)
         elif typ is str and isinstance(value, str):
             return value
-        elif typing.get_origin(typ) is tuple and isinstance(value, list | tuple):
-            return tuple(float(v) for v in value)
+        elif typing.get_origin(typ) is tuple:
+            return _coerce(key, value, typ)
     names = "/".join(getattr(a, "__name__", str(a)) for a in allowed)
     raise OptionError(f"setting {key}={value!r}: expected {names}")
 

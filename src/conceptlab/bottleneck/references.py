@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from conceptlab.bottleneck.layers import LAYERS, ConceptBottleneckLayer
 from conceptlab.bottleneck.objectives.base import InputKind, Objective, ObjectiveError
 from conceptlab.bottleneck.training import CBLFit, TrainConfig, TrainData
-from conceptlab.errors import ComputeError
+from conceptlab.errors import DivergedError
 from conceptlab.utils.progress import progress
 
 
@@ -167,8 +167,8 @@ def train_sparsecbm(objective: Objective, cbl_loss: CblLoss, data: TrainData, *,
             loss_c, ce = sparsecbm_backward(cbl_loss, cbl, head, t["xt"][idx], t["yt"][idx],
                                             gen)
             if not (torch.isfinite(loss_c) and torch.isfinite(ce)):
-                raise ComputeError(f"{objective.name}: loss became {float(loss_c)} + "
-                                         f"{float(ce)} at epoch {epoch}, step {step}")
+                raise DivergedError(f"{objective.name}: loss became {float(loss_c.detach())} + "
+                                    f"{float(ce.detach())} at epoch {epoch}, step {step}")
             opt_cbl.step()
             opt_cbl.zero_grad()
             opt_head.step()
@@ -263,8 +263,8 @@ def train_lfcbm(objective: Objective, data: TrainData, *, kind: InputKind, confi
         sb = t["st"] if rows is None else t["st"][rows]
         loss = lfcbm_loss(proj, xb, sb)
         if not torch.isfinite(loss):
-            raise ComputeError(f"{objective.name}: loss became {float(loss)} at step {i} "
-                                     f"(a unit or concept constant over the batch?)")
+            raise DivergedError(f"{objective.name}: loss became {float(loss.detach())} at step {i} "
+                                "(a unit or concept constant over the batch?)")
         loss.backward()
         opt.step()
         step += 1

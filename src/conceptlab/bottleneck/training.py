@@ -38,7 +38,7 @@ from conceptlab.bottleneck.objectives.base import (
 )
 from conceptlab.bottleneck.objectives.functional import batch_correlations
 from conceptlab.device import resolve_device
-from conceptlab.errors import ConceptlabValueError
+from conceptlab.errors import ConceptlabValueError, DivergedError
 from conceptlab.utils.arrays import standardization
 from conceptlab.utils.configs import replace_fields
 from conceptlab.utils.progress import progress
@@ -317,9 +317,9 @@ def _train_cbl(objective: Objective, data: TrainData, *, kind: InputKind, n_clas
                 loss = loss + ground * term
                 parts = {**parts, "grounding": loss_term(term)}
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{objective.name} loss became {float(loss)} at "
-                                         f"epoch {epoch}, step {step}; lower lr "
-                                         f"(now {cbl_lr})")
+                raise DivergedError(f"{objective.name} loss became {float(loss.detach())} at "
+                                    f"epoch {epoch}, step {step}; lower lr (now {cbl_lr}) "
+                                    "or the setting that made it diverge")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -42,6 +42,7 @@ from conceptlab.data.splits import check_fraction, pool_split
 from conceptlab.utils.hashing import hash_file_stats, hash_json
 from conceptlab.utils.images import to_rgb
 from conceptlab.utils.progress import progress
+from conceptlab.utils.walk import walk_visible
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                               ".ppm", ".pgm", ".pbm"})
@@ -149,11 +150,10 @@ def scan_class_folders(base: Path) -> dict[str, list[str]]:
         raise DataError(f"{base}: cannot list folder ({err.strerror or err})") from err
     for cls_dir in entries:
         files = []
-        for dirpath, dirnames, filenames in os.walk(cls_dir, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fn in sorted(filenames):
-                if not fn.startswith(".") and Path(fn).suffix.lower() in IMAGE_EXTENSIONS:
-                    files.append(str((Path(dirpath) / fn).relative_to(base)))
+        for dirpath, filenames in walk_visible(cls_dir):  # links followed, loops not
+            for fn in filenames:
+                if Path(fn).suffix.lower() in IMAGE_EXTENSIONS:
+                    files.append(str((dirpath / fn).relative_to(base)))
         out[cls_dir.name] = files
     return out
 

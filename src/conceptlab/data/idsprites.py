@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 from conceptlab.data.base import (
     DataError,
@@ -67,7 +67,7 @@ from conceptlab.data.base import (
 )
 from conceptlab.data.cifar import ArrayImageSource
 from conceptlab.utils.hashing import hash_json
-from conceptlab.utils.io import atomic_path, write_json_atomic
+from conceptlab.utils.io import atomic_path, save_tensors, write_json_atomic
 from conceptlab.utils.progress import progress
 
 PACKAGE = "idsprites"
@@ -373,7 +373,7 @@ class IDSprites(Dataset):
             record["splits"][name] = {"factors": [f.as_dict() for f in factors],
                                       "captions": captions}
         with atomic_path(self.path.with_suffix(".safetensors")) as tmp:
-            save_file(arrays, str(tmp))
+            save_tensors(arrays, tmp)
         write_json_atomic(self.path.with_suffix(".json"), record)
 
     def _load(self) -> None:

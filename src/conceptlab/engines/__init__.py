@@ -15,9 +15,39 @@ import numpy as np
 
 from conceptlab.data.base import DataSplit
 from conceptlab.encoders.base import Encoder, Views
-from conceptlab.errors import ConceptlabValueError
+from conceptlab.errors import ConceptlabValueError, OptionError
 
 ENGINES = ("local", "ray")
+
+#: the options each engine takes (``--engine-option KEY=VALUE``) and the kind of value:
+#: "count" a positive integer, "amount" a finite number >= 0
+ENGINE_OPTIONS: dict[str, dict[str, str]] = {
+    "local": {"batch_size": "count"},
+    "ray": {"num_cpus": "amount", "num_gpus": "amount", "concurrency": "count",
+            "batch_size": "count", "local_cpus": "count"},
+}
+
+
+def check_engine_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """``options`` for engine ``name``, checked before any work: an unknown key names the
+    ones the engine knows, a bad value says what it must be (one OptionError line)."""
+    if name not in ENGINE_OPTIONS:
+        raise ConceptlabValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
+    known = ENGINE_OPTIONS[name]
+    out = dict(options or {})
+    for key, value in out.items():
+        if key not in known:
+            raise OptionError(f"--engine-option: unknown option {key!r} for the {name} engine; "
+                              f"known: {', '.join(known)}")
+        kind = known[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind == "count" and not (isinstance(value, int) and not isinstance(value, bool)
+                                    and value >= 1):
+            raise OptionError(f"--engine-option {key}: expected a positive integer, got "
+                              f"{value!r}")
+        if kind == "amount" and not (number and 0 <= value < float("inf")):
+            raise OptionError(f"--engine-option {key}: expected a number >= 0, got {value!r}")
+    return out
 
 
 class Engine(Protocol):
@@ -39,6 +69,7 @@ def build_engine(name: str = "local", *, address: str | None = None,
     The Ray engine rebuilds the encoder on each worker from ``encoder_spec`` and
     ``encoder_options`` (encoders hold loaded networks and sessions that are not shipped).
     """
+    options = check_engine_options(name, options)
     if name == "local":
         if address is not None:
             raise ConceptlabValueError("--address is for --engine ray")
@@ -55,4 +86,4 @@ def build_engine(name: str = "local", *, address: str | None = None,
     raise ConceptlabValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}")
 
 
-__all__ = ["ENGINES", "Engine", "build_engine"]
+__all__ = ["ENGINES", "ENGINE_OPTIONS", "Engine", "build_engine", "check_engine_options"]

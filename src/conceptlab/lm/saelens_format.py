@@ -34,7 +34,7 @@ import numpy as np
 
 from conceptlab.discover.base import Dictionary, build_dictionary
 from conceptlab.lm.model import LMError
-from conceptlab.utils.io import atomic_dir
+from conceptlab.utils.io import atomic_dir, save_tensors
 from conceptlab.utils.saved import format_error, read_json_checked
 
 SAE_WEIGHTS = "sae_weights.safetensors"
@@ -65,8 +65,6 @@ def save_saelens(d: Dictionary, path: str | Path, *, hook_name: str, model_name:
                  context_size: int | None = None, dataset_path: str | None = None,
                  extra: dict[str, Any] | None = None) -> Path:
     """Write ``path/cfg.json`` and ``path/sae_weights.safetensors`` (atomically, together)."""
-    from safetensors.numpy import save_file
-
     arch, tensors = to_saelens(d)
     d_sae, d_in = tensors["W_dec"].shape
     cfg = {"d_in": int(d_in), "d_sae": int(d_sae), "dtype": "float32", "device": "cpu",
@@ -79,7 +77,7 @@ def save_saelens(d: Dictionary, path: str | Path, *, hook_name: str, model_name:
                                        "activation_scale": float(d.arrays()["enc.scale"][0]),
                                        **(extra or {})}}}
     with atomic_dir(Path(path)) as tmp:
-        save_file(tensors, str(tmp / SAE_WEIGHTS))
+        save_tensors(tensors, tmp / SAE_WEIGHTS)
         (tmp / SAE_CFG).write_text(json.dumps(cfg, indent=2) + "\n")
     return Path(path)
 

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from conceptlab.errors import ConceptlabValueError, OutputError
-from conceptlab.utils.io import atomic_path
+from conceptlab.utils.io import atomic_path, writing
 
 PathLike = str | os.PathLike[str]
 _POS, _NEG = "#2b7bba", "#d7301f"
@@ -43,7 +43,7 @@ def save_png(fig: Figure, path: PathLike, dpi: int = 120) -> Path:
     if target.suffix.lower() != ".png":
         raise OutputError(f"{target}: plots are written as .png")
     FigureCanvasAgg(fig)
-    with atomic_path(target) as tmp:
+    with writing(target), atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     return target
 

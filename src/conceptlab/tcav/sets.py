@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from conceptlab.data.folder import IMAGE_EXTENSIONS, open_image
 from conceptlab.errors import ConceptlabValueError
+from conceptlab.utils.walk import walk_visible
 
 Modality = Literal["image", "text"]
 
@@ -26,10 +27,8 @@ class SetsError(ConceptlabValueError):
 
 def _images_under(folder: Path) -> list[Path]:
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in sorted(filenames)
-                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+    for dirpath, filenames in walk_visible(folder):  # links followed, loops not
+        found += [dirpath / f for f in filenames if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
     return found
 
 

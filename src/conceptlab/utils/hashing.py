@@ -66,13 +66,15 @@ def hash_file_stats(paths: Iterable[str | os.PathLike[str]],
     """Cheap digest of many files: relative path, size and modification time of each.
 
     Used for large image folders where hashing every byte would cost more than encoding; any
-    edit, replacement, addition or removal of a file changes it.
+    edit, replacement, addition or removal of a file changes it. A path outside ``root`` (an
+    absolute path in a caption CSV, say) enters by its full name.
     """
     h = hashlib.sha256()
     base = Path(root) if root is not None else None
     for p in paths:
         path = Path(p)
         st = path.stat()
-        name = str(path.relative_to(base)) if base is not None else str(path)
+        inside = base is not None and path.is_relative_to(base)
+        name = str(path.relative_to(base)) if inside and base is not None else str(path)
         h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:length]

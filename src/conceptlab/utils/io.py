@@ -60,6 +60,61 @@ def apply_umask(path: Path) -> None:
             os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
 
 
+#: errors of a write that the disk refused (full, over quota, file too large, read-only)
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def _safetensors_io_reason(err: BaseException) -> str | None:
+    """The OS reason inside a safetensors write failure (``SafetensorError('Error while
+    serializing: I/O error: No space left on device (os error 28)')``), else None: any other
+    SafetensorError is a bug in the caller (bad tensors) and keeps its traceback."""
+    if type(err).__name__ != "SafetensorError":
+        return None
+    text = str(err)
+    marker = "I/O error: "
+    if marker not in text:
+        return None
+    reason = text.split(marker, 1)[1]
+    return reason.split(" (os error", 1)[0].strip() or reason
+
+
+@contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Run a write of ``path`` (safetensors, a PNG, a JSON file); a failure the disk causes
+    becomes one OutputError naming the file.
+
+    Why: safetensors reports a full disk as ``SafetensorError`` (not an ``OSError``, so the
+    command line would print a traceback), and Python's own writes report it as an
+    ``OSError`` without a file name; either way the user must learn which file could not be
+    written.
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as err:
+        reason = err.strerror or str(err)
+        name = err.filename or path
+        if Path(name).name.startswith(f".{Path(path).name}."):  # our temporary sibling
+            name = path
+        raise OutputError(f"{name}: cannot write ({reason})") from err
+    except Exception as err:
+        reason_or_none = _safetensors_io_reason(err)
+        if reason_or_none is None:
+            raise
+        raise OutputError(f"{path}: cannot write ({reason_or_none})") from err
+
+
+def save_tensors(arrays: dict[str, np.ndarray], path: str | os.PathLike[str]) -> Path:
+    """``safetensors.numpy.save_file`` with a failed write reported as an OutputError naming
+    ``path`` (see :func:`writing`)."""
+    from safetensors.numpy import save_file
+
+    with writing(path):
+        save_file(arrays, str(path))
+    return Path(path)
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.integer):
         return int(obj)
@@ -91,8 +146,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` atomically and return the path."""
-    with atomic_path(path) as tmp:
+    """Write ``text`` to ``path`` atomically and return the path (a write the disk refuses is
+    an OutputError naming ``path``)."""
+    with writing(path), atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
@@ -207,14 +263,34 @@ def _make_stage(target: Path, what: str = "") -> Path:
                           f"({err.strerror or err})") from err
 
 
+def _named_at_target(err: OSError, stage: Path, target: Path, what: str = "",
+                     note: str = "") -> OSError:
+    """A write failure inside a staging folder, told as the path the user asked for: an
+    OutputError's staging path becomes ``target``'s, and a disk error without a file name
+    (a full disk while a figure is saved) gets ``target``'s name; any other error as it is."""
+    if isinstance(err, OutputError) and str(stage) in str(err):
+        return OutputError(str(err).replace(str(stage), str(target)) + note)
+    if not isinstance(err, OutputError) and not err.filename and err.errno in WRITE_ERRNOS:
+        where = f"{what} {target}" if what else str(target)
+        return OutputError(f"{where}: cannot write ({err.strerror or err}){note}")
+    return err
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
+    """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds
+    (a write failure inside names the file under ``path``, not the staging folder)."""
     target = Path(path)
     sweep_stale(target)
     stage = _make_stage(target)
     try:
-        yield stage
+        try:
+            yield stage
+        except OSError as err:
+            named = _named_at_target(err, stage, target)
+            if named is err:
+                raise
+            raise named from err
         _swap_in(stage, target)
     finally:
         if stage.exists():
@@ -247,6 +323,21 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out",
                               "or append-only)")
     elif existing is not None and not replace:  # (a run's staging folder probes its parent)
         probe_writable(existing, what if existing == target else f"{what} {target}:")
+    return target
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """Fail now, before any work, if ``path`` cannot become an output file: a folder in its
+    place, a file where a folder above it should be, or a folder that refuses writes (read-only,
+    no permission). An existing file is fine (it is replaced atomically)."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{what} {target}: is a folder; give a file path")
+    existing = next((p for p in target.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise OutputError(f"{what} {target}: {existing} (above it) is a file, not a folder")
+    if existing is not None:
+        probe_writable(existing, what if existing == target.parent else f"{what} {target}:")
     return target
 
 
@@ -298,7 +389,14 @@ def atomic_run_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
     sweep_stale(target)
     stage = _make_stage(target, "--out")
     try:
-        yield stage
+        try:
+            yield stage
+        except OSError as err:
+            named = _named_at_target(err, stage, target, "--out",
+                                     "; the run was not written, an earlier run there is kept")
+            if named is err:
+                raise
+            raise named from err
         try:
             _swap_in(stage, target)
         except OSError as err:

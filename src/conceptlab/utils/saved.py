@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from conceptlab.errors import ConceptlabError, FormatError, MissingFileError
-from conceptlab.utils.io import write_json_atomic
+from conceptlab.utils.io import save_tensors, write_json_atomic
 
 RESERVED = ("kind", "format")
 
@@ -92,8 +92,6 @@ def write_saved(folder: str | os.PathLike[str], kind: SavedKind, meta: Mapping[s
     """Write ``kind.name.json`` (``kind``, ``format`` and ``meta``) and, when ``tensors`` is
     given, ``kind.name.safetensors`` into ``folder`` (a staging folder: wrap the call in
     ``atomic_dir`` so that the folder appears whole)."""
-    from safetensors.numpy import save_file
-
     clash = sorted(set(meta) & set(RESERVED))
     if clash:
         raise ConceptlabError(f"{kind.kind}: fields {clash} are written by write_saved itself")
@@ -101,7 +99,7 @@ def write_saved(folder: str | os.PathLike[str], kind: SavedKind, meta: Mapping[s
     d.mkdir(parents=True, exist_ok=True)
     if tensors is not None:
         arrays = {k: np.ascontiguousarray(_numpy(v)) for k, v in tensors.items()}
-        save_file(arrays, str(d / kind.tensors_name))
+        save_tensors(arrays, d / kind.tensors_name)
     write_json_atomic(d / kind.json_name, {"kind": kind.kind, "format": kind.current, **meta})
     return d
 

@@ -33,8 +33,9 @@ def run_encode(config: RunConfig, out: str | Path | None = None, *, engine: str 
     ``engine``: ``local`` (this process) or ``ray`` (Ray Data on ``address``, or a local Ray);
     both write the same cache entries (see ``conceptlab.engines``).
     """
-    from conceptlab.engines import build_engine
+    from conceptlab.engines import build_engine, check_engine_options
 
+    check_engine_options(engine, engine_options)  # a bad option fails before any encoding
     with open_run("encode", out) as run:  # --out checked before any encoding
         t0 = time.perf_counter()
         _, encoder, splits = build_parts(config)

@@ -36,6 +36,7 @@ from conceptlab.lm.neurons import (
     token_index,
 )
 from conceptlab.lm.observables import compare, direct_path_vector
+from conceptlab.lm.preflight import check_folds, check_layers
 from conceptlab.lm.probing import (
     cached_activations,
     concept_depth,
@@ -84,6 +85,9 @@ def run_lm_probe(data: Sequence[str] = DEFAULT_CONCEPTS, out: str | Path | None 
     if not data:
         raise LMError("lm probe needs at least one --data prompt set")
     prompt_sets = [load_prompts(spec, seed=seed) for spec in data]  # fail before the model
+    check_folds(folds, prompt_sets)
+    if lm is None:
+        check_layers(model, layers)  # from config.json, without loading the weights
     with open_run("lm probe", out, seed=seed) as run:
         lm = _lm(model, lm)
         layer_ids = _resolve_layers(lm, layers)

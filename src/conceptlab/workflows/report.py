@@ -45,7 +45,7 @@ from conceptlab.report.plots import (
     xai_metrics_figure,
 )
 from conceptlab.report.run_figures import figure_sections
-from conceptlab.utils.io import read_json
+from conceptlab.utils.io import check_output_file, read_json
 
 #: faithfulness fields shown beside accuracy, in this order, with what each one says
 FAITHFULNESS_FIELDS: dict[str, str] = {
@@ -589,6 +589,10 @@ def build_report(folders: Sequence[str | Path], out: str | Path | None = None, *
         raise ConceptlabValueError("give at least one run folder")
     if out is None and len(folders) > 1:
         raise ConceptlabValueError("several run folders: give --out FILE for the comparison report")
+    if out is not None:  # a bad --out fails before the runs are read and drawn
+        if Path(out).suffix.lower() not in (".html", ".htm"):
+            raise ConceptlabValueError(f"{out}: the report is an .html file")
+        check_output_file(out)
     runs = [read_run(f) for f in folders]
     for r, shown in zip(runs, shown_as or [None] * len(runs), strict=True):
         r.shown_as = Path(shown) if shown is not None else None

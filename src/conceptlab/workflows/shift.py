@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import save_file
 
 from conceptlab.errors import InputError
 from conceptlab.runs import open_run
 from conceptlab.shift import concept_changes, concept_shift
-from conceptlab.utils.io import write_json_atomic
+from conceptlab.utils.io import save_tensors, write_json_atomic
 from conceptlab.utils.version import package_version
 
 States = np.ndarray | str | Path
@@ -63,11 +62,11 @@ def run_shift(base: States, tuned: States, out: str | Path, *, k: int = 10,
     with open_run("shift", Path(out)) as run:
         stage = run.path()
         s = concept_shift(A, B, k, method=method, seed=seed, alpha=alpha)
-        save_file({"concepts": s.concepts, "shifts": s.shifts, "shifted": s.shifted,
+        save_tensors({"concepts": s.concepts, "shifts": s.shifts, "shifted": s.shifted,
                    "tuned_concepts": s.tuned_concepts,
                    "matching": s.matching.astype(np.int64),
                    "assignment": s.assignment.astype(np.int64)},
-                  str(stage / "shift.safetensors"))
+                     stage / "shift.safetensors")
         metrics = {"command": "shift", "method": method, "k": k, "seed": seed,
                    "n_inputs": len(A), "dim": int(A.shape[1]), **s.summary(),
                    "consistency": s.consistency(A, B),

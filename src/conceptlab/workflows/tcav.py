@@ -40,7 +40,7 @@ from conceptlab.tcav.experiment import (
 )
 from conceptlab.tcav.plots import plot_tcav, table_markdown
 from conceptlab.tcav.sets import list_concepts, read_concepts, read_pool
-from conceptlab.utils.io import write_json_atomic, write_text_atomic
+from conceptlab.utils.io import save_tensors, write_json_atomic, write_text_atomic
 from conceptlab.utils.version import package_version
 
 
@@ -165,10 +165,8 @@ def run_tcav(data: str, out: str | Path, *, concepts_dir: str | Path, random_dir
         layer_data, info = collect_layers(targets, concepts, pool, items, target_index,
                                           n_random=n_random, set_size=set_size, seed=seed)
         result = run_test(layer_data, method=method, alpha=alpha, seed=seed)
-        from safetensors.numpy import save_file
-
-        save_file({f"{r['layer']}/{r['concept']}": r.pop("directions").astype(np.float32)
-                   for r in result["rows"]}, str(stage / "cavs.safetensors"))
+        save_tensors({f"{r['layer']}/{r['concept']}": r.pop("directions").astype(np.float32)
+                      for r in result["rows"]}, stage / "cavs.safetensors")
         title = (f"TCAV ({'FastCAV' if fast else 'SGD-SVM CAVs'}), {n_random} random runs, Holm"
                  f"\nclass {class_info['class']} -> output {target_name!r}")
         plot_tcav(result["rows"], stage / "tcav.png", title=title)
