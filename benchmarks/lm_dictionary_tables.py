@@ -87,6 +87,40 @@ def tables(m: dict[str, Any], run: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def figure(m: dict[str, Any], path: Path) -> Path:
+    """Training loss per chunk of the trained SAE and of the random-direction baseline (left)
+    and their held-out quality (right), from the run's metrics only."""
+    from matplotlib.figure import Figure
+
+    from conceptlab.report.plots import save_png
+
+    fig = Figure(figsize=(9.0, 3.4))
+    ax, bx = fig.subplots(1, 2)
+    labels = {"sae": "trained SAE", "random": "random directions, same k"}
+    for name, label in labels.items():
+        loss = m["training"]["dictionaries"][name]["loss_per_chunk"]
+        ax.plot(range(1, len(loss) + 1), loss, marker="o", ms=3, label=label)
+    ax.set_xlabel(f"training chunk ({m['training']['chunk_rows']} tokens)")
+    ax.set_ylabel("loss (scaled inputs)")
+    ax.set_title("training loss per chunk")
+    ax.legend(frameon=False, fontsize=8)
+    keys = [("fve", "FVE (held-out)"), ("loss_recovered", "loss recovered"),
+            ("dead_rate", "dead share")]
+    width = 0.38
+    for i, (name, label) in enumerate(labels.items()):
+        vals = [float(m["results"][name][k]) for k, _ in keys]
+        bx.bar([j + (i - 0.5) * width for j in range(len(keys))], vals, width, label=label)
+    bx.set_xticks(range(len(keys)), [lbl for _, lbl in keys])
+    bx.axhline(0, color="black", lw=0.6)
+    bx.set_title("held-out quality")
+    fig.tight_layout()
+    return save_png(fig, path)
+
+
 if __name__ == "__main__":
     run = Path(sys.argv[1])
-    print(tables(json.loads((run / "metrics.json").read_text()), run))
+    metrics = json.loads((run / "metrics.json").read_text())
+    if "--figure" in sys.argv:
+        print(figure(metrics, Path(sys.argv[sys.argv.index("--figure") + 1])))
+    else:
+        print(tables(metrics, run))
