@@ -107,15 +107,8 @@ def name_by_head(directions: np.ndarray, head: Callable[[torch.Tensor], torch.Te
                  base: np.ndarray | None = None, top: int = 3) -> list[dict[str, Any]]:
     """Decode each concept through the output head (:func:`head_probabilities`) and name it
     after its most probable classes."""
-    probs = head_probabilities(directions, head, scale, base)
-    if probs.shape[1] != len(class_names):
-        raise NamingError(f"head gives {probs.shape[1]} outputs for {len(class_names)} names")
-    out = []
-    for p in probs:
-        idx = np.argsort(-p, kind="stable")[:top]
-        out.append({"name": class_names[idx[0]], "score": float(p[idx[0]]),
-                    "alternatives": [[class_names[i], float(p[i])] for i in idx]})
-    return out
+    return names_from_probabilities(head_probabilities(directions, head, scale, base),
+                                    class_names, top)
 
 
 def name_by_exemplars(U: np.ndarray, top: int = 8, labels: Sequence[str] | None = None,

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from conceptlab.lm.concept_vectors import mean_interval
 from conceptlab.lm.edits import Edit
 from conceptlab.lm.model import CausalLM, LMError
 
@@ -204,16 +205,6 @@ def choose(scores: Mapping[float, Mapping[str, np.ndarray]], select: np.ndarray)
     if not scores:
         raise LMError("no strengths to choose from")
     return max(scores, key=lambda s: float(np.mean(scores[s]["aggregate"][select])))
-
-
-def mean_interval(values: Sequence[float]) -> dict[str, float]:
-    from scipy.stats import t
-
-    v = np.asarray(values, dtype=np.float64)
-    half = (float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-            if len(v) > 1 else float("nan"))
-    return {"mean": float(v.mean()), "lo": float(v.mean() - half), "hi": float(v.mean() + half),
-            "n": len(v)}
 
 
 def evaluate(lm: CausalLM, embed: Embed, *, concepts: Sequence[Concept] = CONCEPTS,
