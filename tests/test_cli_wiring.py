@@ -87,3 +87,17 @@ def test_lm_steer_passes_the_control_vector_path(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(lm_wf, "run_lm_steer", fake_steer)
     invoke("lm", "steer", "--out", tmp_path / "s", "--control-vector", tmp_path / "v.gguf")
     assert seen["control_vector"] == tmp_path / "v.gguf"
+
+
+def test_device_and_dtype_may_follow_the_command() -> None:
+    import subprocess
+    import sys
+
+    from conceptlab.cli import hoist_global_options
+
+    assert hoist_global_options(["fit", "--data", "x", "--device", "cpu", "--dtype=float32"]) \
+        == ["--device", "cpu", "--dtype=float32", "fit", "--data", "x"]
+    assert hoist_global_options(["encode", "--", "--device"]) == ["encode", "--", "--device"]
+    proc = subprocess.run([sys.executable, "-m", "conceptlab", "hook-points", "--device",
+                           "cuda:7"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and "not available" in proc.stderr + proc.stdout

@@ -66,8 +66,37 @@ for _group in GROUPS:
     _group.register(app)
 
 
+#: options of the root callback that a user may also write after the command
+GLOBAL_OPTIONS = ("--device", "--dtype")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """``argv`` with ``--device X`` / ``--dtype X`` (or ``--device=X``) moved in front of the
+    command, so ``conceptlab fit --device cuda ...`` means ``conceptlab --device cuda fit ...``:
+    every command takes them, wherever they are written."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            if "=" in arg:
+                front.append(arg)
+            else:
+                front += argv[i:i + 2]
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:  # pragma: no cover - console entry (`python -m conceptlab`)
-    app(sys.argv[1:], prog_name="conceptlab")
+    app(hoist_global_options(sys.argv[1:]), prog_name="conceptlab")
 
 
-__all__ = ["GROUPS", "app", "main"]
+__all__ = ["GLOBAL_OPTIONS", "GROUPS", "app", "hoist_global_options", "main"]
