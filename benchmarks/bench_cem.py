@@ -229,14 +229,9 @@ def run_dataset(prep: Any, seeds: list[int]) -> dict[str, Any]:
 
 def sprites_map(cache_dir: str | None) -> str:
     """The caption-trained map of the main job (seed 0), fitted once into the cache."""
-    from conceptlab.workflows.align import AlignConfig, run_align
-    from conceptlab.workflows.demo_sprites import sprites_map_dir
+    from conceptlab.workflows.demo_sprites import sprites_map as fitted_map
 
-    map_dir = sprites_map_dir(cache_dir, {**SPRITES, "seed": 0})
-    if not (map_dir / "map.json").is_file():
-        run_align(AlignConfig(data="idsprites", data_options=dict(SPRITES), seed=0,
-                              cache_dir=cache_dir), map_dir)
-    return f"linear:{map_dir}"
+    return fitted_map(cache_dir, dict(SPRITES), seed=0)
 
 
 def run(seeds: list[int], cache_dir: str | None) -> dict[str, Any]:

@@ -130,10 +130,9 @@ def run(seeds: list[int], n_train: int, n_test: int, cache_dir: str | None) -> d
     from conceptlab.data.base import build_dataset
     from conceptlab.data.idsprites import centre_pixel
     from conceptlab.faithfulness.xai_metrics import cbm_xai_metrics, concept_class_matrix
-    from conceptlab.workflows.align import AlignConfig, run_align
     from conceptlab.workflows.cbm import fit_cbm
     from conceptlab.workflows.concepts import concept_source
-    from conceptlab.workflows.demo_sprites import sprites_map_dir
+    from conceptlab.workflows.demo_sprites import sprites_map
     from conceptlab.workflows.prepare import RunConfig, prepare
     from conceptlab.workflows.variants import variant
 
@@ -146,12 +145,8 @@ def run(seeds: list[int], n_train: int, n_test: int, cache_dir: str | None) -> d
     chance: dict[str, float] = {}
     record: dict[str, Any] = {}
     for seed in seeds:
-        map_dir = sprites_map_dir(cache_dir, {**options, "seed": seed})
-        if not (map_dir / "map.json").is_file():
-            run_align(AlignConfig(data="idsprites", data_options=options, seed=seed,
-                                  cache_dir=cache_dir), map_dir)
-        prep = prepare(RunConfig(data="idsprites", encoder=f"linear:{map_dir}", seed=seed,
-                                 cache_dir=cache_dir, data_options=options))
+        prep = prepare(RunConfig(data="idsprites", encoder=sprites_map(cache_dir, options, seed),
+                                 seed=seed, cache_dir=cache_dir, data_options=options))
         src = concept_source(prep, "auto")
         test, train = prep.splits.test, prep.splits.train
         factors = dataset.factors("test")

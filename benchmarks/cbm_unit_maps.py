@@ -58,25 +58,21 @@ def main() -> int:
     from conceptlab.importance.attribution import unit_maps_by_crops, unit_maps_by_occlusion
     from conceptlab.report.discover_plots import plot_overlays
     from conceptlab.utils.io import write_json_atomic, write_text_atomic
-    from conceptlab.workflows.align import AlignConfig, run_align
     from conceptlab.workflows.cbm import fit_cbm
     from conceptlab.workflows.concepts import concept_source
     from conceptlab.workflows.demo_sprites import (
         SPRITES_MODEL,
         SPRITES_N_TEST,
         SPRITES_N_TRAIN,
-        sprites_map_dir,
+        sprites_map,
     )
     from conceptlab.workflows.prepare import RunConfig, prepare
     from conceptlab.workflows.variants import variant
 
     t0 = time.perf_counter()
     options = {"n_train": SPRITES_N_TRAIN, "n_test": SPRITES_N_TEST}
-    map_dir = sprites_map_dir(None, {**options, "seed": 0})
-    if not (map_dir / "map.json").is_file():
-        run_align(AlignConfig(data="idsprites", data_options=options, seed=0), map_dir)
-    prep = prepare(RunConfig(data="idsprites", encoder=f"linear:{map_dir}", seed=0,
-                             data_options=options))
+    prep = prepare(RunConfig(data="idsprites", encoder=sprites_map(None, options, seed=0),
+                             seed=0, data_options=options))
     src = concept_source(prep, "auto")
     v = variant(SPRITES_MODEL)
     model, row = fit_cbm(prep, src, v.objective, 5.0, v.options, seed=0, controls=False)

@@ -37,6 +37,17 @@ def sprites_map_dir(cache_dir: str | None, options: dict[str, Any]) -> Path:
     return ActivationCache(cache_dir).root / "maps" / f"demo-idsprites-{key}"
 
 
+def sprites_map(cache_dir: str | None, options: dict[str, Any], seed: int = 0) -> str:
+    """The encoder spec (``linear:DIR``) of the caption-trained idsprites map for these data
+    ``options`` and ``seed``, fitted by ``run_align`` into the cache the first time and reused
+    after (the main job's map; benchmarks on the shapes read the same one)."""
+    map_dir = sprites_map_dir(cache_dir, {**options, "seed": seed})
+    if not (map_dir / "map.json").is_file():
+        run_align(AlignConfig(data="idsprites", data_options=dict(options), seed=seed,
+                              cache_dir=cache_dir), map_dir)
+    return f"linear:{map_dir}"
+
+
 def nonsense_source(src: ConceptSource, encoder: Any, seed: int = 0) -> ConceptSource:
     """The same concepts and class links under random letter strings (the names' control),
     encoded by ``encoder``'s text side."""
@@ -50,12 +61,8 @@ def run_sprites(seed: int = 0, cache_dir: str | None = None, *, n_train: int = S
                 n_test: int = SPRITES_N_TEST) -> tuple[list[dict[str, Any]], Section]:
     """Fit the map (cached), the grounded CBM and its nonsense twin; rows and a report section."""
     options = {"n_train": n_train, "n_test": n_test}
-    map_dir = sprites_map_dir(cache_dir, {**options, "seed": seed})
-    if not (map_dir / "map.json").is_file():
-        run_align(AlignConfig(data="idsprites", data_options=options, seed=seed,
-                              cache_dir=cache_dir), map_dir)
-    prep = prepare(RunConfig(data="idsprites", encoder=f"linear:{map_dir}", seed=seed,
-                             cache_dir=cache_dir, data_options=options))
+    prep = prepare(RunConfig(data="idsprites", encoder=sprites_map(cache_dir, options, seed),
+                             seed=seed, cache_dir=cache_dir, data_options=options))
     src = concept_source(prep, "auto")
     v = variant(SPRITES_MODEL)
     rows = []
