@@ -122,9 +122,10 @@ class Run:
             return str(self.out / p.relative_to(self.dir))
         return str(p)
 
-    def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, metrics: dict[str, Any], record: str = "metrics.json") -> dict[str, Any]:
         """Complete the run record (version, where it ran, seconds; existing values are kept)
-        and write ``metrics.json`` into the staging folder; returns the metrics."""
+        and write it as ``record`` (``metrics.json``; a kind with its own name, e.g.
+        ``importance.json``, passes that) into the staging folder; returns the metrics."""
         from conceptlab.utils.version import package_version
 
         metrics.setdefault("command", self.command)
@@ -132,7 +133,7 @@ class Run:
         metrics.setdefault("compute", compute_record(metrics))
         metrics.setdefault("seconds", round(time.perf_counter() - self.started, 2))
         if self.dir is not None:
-            write_json_atomic(self.dir / "metrics.json", metrics)
+            write_json_atomic(self.dir / record, metrics)
         return metrics
 
 

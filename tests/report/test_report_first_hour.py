@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conceptlab import __version__
+from conceptlab.runs import open_run
 from conceptlab.utils.io import read_json, write_json_atomic
-from conceptlab.workflows.prepare import finish
 from conceptlab.workflows.report import build_report, removal_reason
 from tests.report.test_report import image_folder, write_run
 
@@ -75,7 +75,8 @@ def test_a_missing_intervention_curve_is_explained(tmp_path: Path, data_root: Pa
 
 def test_the_version_is_recorded_in_every_run_and_shown(tmp_path: Path,
                                                         data_root: Path) -> None:
-    metrics = finish(tmp_path / "m", {"command": "probe"})
+    with open_run("probe", tmp_path / "m") as run:
+        metrics = run.finish({"command": "probe"})
     assert metrics["version"] == __version__
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["version"] == __version__
     run = write_run(tmp_path / "run", data_root)

@@ -22,9 +22,9 @@ import numpy as np
 from conceptlab.cab.measure import answers, cab_rates
 from conceptlab.data.base import DataError
 from conceptlab.data.twoshapes import COLOURS, TwoShapes, prompt
-from conceptlab.runs import open_run
+from conceptlab.runs import Run, open_run
 from conceptlab.workflows.align import AlignConfig, run_align
-from conceptlab.workflows.prepare import RunConfig, finish, prepare
+from conceptlab.workflows.prepare import RunConfig, prepare
 
 DEFAULT_LEVELS = (0.5, 0.8, 0.95)
 
@@ -62,7 +62,8 @@ def run_cab(out: str | Path | None, *, encoder: str | None = None,
     base: dict[str, Any] = {"seed": seed, "n_train": n_train, "n_test": n_test}
     TwoShapes(**{**base, "n_train": 2, "n_test": 2})  # bad options fail before any work
 
-    def job(stage: Path | None) -> dict[str, Any]:
+    def job(run: Run) -> dict[str, Any]:
+        stage = run.dir  # None: nothing is written
         t0 = time.perf_counter()
         rows: list[dict[str, Any]] = []
         if encoder is not None:
@@ -87,10 +88,7 @@ def run_cab(out: str | Path | None, *, encoder: str | None = None,
             from conceptlab.report.cab_plots import plot_cab
 
             plot_cab([rows], stage / "cab.png")
-        return finish(stage, metrics)
+        return run.finish(metrics)
 
-    if out is None:
-        return job(None)
     with open_run("cab", out) as run:
-        stage = run.path()
-        return job(stage)
+        return job(run)

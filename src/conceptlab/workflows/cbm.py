@@ -49,7 +49,7 @@ from conceptlab.workflows.concepts import (
     concept_source,
     describe_source,
 )
-from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
 from conceptlab.workflows.report import build_report, pick_decisions
 from conceptlab.workflows.variants import ALL_VARIANTS, Variant
 
@@ -177,7 +177,7 @@ def run_fit(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                    "concepts": describe_source(src), "hyper_parameters": model.hyper_parameters(),
                    "model_dir": str(final / "model"), "seconds": round(time.perf_counter() - t0, 3)}
         save_fitted(model, prep, out)
-        metrics = finish(out, metrics)
+        metrics = run.finish(metrics)
         # report.html: one self-contained page, read from the saved run, named as the run
         build_report([out], shown_as=[run.out])
         return metrics

@@ -29,7 +29,7 @@ from conceptlab.workflows.concepts import (
     concept_source,
     describe_source,
 )
-from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
 from conceptlab.workflows.report import build_report
 
 METHOD = "cem"
@@ -88,6 +88,6 @@ def run_cem(config: RunConfig, out: str | Path, *, concepts: str = "auto",
         metrics = {"command": "fit", **row, **prep.base_metrics(),
                    "concepts": describe_source(src), "model_dir": str(final / "model"),
                    "seconds": round(time.perf_counter() - t0, 3)}
-        metrics = finish(staged, metrics)
+        metrics = run.finish(metrics)
         build_report([staged], shown_as=[run.out])  # report.html: accuracy beside the audit profile
         return metrics

@@ -20,7 +20,7 @@ from conceptlab.workflows.cbm import (
 )
 from conceptlab.workflows.concepts import concept_source, describe_source
 from conceptlab.workflows.demo_sprites import as_record, run_sprites
-from conceptlab.workflows.prepare import RunConfig, finish, prepare
+from conceptlab.workflows.prepare import RunConfig, prepare
 from conceptlab.workflows.report import build_report
 from conceptlab.workflows.story import demo_story
 from conceptlab.workflows.variants import variant
@@ -76,6 +76,6 @@ def run_demo(out: str | Path, *, n_train: int = DEMO_N_TRAIN, n_val: int = DEMO_
             best, sprite_rows, None if vs is None else (vs["difference"], *vs["interval"]))
         metrics["note"] = " ".join(metrics["story"])
         save_fitted(model, prep, out)
-        metrics = finish(out, metrics)
+        metrics = run.finish(metrics)
         build_report([out], shown_as=[run.out])  # the self-contained report of this run
         return metrics

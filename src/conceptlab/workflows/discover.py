@@ -54,7 +54,7 @@ from conceptlab.report.discover_plots import (
 )
 from conceptlab.runs import open_run
 from conceptlab.utils.hashing import hash_json
-from conceptlab.utils.io import read_json, write_json_atomic
+from conceptlab.utils.io import read_json
 
 DATA_SEED = 0  # which items are drawn per class is fixed; `seed` moves the dictionary and QMC
 
@@ -467,8 +467,7 @@ def run_importance(folder: str | Path, class_name: str, *, n_images: int = 30,
                   "fidelity": res["fidelity"],
                   "pngs": [imp.shown(p.name) for p in (bars, overlay, curves)],
                   "seconds": round(time.perf_counter() - t0, 2)}
-        write_json_atomic(dest / "importance.json", result)
-        return imp.finish(result)
+        return imp.finish(result, record="importance.json")
 
 
 def apply_concepts(folder: str | Path, images: list[Any], cache_dir: str | None = None

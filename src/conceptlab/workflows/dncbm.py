@@ -27,7 +27,7 @@ from conceptlab.workflows.concepts import (
     concept_source,
     describe_source,
 )
-from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
 from conceptlab.workflows.report import build_report
 
 METHOD = "dncbm"
@@ -101,7 +101,7 @@ def run_dncbm(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                                   for i in used],
                    "model_dir": str(final / "model"),
                    "seconds": round(time.perf_counter() - t0, 3)}
-        metrics = finish(staged, metrics)
+        metrics = run.finish(metrics)
         # report.html: accuracy beside the audit, the head weights
         build_report([staged], shown_as=[run.out])
         return metrics

@@ -33,8 +33,8 @@ from conceptlab.lancet.dictionary import (
     sprite_dictionary_texts,
 )
 from conceptlab.lancet.edit import fixed_edit, group_predictions, transplant
-from conceptlab.runs import open_run
-from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.runs import Run, open_run
+from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
 
 DEFAULT_ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2)
 DEFAULT_LAMS = (0.005, 0.01, 0.02, 0.05)
@@ -141,7 +141,8 @@ def run_lancet(config: RunConfig, out: str | Path | None, *, dictionary: str = "
         raise DictionaryError(f"edit group(s) {bad} are not in the dictionary (groups: "
                               f"{', '.join(dict.fromkeys(dictionary_obj.groups))})")
 
-    def job(stage: Path | None) -> dict[str, Any]:
+    def job(run: Run) -> dict[str, Any]:
+        stage = run.dir  # None: nothing is written
         t0 = time.perf_counter()
         prep = prepare(config)
         dictionary_obj.encode(prep.encoder.encode_texts)
@@ -178,10 +179,7 @@ def run_lancet(config: RunConfig, out: str | Path | None, *, dictionary: str = "
 
             plot_edits(metrics["edits"]["rows"], stage / "edits.png",
                        title=f"{config.data}: edit success vs consistency (test)")
-        return finish(stage, metrics)
+        return run.finish(metrics)
 
-    if out is None:
-        return job(None)
     with open_run("lancet", out) as run:
-        stage = run.path()
-        return job(stage)
+        return job(run)

@@ -31,7 +31,7 @@ from conceptlab.match.ranking import cosine_matrix, retrieval_metrics
 from conceptlab.runs import open_run
 from conceptlab.utils.io import write_json_atomic
 from conceptlab.workflows.concepts import check_concepts, concept_source, describe_source
-from conceptlab.workflows.prepare import Prepared, RunConfig, finish, prepare
+from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
 
 ROWS = ("cosine", "concept scores", "explicit", "explicit, random bank", "dense")
 
@@ -105,4 +105,4 @@ def run_match(config: RunConfig, out: str | Path, *, concepts: str = "auto",
                    "warnings": rows["explicit"]["audit"]["warnings"],
                    "matcher_dir": str(final / "matcher"),
                    "seconds": round(time.perf_counter() - t0, 3)}
-        return finish(stage, metrics)
+        return run.finish(metrics)

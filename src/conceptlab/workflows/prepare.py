@@ -19,10 +19,8 @@ from conceptlab.pipeline import (
     encode_split_views,
     split_cache_key,
 )
-from conceptlab.runs import compute_record
-from conceptlab.utils.io import check_output_dir, write_json_atomic
+from conceptlab.utils.io import write_json_atomic
 from conceptlab.utils.seed import seed_everything
-from conceptlab.utils.version import package_version
 
 DEFAULT_ENCODER = {"image": "conse", "text": "minilm"}
 
@@ -119,20 +117,3 @@ def check_cache_for(cache: ActivationCache, encoder: Encoder, splits: list[DataS
     (a read-only cache that already holds every entry is fine)."""
     if not all(cache.has(split_cache_key(encoder, s)) for s in splits):
         cache.check_writable()
-
-
-def check_out(out: str | Path | None) -> None:
-    """Before any encoding: ``out`` must be able to hold ``metrics.json`` (no file in the way,
-    writable); an OutputError naming it otherwise."""
-    if out is not None:
-        check_output_dir(out)
-
-
-def finish(out: str | Path | None, metrics: dict[str, Any]) -> dict[str, Any]:
-    """Record the package version, write ``OUT/metrics.json`` atomically (when ``out`` is
-    given) and return the metrics."""
-    metrics.setdefault("version", package_version())
-    metrics.setdefault("compute", compute_record(metrics))
-    if out is not None:
-        write_json_atomic(Path(out) / "metrics.json", metrics)
-    return metrics
