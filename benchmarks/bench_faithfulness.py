@@ -39,7 +39,14 @@ from conceptlab.utils.io import write_json_atomic, write_text_atomic
 from conceptlab.workflows.cbm import comparison_rows, fit_cbm
 from conceptlab.workflows.concepts import ConceptSource, concept_source
 from conceptlab.workflows.prepare import Prepared, RunConfig, prepare
-from conceptlab.workflows.variants import ALL_VARIANTS, OURS, SUPERVISED, Variant
+from conceptlab.workflows.variants import (
+    ALL_VARIANTS,
+    OURS,
+    SUPERVISED,
+    Variant,
+    counterparts,
+    for_inputs,
+)
 
 RESULTS = Path(__file__).parent / "results"
 GROUNDING_GRID = (1.0, 3.0, 10.0, 30.0)
@@ -139,7 +146,8 @@ def run_table(prep: Prepared, src: ConceptSource, variants: tuple[Variant, ...],
     for s in seeds:
         per_seed[s] = comparison_rows(prep, src, variants=variants, seed=s,
                                       progress_label=f"{label} seed {s}:")
-    return {"per_seed": per_seed, "summary": summarize(per_seed)}
+    return {"per_seed": per_seed, "summary": summarize(per_seed),
+            "paired_to_references": paired_to_references(per_seed, variants)}
 
 
 def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -155,6 +163,7 @@ def summarize(per_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]
                                  "kind": rows[0].get("kind", "baseline"),
                                  "is_cbm": rows[0].get("is_cbm", False)}
         entry["accuracy"] = interval([r["accuracy"] for r in rows])
+        entry["diverged"] = sum(1 for r in rows if r.get("diverged"))
         for col in FAITH_COLUMNS:
             vals = [r.get("faithfulness", {}).get(col) for r in rows]
             if any(v is not None for v in vals):
@@ -186,6 +195,97 @@ def paired(per_seed: dict[int, list[dict[str, Any]]], a: tuple[str, Any], b: tup
     return {"a": list(a), "b": list(b), "differences": diffs, "mean": mean, "ci95": half}
 
 
+def paired_to_references(per_seed: dict[int, list[dict[str, Any]]],
+                         variants: tuple[Variant, ...]) -> list[dict[str, Any]]:
+    """Per reference row and each of our rows that improves on it (``counterparts``), at each
+    head: the per-seed differences ours - reference of accuracy, unit fidelity and name match."""
+    out = []
+    present = {r["method"] for rows in per_seed.values() for r in rows}
+    for ref in (v for v in variants if v.reproduces and v.label in present):
+        for ours in counterparts(ref, tuple(v for v in variants if v.label in present)):
+            for nec in (None, 5.0):
+                entry: dict[str, Any] = {"ours": ours.label, "reference": ref.label,
+                                         "nec": nec}
+                for col in ("accuracy", "unit_fidelity_median", "name_match_rate"):
+                    diffs = []
+                    for rows in per_seed.values():
+                        by = {(r["method"], r.get("nec_requested")): r for r in rows}
+                        a, b = by.get((ours.label, nec)), by.get((ref.label, nec))
+                        if a is None or b is None:
+                            continue
+                        va = a["accuracy"] if col == "accuracy" else \
+                            a.get("faithfulness", {}).get(col)
+                        vb = b["accuracy"] if col == "accuracy" else \
+                            b.get("faithfulness", {}).get(col)
+                        if va is not None and vb is not None \
+                                and np.isfinite(va) and np.isfinite(vb):
+                            diffs.append(float(va) - float(vb))
+                    entry[col] = {"differences": diffs, "mean": interval(diffs)[0],
+                                  "ci95": interval(diffs)[1]}
+                out.append(entry)
+    return out
+
+
+def paired_markdown(pairs: list[dict[str, Any]]) -> str:
+    lines = ["| ours | reference | head | accuracy difference | unit fidelity difference | "
+             "name match difference |", "|---|---|---|---|---|---|"]
+    for p in pairs:
+        head = "dense" if p["nec"] is None else f"NEC={p['nec']:g}"
+        cells = [fmt((p[c]["mean"], p[c]["ci95"])) for c in
+                 ("accuracy", "unit_fidelity_median", "name_match_rate")]
+        lines.append(f"| {p['ours']} | {p['reference']} | {head} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replaced_note(variants: tuple[Variant, ...]) -> str:
+    """Which rows of this table carry the labels earlier tables gave to other designs."""
+    moved = [v for v in variants if v.formerly]
+    if not moved:
+        return ""
+    parts = [f"\"{v.formerly}\" is now the faithful reference of that name; the design that "
+             f"carried the label before issue 18 is the row \"{v.label}\"" for v in moved]
+    return "Replaces the earlier table: " + "; ".join(parts) + "."
+
+
+def summary_words(summary: list[dict[str, Any]], pairs: list[dict[str, Any]]) -> list[str]:
+    """What the table says, in words taken from its numbers (NEC = 5)."""
+    at5 = [e for e in summary if e["nec"] == 5.0]
+    refs = [e for e in at5 if e["kind"] == "reference"]
+    ours = [e for e in at5 if e["kind"] == "ours" and e.get("grounded_by") != "labels"]
+    words = []
+    if refs:
+        faithful = [e["method"] for e in refs if e.get("faithful_cbm")]
+        words.append(f"- References at NEC = 5: {len(faithful)} of {len(refs)} meet the "
+                     "faithful-CBM bar" + (f" ({', '.join(faithful)})" if faithful else "")
+                     + "; accuracies " + ", ".join(f"{e['method']} {fmt(e['accuracy'])}"
+                                                   for e in refs) + ".")
+    if ours:
+        best = max(ours, key=lambda e: e["accuracy"][0])
+        flagged = [e["method"] for e in ours if not e.get("faithful_cbm")]
+        words.append(f"- Ours at NEC = 5: highest test accuracy {best['method']} "
+                     f"{fmt(best['accuracy'])}; "
+                     + (f"{len(flagged)} of {len(ours)} rows miss the bar ({', '.join(flagged)})"
+                        if flagged else f"all {len(ours)} rows meet the bar") + ".")
+    sure = [p for p in pairs if p["nec"] == 5.0 and len(p["accuracy"]["differences"]) > 1]
+    better = [p for p in sure if p["accuracy"]["mean"] - p["accuracy"]["ci95"] > 0]
+    worse = [p for p in sure if p["accuracy"]["mean"] + p["accuracy"]["ci95"] < 0]
+    if sure:
+        words.append(f"- Paired over seeds at NEC = 5: {len(better)} of {len(sure)} "
+                     "(ours, reference) pairs are more accurate with the interval above 0, "
+                     f"{len(worse)} less accurate with it below 0, the rest undecided.")
+    return words
+
+
+def section_markdown(title: str, table: dict[str, Any], cols: tuple[str, ...],
+                     variants: tuple[Variant, ...], chosen: dict[str, float]) -> list[str]:
+    pairs = table["paired_to_references"]
+    return [title, "", *summary_words(table["summary"], pairs), "",
+            markdown(table["summary"], cols), "", replaced_note(variants), "",
+            f"Grounding weights chosen on validation: {chosen}", "",
+            "Paired differences, ours - reference, per seed (mean ± 95% t-interval):", "",
+            paired_markdown(pairs), ""]
+
+
 def best_grounded(summary: list[dict[str, Any]], per_seed: dict[int, list[dict[str, Any]]]
                   ) -> str:
     """Our grounded CBM with the best mean *validation* accuracy at NEC = 5 (among the rows
@@ -194,7 +294,8 @@ def best_grounded(summary: list[dict[str, Any]], per_seed: dict[int, list[dict[s
     for rows in per_seed.values():
         for r in rows:
             if r.get("kind") == "ours" and r.get("nec_requested") == 5.0 \
-                    and r.get("objective") != "supervised":
+                    and r.get("objective") != "supervised" \
+                    and (r.get("options") or {}).get("cbl.grounding", 1.0) > 0:
                 val.setdefault(r["method"], []).append(r["val_accuracy"])
     return max(val, key=lambda m: float(np.mean(val[m])))
 
@@ -214,7 +315,9 @@ def markdown(summary: list[dict[str, Any]], cols: tuple[str, ...]) -> str:
     for e in summary:
         nec = e["nec"]
         head_txt = "-" if nec == "-" else ("dense" if nec is None else f"NEC={nec:g}")
-        name = e["method"] + ("" if e["trusted"] else " ⚠")
+        name = e["method"] + ("" if e["trusted"] else " ⚠") + (
+            f" (diverged in {e['diverged']} of {e['n_seeds']} seeds)" if e.get("diverged")
+            else "")
         ok = {True: "yes", False: "**no**", None: "-"}[e.get("faithful_cbm")]
         lines.append(f"| {name} | {e['kind']} | {head_txt} | {fmt(e['accuracy'])} | {ok} | "
                      + " | ".join(fmt(e.get(c)) for c in cols) + " |")
@@ -229,7 +332,8 @@ def fashion(args: argparse.Namespace, out: dict[str, Any], md: list[str]) -> Non
     log: list[dict[str, Any]] = []
     print("fashion: choosing grounding weights on validation", flush=True)
     chosen = choose_grounding(prep, src, OURS, log)
-    variants = with_grounding(ALL_VARIANTS, chosen)
+    has_features = "features" in prep.views.get("train", {})
+    variants = with_grounding(for_inputs(ALL_VARIANTS, has_features), chosen)
     table = run_table(prep, src, variants, SEEDS if not args.quick else (0,), "fashion")
     best = best_grounded(table["summary"], table["per_seed"])
     claims = {"best_grounded_at_nec5_chosen_on_val": best,
@@ -250,12 +354,12 @@ def fashion(args: argparse.Namespace, out: dict[str, Any], md: list[str]) -> Non
     out["fashion_mnist"] = {"config": dataclasses.asdict(cfg), "splits": prep.splits.record,
                             "grounding_selection": log, "grounding_chosen": chosen,
                             **table, "claims": claims, "nonsense_vocabulary": nonsense_rows}
-    md += [f"### Fashion-MNIST, offline ConSE ({len(prep.y['train'])} train / "
-           f"{len(prep.y['val'])} val from train / {len(prep.y['test'])} test), "
-           f"{len(src.bank)} concepts, seeds {list(SEEDS)}", "",
-           markdown(table["summary"], FAITH_COLUMNS[:8]), "",
-           f"Grounding weights chosen on validation: {chosen}", "",
-           f"Best grounded CBM at NEC=5 (by validation accuracy): **{best}**; paired "
+    md += section_markdown(
+        f"#### Fashion-MNIST, offline ConSE ({len(prep.y['train'])} train / "
+        f"{len(prep.y['val'])} val from train / {len(prep.y['test'])} test), "
+        f"{len(src.bank)} concepts, seeds {list(SEEDS)}", table, FAITH_COLUMNS[:8], variants,
+        chosen)
+    md += [f"Best grounded CBM at NEC=5 (by validation accuracy): **{best}**; paired "
            f"difference to the dense linear probe: {fmt((claims['best_vs_linear_probe']['mean'], claims['best_vs_linear_probe']['ci95']))}; "  # noqa: E501
            f"to the ungrounded low-rank probe: {fmt((claims['best_vs_ungrounded']['mean'], claims['best_vs_ungrounded']['ci95']))}.",  # noqa: E501
            "", "Nonsense-vocabulary control (same variant, concept texts replaced by random "
@@ -276,15 +380,14 @@ def robots(args: argparse.Namespace, out: dict[str, Any], md: list[str]) -> None
     log: list[dict[str, Any]] = []
     print("robots: choosing grounding weights on validation", flush=True)
     chosen = choose_grounding(prep, src, OURS, log)
-    variants = with_grounding(tuple(v for v in (*ALL_VARIANTS, SUPERVISED)
-                                    if not v.needs_features), chosen)
+    has_features = "features" in prep.views.get("train", {})
+    variants = with_grounding(for_inputs((*ALL_VARIANTS, SUPERVISED), has_features), chosen)
     table = run_table(prep, src, variants, SEEDS if not args.quick else (0,), "robots")
     out["robots_text"] = {"config": dataclasses.asdict(cfg), "splits": prep.splits.record,
                           "grounding_selection": log, "grounding_chosen": chosen, **table}
-    md += [f"### Robot texts (concept-benchmark), MiniLM, {len(src.bank)} ground-truth "
-           f"concepts, seeds {list(SEEDS)}", "",
-           markdown(table["summary"], FAITH_COLUMNS), "",
-           f"Grounding weights chosen on validation: {chosen}", ""]
+    md += section_markdown(f"#### Robot texts (concept-benchmark), MiniLM, {len(src.bank)} "
+                           f"ground-truth concepts, seeds {list(SEEDS)}", table,
+                           FAITH_COLUMNS, variants, chosen)
 
 
 def idsprites(args: argparse.Namespace, out: dict[str, Any], md: list[str]) -> None:
@@ -304,18 +407,18 @@ def idsprites(args: argparse.Namespace, out: dict[str, Any], md: list[str]) -> N
         print(f"idsprites {label}: choosing grounding weights on validation", flush=True)
         chosen = choose_grounding(prep, src, OURS, log)
         has_features = "features" in prep.views.get("train", {})
-        variants = with_grounding(tuple(v for v in (*ALL_VARIANTS, SUPERVISED)
-                                        if has_features or not v.needs_features), chosen)
+        variants = with_grounding(for_inputs((*ALL_VARIANTS, SUPERVISED), has_features),
+                                  chosen)
         table = run_table(prep, src, variants, SEEDS if not args.quick else (0,),
                           f"idsprites {label}")
         out["idsprites"][label] = {"config": dataclasses.asdict(cfg),
                                    "splits": prep.splits.record, "grounding_chosen": chosen,
                                    "grounding_selection": log, **table}
-        md += [f"### idsprites ({len(prep.y['train'])} train / {len(prep.y['val'])} val / "
-               f"{len(prep.y['test'])} test, {len(prep.class_names)} classes, "
-               f"{len(src.bank)} ground-truth concepts) through {label}, seeds {list(SEEDS)}",
-               "", markdown(table["summary"], FAITH_COLUMNS), "",
-               f"Grounding weights chosen on validation: {chosen}", ""]
+        md += section_markdown(
+            f"#### idsprites ({len(prep.y['train'])} train / {len(prep.y['val'])} val / "
+            f"{len(prep.y['test'])} test, {len(prep.class_names)} classes, "
+            f"{len(src.bank)} ground-truth concepts) through {label}, seeds {list(SEEDS)}",
+            table, FAITH_COLUMNS, variants, chosen)
 
 
 def main() -> None:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from conceptlab.utils.docblocks import splice_file
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -104,14 +105,7 @@ def docs_section(result: dict[str, Any]) -> str:
 
 def write_docs(result: dict[str, Any], path: Path = DOCS) -> None:
     """Replace (or append) the marked section of docs/benchmarks.md."""
-    text = path.read_text(encoding="utf-8")
-    section = docs_section(result)
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: section, text,
-                      flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
+    splice_file(path, docs_section(result), START, END)
 
 
 def spatial_features(encoder: Any, images: list[Any], batch: int = 32) -> np.ndarray:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from conceptlab.utils import docblocks
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_gumbel_ablation.json"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -145,8 +147,7 @@ def readme_section(data: dict[str, Any]) -> str:
 def splice(doc: str, section: str, start: str = START, end: str = END) -> str:
     """``doc`` with the text between the markers replaced (appended with a heading if absent)."""
     if start in doc and end in doc:
-        head, rest = doc.split(start, 1)
-        return head + section + rest.split(end, 1)[1]
+        return docblocks.splice(doc, section, start, end)
     return doc.rstrip("\n") + "\n\n## Gumbel layer at its best: ablation (issue 18)\n\n" \
         + section + "\n"
 

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from conceptlab.utils.docblocks import splice_file
+
 ROOT = Path(__file__).resolve().parents[1]
 JSON = ROOT / "benchmarks" / "results" / "bench_lm_obsprop.json"
 DOC = ROOT / "docs" / "lm.md"
@@ -92,9 +94,7 @@ def main() -> None:
     doc = DOC.read_text()
     if START not in doc:
         raise SystemExit(f"{DOC} has no {START} marker")
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    splice_file(DOC, f"{START}\n{text}\n{END}", START, END)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ in README.md and in docs/benchmarks.md, and between ``<!-- shift-bench:start -->
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
+
+from conceptlab.utils.docblocks import splice_file
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -154,14 +155,7 @@ def docs_block(match_md: str, lancet_md: str, match: dict[str, Any],
 
 def replace_block(path: Path, block: str, anchor: str | None, start: str = START,
                   end: str = END) -> None:
-    text = path.read_text(encoding="utf-8")
-    if start in text:
-        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text,
-                      flags=re.S)
-    else:
-        text = text.replace(anchor, block + "\n\n" + anchor, 1) if anchor and anchor in text else \
-            text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
+    splice_file(path, block, start, end, before=anchor)
 
 
 def main() -> None:

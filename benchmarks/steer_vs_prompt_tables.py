@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from conceptlab.utils.docblocks import splice_file
+
 ROOT = Path(__file__).resolve().parents[1]
 JSON = ROOT / "benchmarks" / "results" / "bench_steer_vs_prompt.json"
 START, END = "<!-- steer-vs-prompt:start -->", "<!-- steer-vs-prompt:end -->"
@@ -69,9 +71,7 @@ def replace(path: Path, text: str) -> None:
     doc = path.read_text()
     if START not in doc:
         raise SystemExit(f"{path} has no {START} marker")
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{text}\n{END}{tail}")
+    splice_file(path, f"{START}\n{text}\n{END}", START, END)
 
 
 def main() -> None:

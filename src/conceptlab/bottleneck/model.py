@@ -324,6 +324,8 @@ class ConceptBottleneckModel:
         if self.cbl_input == "features":
             assert F is not None
             return F
+        if not self.objective.normalises_embedding:
+            return X
         return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
 
     def _resolve_association(self, bank: ConceptBank) -> tuple[np.ndarray | None, str]:

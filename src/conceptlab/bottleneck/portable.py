@@ -65,6 +65,8 @@ def portable_parts(model: ConceptBottleneckModel) -> tuple[dict[str, Any],
            for k, v in tensors.items()}
     config = {"format": portable_module.FORMAT, "concept_names": model.concept_names,
               "class_names": model.class_names, "input": model.cbl_input,
+              "normalise_input": model.cbl_input == "scores"
+              or model.objective.normalises_embedding,
               "embedding_dim": int(model.bank.dim), "method": model.method,
               "encoder_spec": model.encoder_spec,
               "encoder_fingerprint": model.encoder_fingerprint, **_activation(model)}

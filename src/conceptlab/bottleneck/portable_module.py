@@ -48,6 +48,7 @@ class ConceptBottleneck(torch.nn.Module):
         self.concept_names: list[str] = list(config["concept_names"])
         self.class_names: list[str] = list(config["class_names"])
         self.input_kind: str = str(config["input"])
+        self.normalise_input = bool(config.get("normalise_input", True))
         self.activation: str = str(config["activation"])
         self.temperature = float(config.get("temperature", 1.0))
         self.in_dim = int(config["embedding_dim"])
@@ -74,7 +75,8 @@ class ConceptBottleneck(torch.nn.Module):
     def concepts(self, x: torch.Tensor) -> torch.Tensor:
         """Concept activations the head reads (N x K, in ``concept_names`` order)."""
         x = x.float()
-        x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        if self.normalise_input:
+            x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
         if self.input_kind == "scores":
             x = x @ self.bank.T
         a = self.concept_layer((x - self.in_mean) / self.in_std)

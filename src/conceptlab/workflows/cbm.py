@@ -35,7 +35,13 @@ from conceptlab.bottleneck.options import split_options
 from conceptlab.data.base import DataError
 from conceptlab.data.folder import open_image
 from conceptlab.encoders.base import Encoder, build_encoder
-from conceptlab.errors import ConceptlabValueError, FormatError, InputError, MissingFileError
+from conceptlab.errors import (
+    ConceptlabValueError,
+    DivergedError,
+    FormatError,
+    InputError,
+    MissingFileError,
+)
 from conceptlab.metrics import accuracy, per_class_accuracy
 from conceptlab.report.plots import plot_explanation
 from conceptlab.runs import open_run
@@ -443,8 +449,22 @@ def comparison_rows(prep: Prepared, src: ConceptSource, *,
                  "fit_seconds": round(time.perf_counter() - t0, 3)})
     for v in variants:
         for nec in necs:
-            model, row = fit_cbm(prep, src, v.objective, nec, v.options, seed=seed,
-                                 controls=controls)
+            try:
+                model, row = fit_cbm(prep, src, v.objective, nec, v.options, seed=seed,
+                                     controls=controls)
+            except DivergedError as err:
+                if not v.reproduces:
+                    raise
+                # a reference's own procedure diverging is a result to report, not a crash
+                rows.append({"method": v.label, "objective": v.objective, "kind": v.kind,
+                             "is_cbm": v.is_cbm, "reproduces": v.reproduces,
+                             "options": v.options, "nec_requested": nec,
+                             "accuracy": float("nan"), "diverged": str(err),
+                             "faithfulness": {}})
+                if progress_label:
+                    print(f"{progress_label} {v.label} nec={nec}: diverged ({err})",
+                          flush=True)
+                continue
             if models is not None:
                 models[(v.label, nec)] = model
             row = {**row, "method": v.label, "objective": v.objective, "kind": v.kind,

@@ -11,6 +11,7 @@ data carved from train, before test was looked at; docs/methods.md records how.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ class Variant:
     reproduces: str = ""
     is_cbm: bool = True
     needs_features: bool = False
+    #: the label this row had in tables before issue 18 (the redesigns once called "reference")
+    formerly: str = ""
 
     @property
     def kind(self) -> str:
@@ -68,14 +71,35 @@ REFERENCES: tuple[Variant, ...] = (
 #: they differ from the references above (kept so that older tables stay reproducible)
 REDESIGNS: tuple[Variant, ...] = (
     Variant("cos3 (ours) on features: minibatch 256, lr 1e-2, standardised, epoch patience",
-            "cos3", {"cbl.input": "features", **VLG_HEAD}, needs_features=True),
+            "cos3", {"cbl.input": "features", **VLG_HEAD}, needs_features=True,
+            formerly="LF-CBM (reference)"),
     Variant("l1 (ours, ungrounded): identity init, bias, z-scored scores, lambda 1e-2",
-            "l1", {"cbl.grounding": 0.0, **VLG_HEAD}),
+            "l1", {"cbl.grounding": 0.0, **VLG_HEAD},
+            formerly="Sparse-CBM l1 (reference)"),
     Variant("contrastive (ours, ungrounded): identity init, class-row CLIP loss",
-            "contrastive", {"cbl.grounding": 0.0, **VLG_HEAD}),
+            "contrastive", {"cbl.grounding": 0.0, **VLG_HEAD},
+            formerly="Sparse-CBM contrastive (reference)"),
     Variant("gumbel (ours, ungrounded): identity init, tau 1 -> 0.1, head on softmax(a / tau)",
-            "gumbel", {"cbl.grounding": 0.0, **VLG_HEAD}),
+            "gumbel", {"cbl.grounding": 0.0, **VLG_HEAD},
+            formerly="Sparse-CBM gumbel (reference)"),
 )
+
+#: which of our objectives each reference is compared with, seed by seed (``random-cbl`` is the
+#: control of every row, so it is paired with all of ours)
+REFERENCE_FAMILY: dict[str, str] = {"ref:lfcbm": "cos3", "ref:sparsecbm-l1": "l1",
+                                    "ref:sparsecbm-contrastive": "contrastive",
+                                    "ref:sparsecbm-gumbel": "gumbel", "random-cbl": "*"}
+
+
+def counterparts(reference: Variant, candidates: tuple[Variant, ...]) -> tuple[Variant, ...]:
+    """Our CBM rows among ``candidates`` that improve on ``reference`` (same objective family;
+    every CBM row for the random baseline)."""
+    family = REFERENCE_FAMILY.get(reference.objective)
+    if family is None:
+        raise UnknownNameError(f"{reference.label!r} is not a reference row")
+    return tuple(v for v in candidates if not v.reproduces and v.is_cbm
+                 and v.objective != "supervised" and family in ("*", v.objective))
+
 
 OURS: tuple[Variant, ...] = (
     Variant("l1, scores CBL, grounded", "l1", dict(FINETUNE)),
@@ -100,6 +124,18 @@ UNGROUNDED: tuple[Variant, ...] = (
 ALL_VARIANTS: tuple[Variant, ...] = (*REFERENCES, *REDESIGNS, *OURS, *UNGROUNDED)
 
 SUPERVISED = Variant("supervised (Koh et al. joint CBM)", "supervised", dict(FINETUNE))
+
+
+def for_inputs(variants: tuple[Variant, ...], has_features: bool) -> tuple[Variant, ...]:
+    """``variants`` as data without backbone features can run them: a row that reads features
+    reads the encoder's embedding instead (a CLIP-like encoder is its own backbone, as in
+    LF-CBM's ``clip_RN50`` runs), relabelled "on the embedding"."""
+    if has_features:
+        return variants
+    return tuple(dataclasses.replace(v, label=f"{v.label} on the embedding",
+                                     options={**v.options, "cbl.input": "embedding"},
+                                     needs_features=False)
+                 if v.needs_features else v for v in variants)
 
 
 def variant(label: str) -> Variant:

@@ -81,6 +81,10 @@ class Objective:
     #: with a dense head (``nec=None``) the jointly trained head *is* the final layer, as in
     #: the reference code (no head is refitted on the units)
     final_joint_head: ClassVar[bool] = False
+    #: an embedding-reading CBL sees unit-norm rows (our default: the encoders' geometry is
+    #: cosine); a reference that reads raw backbone outputs (LF-CBM, VLG-CBM's random layer)
+    #: sets this False and sees the embedding as the encoder returned it
+    normalises_embedding: ClassVar[bool] = True
     #: ``TrainConfig`` / ``HeadConfig`` defaults of this objective, under the user's settings
     #: (a reference's optimiser settings; VLG-CBM's no-refit NEC head)
     train_defaults: ClassVar[dict[str, Any]] = {}

@@ -7,6 +7,10 @@ The layer is Trustworthy-ML-Lab/VLG-CBM, ``model/cbm.py``, ``ConceptLayer`` (one
 ``nn.Linear(in, K, bias=True)``, ``num_hidden=0``) at PyTorch's default initialisation; the
 head standardises its inputs (VLG-CBM's ``NormalizationLayer``) and is fitted by the NEC
 protocol without refit (``evaluations/sparse_utils.py``, ``measure_acc``: path, truncation).
+The repository ships no script for the "Random" row itself: this rebuilds it from the paper's
+description (an untrained concept layer) with the repository's own ``ConceptLayer`` and head.
+On the embedding it reads the rows as the encoder returned them (VLG-CBM's layer reads raw
+backbone outputs), not the unit-norm rows our own CBLs read.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class RandomCBL(Objective):
     input_kinds: ClassVar[tuple[InputKind, ...]] = ("embedding", "features", "scores")
     joint_head: ClassVar[bool] = False
     reference: ClassVar[bool] = True
+    normalises_embedding: ClassVar[bool] = False
     train_defaults: ClassVar[dict[str, Any]] = {"finetune_epochs": 0}
     head_defaults: ClassVar[dict[str, Any]] = {"refit": False}
 

@@ -69,6 +69,7 @@ class LFCBMReference(Objective):
     cbl_bias: ClassVar[bool] = False
     grounds_units: ClassVar[bool] = True
     reference: ClassVar[bool] = True
+    normalises_embedding: ClassVar[bool] = False
     train_defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 50000,
                                                 "max_epochs": 1000, "finetune_epochs": 0}
     head_defaults: ClassVar[dict[str, Any]] = {"refit": False}

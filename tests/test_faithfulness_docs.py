@@ -1,0 +1,93 @@
+"""The faithfulness tables' words come from their numbers: README's headline sentence and the
+benchmark's per-section summary change when a number changes."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(method: str, kind: str, nec: float | None, acc: float, val: float = 0.5,
+        grounding: float = 1.0) -> dict[str, Any]:
+    return {"method": method, "kind": kind, "nec_requested": nec, "accuracy": acc,
+            "val_accuracy": val, "options": {"cbl.grounding": grounding},
+            "objective": "l1"}
+
+
+def table(ours_acc: float, ref_faithful: bool) -> dict[str, Any]:
+    per_seed = {s: [row("linear-probe", "baseline", None, 0.80),
+                    row("l1 grounded", "ours", 5.0, ours_acc + 0.01 * s, val=0.7),
+                    row("l1 ungrounded redesign", "ours", 5.0, 0.9, val=0.99, grounding=0.0),
+                    row("Sparse-CBM l1 (reference)", "reference", 5.0, 0.6),
+                    row("random CBL (VLG-CBM baseline)", "reference", 5.0, 0.55)]
+                for s in (0, 1, 2)}
+    summary = [
+        {"method": "linear-probe", "nec": None, "kind": "baseline", "accuracy": [0.8, 0.0]},
+        {"method": "l1 grounded", "nec": 5.0, "kind": "ours", "accuracy": [ours_acc + 0.01, 0.02],
+         "unit_fidelity_median": [0.95, 0.01], "random_bank_gap": [0.05, 0.01],
+         "faithful_cbm": True},
+        {"method": "l1 ungrounded redesign", "nec": 5.0, "kind": "ours",
+         "accuracy": [0.9, 0.0], "faithful_cbm": False},
+        {"method": "Sparse-CBM l1 (reference)", "nec": 5.0, "kind": "reference",
+         "accuracy": [0.6, 0.01], "faithful_cbm": ref_faithful},
+        {"method": "random CBL (VLG-CBM baseline)", "nec": 5.0, "kind": "reference",
+         "accuracy": [0.55, 0.01], "faithful_cbm": False}]
+    return {"per_seed": per_seed, "summary": summary}
+
+
+def test_the_headline_sentence_follows_the_numbers() -> None:
+    docs = load("faithfulness_docs")
+    _, below = docs.headline_row("space", table(0.70, ref_faithful=True))
+    assert "9.0 ± " in below and "below the dense probe" in below
+    assert "Sparse-CBM l1 (reference) (0.600)" in below and "random baseline reaches 0.550" in below
+    _, above = docs.headline_row("space", table(0.85, ref_faithful=False))
+    assert "above the dense probe" in above
+    assert "no reference meets the faithful-CBM bar" in above
+
+
+def test_the_ungrounded_redesign_is_never_the_best_grounded_row() -> None:
+    docs = load("faithfulness_docs")
+    cells, _ = docs.headline_row("space", table(0.70, True))
+    assert "(l1 grounded)" in cells and "redesign" not in cells
+
+
+def test_the_headline_waits_for_every_section(tmp_path: Path) -> None:
+    docs = load("faithfulness_docs")
+    assert docs.headline(tmp_path) is None
+    t = table(0.7, True)
+    for name, body in (("fashion", {"fashion_mnist": t}),
+                       ("idsprites", {"idsprites": {"linear map (LiMBeR)": t, "ConSE": t}}),
+                       ("robots", {"robots_text": t})):
+        (tmp_path / f"bench_faithfulness_{name}.json").write_text(json.dumps(body))
+    block = docs.headline(tmp_path)
+    assert block is not None and block.count("\n- ") == 4
+    assert all(f"| {label} |" in block for label, _, _ in docs.SPACES)
+
+
+@pytest.mark.parametrize("delta", [+0.2, -0.2])
+def test_the_section_summary_counts_paired_wins_from_the_differences(delta: float) -> None:
+    pytest.importorskip("torch")
+    bench = load("bench_faithfulness")
+    pair = {"nec": 5.0, "accuracy": {"differences": [delta, delta + 0.01, delta - 0.01],
+                                     "mean": delta, "ci95": 0.02}}
+    words = bench.summary_words(copy.deepcopy(table(0.7, True)["summary"]), [pair])
+    last = words[-1]
+    assert ("1 of 1 (ours, reference) pairs are more accurate" in last) == (delta > 0)
+    assert ("0 less accurate" in last) == (delta > 0)
