@@ -257,8 +257,11 @@ def summary_words(summary: list[dict[str, Any]], pairs: list[dict[str, Any]]) ->
         faithful = [e["method"] for e in refs if e.get("faithful_cbm")]
         words.append(f"- References at NEC = 5: {len(faithful)} of {len(refs)} meet the "
                      "faithful-CBM bar" + (f" ({', '.join(faithful)})" if faithful else "")
-                     + "; accuracies " + ", ".join(f"{e['method']} {fmt(e['accuracy'])}"
-                                                   for e in refs) + ".")
+                     + "; accuracies " + ", ".join(
+                         f"{e['method']} "
+                         + (fmt(e["accuracy"]) if np.isfinite(e["accuracy"][0]) else
+                            f"diverged in {e.get('diverged', 0)} of {e['n_seeds']} seeds")
+                         for e in refs) + ".")
     if ours:
         best = max(ours, key=lambda e: e["accuracy"][0])
         flagged = [e["method"] for e in ours if not e.get("faithful_cbm")]

@@ -1,0 +1,112 @@
+"""CRAFT as its reference runs it (grid patches, NMF with alpha_W = 1e-2) beside conceptlab's
+earlier recipe (8 random crops, unregularised NMF), same images, same layer, 3 seeds (issue 18).
+
+Fashion-MNIST through EfficientNet-Lite0 at 128 px, 10 concepts per class from 100 training
+images per class at ``features``; per seed and class: the dictionary's quality on its own rows
+(R^2, dead atoms), how well its concepts are named (mean name score), and the fidelity of the
+occlusion and Sobol importance orders on 30 held-out test images per class (deletion and
+insertion AUC, mu-fidelity). Paired per-seed differences craft - random crops with a 95%
+t-interval. The importance is computed on whole test images, so the two recipes are compared on
+the same inputs even though they factorise different rows.
+
+    flock /tmp/conceptlab-heavy.lock .venv/bin/python benchmarks/bench_craft_patches.py
+
+Writes benchmarks/results/bench_craft_patches.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conceptlab.utils.io import write_json_atomic, write_text_atomic
+from conceptlab.workflows.discover import run_discover, run_importance
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+RECIPES = {"craft (reference: grid patches, alpha_W 1e-2)": "craft",
+           "nmf on 8 random crops (earlier recipe)": "nmf"}
+COLUMNS = ("r2", "dead_units", "name_score", "occlusion deletion_auc",
+           "occlusion insertion_auc", "occlusion mu_fidelity", "sobol deletion_auc",
+           "sobol insertion_auc", "sobol mu_fidelity", "seconds")
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182}
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return (float(v[0]) if len(v) else float("nan")), 0.0
+    return float(v.mean()), float(T_975.get(len(v) - 1, 1.96) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def one_run(method: str, seed: int, args: argparse.Namespace) -> dict[str, float]:
+    """The columns of one recipe and seed, averaged over the classes."""
+    out = args.runs / f"{method}-seed{seed}"
+    t0 = time.perf_counter()
+    m = run_discover("fashion-mnist", out, method=method, k=args.k, image_size=128,
+                     n_per_class=args.n_per_class, n_crops=8, seed=seed)
+    seconds = time.perf_counter() - t0
+    per_class = m["per_class"]
+    row: dict[str, list[float]] = {c: [] for c in COLUMNS}
+    for cls, entry in per_class.items():
+        q = entry["quality"]
+        row["r2"].append(float(q["r2"]))
+        row["dead_units"].append(float(q["dead_units"]))
+        scores = [c["name_score"] for c in entry["concepts"] if c.get("name_score") is not None]
+        row["name_score"].append(float(np.mean(scores)) if scores else float("nan"))
+        fid = run_importance(out, cls, n_images=args.n_images, seed=seed)["fidelity"]
+        for order in ("occlusion", "sobol"):
+            for metric in ("deletion_auc", "insertion_auc", "mu_fidelity"):
+                row[f"{order} {metric}"].append(float(fid[order][metric]))
+    result = {c: float(np.nanmean(v)) for c, v in row.items() if c != "seconds"}
+    result["seconds"] = seconds
+    return result
+
+
+def markdown(record: dict[str, Any]) -> str:
+    lines = ["| recipe | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    for label, per_seed in record["per_seed"].items():
+        cells = [interval([s[c] for s in per_seed]) for c in COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(f"{m:.3f} ± {h:.3f}" for m, h in cells) + " |")
+    a, b = list(record["per_seed"])
+    lines += ["", f"Paired per seed, {a} - {b} (mean ± 95% t-interval):", "",
+              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    diffs = [interval([x[c] - y[c] for x, y in zip(record["per_seed"][a], record["per_seed"][b],
+                                                    strict=True)]) for c in COLUMNS]
+    lines.append("| " + " | ".join(f"{m:+.3f} ± {h:.3f}" for m, h in diffs) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--n-per-class", type=int, default=100)
+    ap.add_argument("--n-images", type=int, default=30)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "craft-patches")
+    args = ap.parse_args()
+    os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
+    t0 = time.perf_counter()
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    for label, method in RECIPES.items():
+        for seed in args.seeds:
+            per_seed.setdefault(label, []).append(one_run(method, seed, args))
+            print(f"{label} seed {seed}: {per_seed[label][-1]}", flush=True)
+    record = {"seeds": args.seeds, "n_per_class": args.n_per_class, "n_images": args.n_images,
+              "k": args.k, "image_size": 128, "layer": "features", "per_seed": per_seed,
+              "seconds": round(time.perf_counter() - t0, 1)}
+    RESULTS.mkdir(exist_ok=True)
+    write_json_atomic(RESULTS / "bench_craft_patches.json", record)
+    write_text_atomic(RESULTS / "bench_craft_patches.md", markdown(record) + "\n")
+    print(markdown(record))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
