@@ -116,18 +116,23 @@ def headline_row(label: str, table: dict[str, Any]) -> tuple[str, str]:
 
 
 def headline(results: Path = RESULTS) -> str | None:
-    """README's block, or None while a section's JSON is missing."""
+    """README's block (a space whose section was not rerun says so), or None while no
+    section's JSON exists."""
     rows, words = [], []
     for label, section, keys in SPACES:
         path = results / f"bench_faithfulness_{section}.json"
         if not path.is_file():
-            return None
+            words.append(f"- {label}: not rerun since the faithful references landed "
+                         f"(`bench_faithfulness.py --only {section}`).")
+            continue
         table: Any = json.loads(path.read_text(encoding="utf-8"))
         for key in keys:
             table = table[key]
         row, said = headline_row(label, table)
         rows.append(row)
         words.append(f"- {said}")
+    if not rows:
+        return None
     return "\n".join([
         H_START, "",
         "| space, data | best grounded CBM at NEC = 5 (chosen on validation) | dense linear "
