@@ -11,7 +11,8 @@ the same inputs even though they factorise different rows.
 
     flock /tmp/conceptlab-heavy.lock .venv/bin/python benchmarks/bench_craft_patches.py
 
-Writes benchmarks/results/bench_craft_patches.{json,md}.
+Writes benchmarks/results/bench_craft_patches.{json,md} and its section of docs/benchmarks.md
+(between ``<!-- craft-patches:start -->`` and ``:end -->``), words taken from the numbers.
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.utils.docblocks import markers, splice_file
 from conceptlab.utils.io import write_json_atomic, write_text_atomic
 from conceptlab.workflows.discover import run_discover, run_importance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs" / "benchmarks.md"
+START, END = markers("craft-patches")
+#: the fidelity columns and which direction is better
+BETTER = {"occlusion deletion_auc": "lower", "occlusion insertion_auc": "higher",
+          "occlusion mu_fidelity": "higher", "sobol deletion_auc": "lower",
+          "sobol insertion_auc": "higher", "sobol mu_fidelity": "higher"}
 RECIPES = {"craft (reference: grid patches, alpha_W 1e-2)": "craft",
            "nmf on 8 random crops (earlier recipe)": "nmf"}
 COLUMNS = ("r2", "dead_units", "name_score", "occlusion deletion_auc",
@@ -83,6 +91,34 @@ def markdown(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verdict(record: dict[str, Any]) -> str:
+    """One sentence per fidelity column from the paired differences (grid - random crops)."""
+    a, b = list(record["per_seed"])
+    said = []
+    for col, better in BETTER.items():
+        m, h = interval([x[col] - y[col] for x, y in zip(record["per_seed"][a],
+                                                         record["per_seed"][b], strict=True)])
+        if m - h > 0 or m + h < 0:
+            good = (m > 0) == (better == "higher")
+            said.append(f"{col}: grid patches {'better' if good else 'worse'} "
+                        f"({m:+.3f} ± {h:.3f})")
+        else:
+            said.append(f"{col}: no difference shown ({m:+.3f} ± {h:.3f})")
+    return "Paired over seeds, CRAFT's grid patches against random crops: " + "; ".join(said) \
+        + "."
+
+
+def docs_section(record: dict[str, Any]) -> str:
+    return "\n".join([
+        START, "", "### CRAFT's grid patches against random crops "
+        "(`benchmarks/bench_craft_patches.py`, issue 18)", "",
+        "`flock /tmp/conceptlab-heavy.lock .venv/bin/python "
+        f"benchmarks/bench_craft_patches.py` (seeds {record['seeds']}, {record['k']} concepts "
+        f"per class from {record['n_per_class']} training images per class, importance on "
+        f"{record['n_images']} test images per class, {record['seconds'] / 60:.0f} min):", "",
+        verdict(record), "", markdown(record), "", END])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -104,6 +140,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     write_json_atomic(RESULTS / "bench_craft_patches.json", record)
     write_text_atomic(RESULTS / "bench_craft_patches.md", markdown(record) + "\n")
+    splice_file(DOCS, docs_section(record), START, END, before="### DN-CBM on the comparison")
     print(markdown(record))
     return 0
 
