@@ -3,25 +3,19 @@ the words flip."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.script_loading import load_script
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load() -> Any:
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location("_craft_patches",
-                                                  BENCHMARKS / "bench_craft_patches.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / "bench_craft_patches.py", "_craft_patches")
 
 
 def record(bench: Any, grid_deletion: float) -> dict[str, Any]:

@@ -4,24 +4,19 @@ benchmark's per-section summary change when a number changes."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.script_loading import load_script
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_{name}", BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / f"{name}.py", f"_{name}")
 
 
 def row(method: str, kind: str, nec: float | None, acc: float, val: float = 0.5,

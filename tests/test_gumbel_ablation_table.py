@@ -4,22 +4,16 @@ change a number and the words change with it."""
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
+
+from tests.script_loading import load_script
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def load() -> Any:
-    spec = importlib.util.spec_from_file_location("_gumbel_table",
-                                                  BENCHMARKS / "gumbel_ablation_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARKS / "gumbel_ablation_table.py", "_gumbel_table")
 
 
 def result(gumbel: float, l1: float, g_active: float, l1_active: float) -> dict[str, Any]:
