@@ -18,9 +18,11 @@ def load() -> Any:
     return load_script(BENCHMARKS / "bench_craft_patches.py", "_craft_patches")
 
 
-def record(bench: Any, grid_deletion: float) -> dict[str, Any]:
+def record(bench: Any, grid_deletion: float, grid_level: float = 0.5) -> dict[str, Any]:
     base = {c: 0.5 for c in bench.COLUMNS}
-    grid = [{**base, "occlusion deletion_auc": grid_deletion + 0.001 * s} for s in range(3)]
+    grid = [{**base, "occlusion deletion_auc": grid_deletion + 0.001 * s,
+             "random deletion_auc": grid_level + 0.001 * s,
+             "random insertion_auc": grid_level + 0.002 * s} for s in range(3)]
     crops = [dict(base) for _ in range(3)]
     labels = list(bench.RECIPES)
     return {"seeds": [0, 1, 2], "k": 10, "n_per_class": 100, "n_images": 30, "seconds": 60.0,
@@ -32,6 +34,14 @@ def test_the_verdict_follows_the_paired_differences() -> None:
     assert "occlusion deletion_auc: grid patches better" in bench.verdict(record(bench, 0.3))
     assert "occlusion deletion_auc: grid patches worse" in bench.verdict(record(bench, 0.7))
     assert "sobol mu_fidelity: no difference shown" in bench.verdict(record(bench, 0.3))
+
+
+def test_a_shifted_probability_level_is_named() -> None:
+    bench = load()
+    assert "Random orders' AUCs differ" not in bench.verdict(record(bench, 0.3))
+    words = bench.verdict(record(bench, 0.3, grid_level=0.2))
+    assert "Random orders' AUCs differ between the recipes too (deletion -0.299" in words
+    assert "leads over random orders compare the orders" in words
 
 
 def test_the_section_splices_once(tmp_path: Path) -> None:
