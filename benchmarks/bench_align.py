@@ -18,8 +18,10 @@ Mean and 95% interval (Student t) over the seeds. Texts go through MiniLM in eve
 
     python benchmarks/bench_align.py [--seeds 0 1 2] [--n-train 2000] [--n-test 500]
 
-Prints a markdown table, writes benchmarks/results/bench_align.{json,md} and a PNG of the
-per-concept AUROC.
+Prints a markdown table, writes benchmarks/results/bench_align.{json,md}, a PNG of the
+per-concept AUROC and, for the default run, the ``<!-- align:start/end -->`` block of
+docs/benchmarks.md: the table, then issue 13's goals and the weak measures in words taken from
+the numbers (``goal_words``, ``weak_words``). ``--docs-only`` rewrites that block from the JSON.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from conceptlab.concepts.bank import ConceptBank
 from conceptlab.encoders.base import build_encoder
 from conceptlab.metrics import accuracy
 from conceptlab.pipeline import encode_split
-from conceptlab.utils.io import write_json_atomic, write_text_atomic
+from conceptlab.utils.docblocks import markers, splice_file
+from conceptlab.utils.io import read_json, write_json_atomic, write_text_atomic
 from conceptlab.workflows.align import (
     AlignConfig,
     AlignPrepared,
@@ -59,6 +62,12 @@ from conceptlab.workflows.align import (
 
 RESULTS = Path(__file__).parent / "results"
 SPACES = ("conse", "ridge", "contrastive")
+MAPS = ("ridge", "contrastive")
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+START, END = markers("align")
+#: issue 13's goals: recall@5 ratio of the contrastive map to ConSE, the AUROC bar for colour
+#: and size, and the lead of the real vocabulary over the nonsense one at NEC = 5
+RECALL_RATIO, AUROC_BAR, REAL_LEAD = 2.0, 0.9, 0.10
 GROUPS = {"colour": range(0, 6), "size": range(6, 8), "position": range(8, 12),
           "shape": range(12, 16), "tilt": range(16, 18)}
 
@@ -179,6 +188,101 @@ def markdown(summary: dict[str, Any], n_seeds: int, necs: list[float]) -> str:
     return "\n".join(lines)
 
 
+def _per_seed(runs: list[dict[str, Any]], space: str, key: str) -> list[float]:
+    return [_value(r["rows"][space], key) for r in runs]
+
+
+def _gap(runs: list[dict[str, Any]], space: str, nec: float | None) -> tuple[float, float]:
+    """Real minus nonsense vocabulary accuracy of the CBM, paired per seed."""
+    return mean_interval([r["rows"][space][_cbm_key("real", nec)]
+                          - r["rows"][space][_cbm_key("nonsense", nec)] for r in runs])
+
+
+def _concept_means(runs: list[dict[str, Any]], space: str) -> dict[str, float]:
+    names = list(runs[0]["rows"][space]["auroc"])
+    return {n: float(np.nanmean([r["rows"][space]["auroc"][n] for r in runs])) for n in names}
+
+
+def _range(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.3f}" if f"{lo:.3f}" == f"{hi:.3f}" else f"{lo:.3f}-{hi:.3f}"
+
+
+def goal_words(runs: list[dict[str, Any]], nec: float = 5.0) -> list[str]:
+    """Issue 13's three goals, each met or not, with the numbers that decide it."""
+    mean = {(sp, k): float(np.mean(_per_seed(runs, sp, k))) for sp in SPACES
+            for k in ("R@5", "auroc:colour", "auroc:size", _cbm_key("real", nec),
+                      _cbm_key("nonsense", nec))}
+    r_map, r_conse = mean[("contrastive", "R@5")], mean[("conse", "R@5")]
+    ratio = r_map / r_conse if r_conse > 0 else float("inf")
+    chance = float(np.mean([5 / r["rows"]["contrastive"]["n_gallery_texts"] for r in runs]))
+    out = [f"- recall@5 of the contrastive map at least {RECALL_RATIO:g}x ConSE's: "
+           f"**{'met' if ratio >= RECALL_RATIO else 'not met'}**, {r_map:.3f} vs {r_conse:.3f} "
+           f"({ratio:.0f}x; chance is about {chance:.3f}, ConSE at {r_conse / chance:.1f}x "
+           "chance)."]
+    both = [sp for sp in SPACES if mean[(sp, "auroc:colour")] >= AUROC_BAR
+            and mean[(sp, "auroc:size")] >= AUROC_BAR]
+    per = "; ".join(f"{sp}: colour {mean[(sp, 'auroc:colour')]:.3f}, size "
+                    f"{mean[(sp, 'auroc:size')]:.3f}" for sp in SPACES)
+    out.append(f"- concept AUROC at least {AUROC_BAR:g} for colour and size: "
+               + (f"**met by {', '.join(both)}**" if both else "**not met** by any space")
+               + f" ({per}).")
+    gaps = {sp: _gap(runs, sp, nec) for sp in SPACES}
+    dense = {sp: _gap(runs, sp, None)[0] for sp in SPACES}
+    lead = [sp for sp in SPACES if gaps[sp][0] >= REAL_LEAD]
+    out.append(f"- the real vocabulary at least {REAL_LEAD * 100:.0f} points above the nonsense "
+               f"one at NEC={nec:g}: "
+               + (f"**met in {', '.join(lead)}**" if lead else "**not met**") + ". Real minus "
+               "nonsense, paired per seed: "
+               + "; ".join(f"{sp} {gaps[sp][0] * 100:+.1f} ± {gaps[sp][1] * 100:.1f} points at "
+                           f"NEC={nec:g}, {dense[sp] * 100:+.1f} dense" for sp in SPACES) + ".")
+    real = [mean[(sp, _cbm_key("real", nec))] for sp in MAPS]
+    nonsense = [mean[(sp, _cbm_key("nonsense", nec))] for sp in MAPS]
+    if not lead and min(real) >= 0.97:
+        n_texts = len(runs[0]["nonsense_texts"])
+        out.append(f"  In the map spaces the real vocabulary is at the ceiling ({_range(real)}), "
+                   "so a lead can only come from the nonsense vocabulary failing, and it does "
+                   f"not: its {n_texts} fixed directions still carry what the classes need "
+                   f"({_range(nonsense)}).")
+    return out
+
+
+def weak_words(runs: list[dict[str, Any]]) -> list[str]:
+    """The weakest concept groups of each map, the extreme concepts, and where ridge trails."""
+    groups = list(runs[0]["rows"]["contrastive"]["auroc_groups"])
+    g = {sp: {k: float(np.mean(_per_seed(runs, sp, f"auroc:{k}"))) for k in groups}
+         for sp in SPACES}
+    weak = "; ".join(sp + ": " + ", ".join(f"{k} {v:.2f}" for k, v in
+                                          sorted(g[sp].items(), key=lambda kv: kv[1])[:2])
+                     for sp in MAPS)
+    c = sorted(_concept_means(runs, "contrastive").items(), key=lambda kv: kv[1])
+    conse = max(_concept_means(runs, "conse").items(), key=lambda kv: kv[1])
+    measures = [("R@5", "recall@5"), ("zero_shot_accuracy", "zero-shot accuracy"),
+                *[(f"auroc:{k}", f"{k} AUROC") for k in groups]]
+    ahead = [label for key, label in measures
+             if np.mean(_per_seed(runs, "ridge", key)) >= np.mean(_per_seed(runs, "contrastive",
+                                                                             key))]
+    return [f"Weakest concept groups (mean AUROC): {weak}. The contrastive map's lowest "
+            "concepts: " + ", ".join(f'"{n}" {v:.2f}' for n, v in c[:3])
+            + "; its highest: " + ", ".join(f'"{n}" {v:.2f}' for n, v in c[-2:][::-1])
+            + f". ConSE's best concept is \"{conse[0]}\" at {conse[1]:.2f}. The ridge map "
+            + ("trails the contrastive map on every measure" if not ahead else
+               f"is at least as good as the contrastive map only on {', '.join(ahead)}")
+            + "."]
+
+
+def docs_block(result: dict[str, Any]) -> str:
+    """The generated part of docs/benchmarks.md's joint-space section."""
+    runs = result["runs"]
+    necs = [float(n) for n in result["args"].get("necs", [5.0])]
+    return "\n".join([
+        START, "", markdown(summarise(runs, necs), len(runs), necs), "",
+        f"Measured in {result['seconds']:.0f} s on {result['machine']['cpus']} cores "
+        "(encoding, or reading the cached encodings, "
+        f"{sum(r.get('encode_seconds', 0.0) for r in runs):.0f} s of it).", "",
+        "Goals of issue 13:", *goal_words(runs, necs[0]), "", *weak_words(runs), "", END])
+
+
 def plot_auroc(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -215,7 +319,13 @@ def main() -> None:
     parser.add_argument("--necs", type=float, nargs="+", default=[5.0])
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--docs-only", action="store_true",
+                        help="rewrite the docs block from benchmarks/results/bench_align.json")
     args = parser.parse_args()
+    if args.docs_only:
+        splice_file(DOCS, docs_block(read_json(RESULTS / "bench_align.json")), START, END)
+        print(f"wrote the joint-space block into {DOCS}")
+        return
     t0 = time.perf_counter()
     runs = [one_seed(s, args) for s in args.seeds]
     summary = summarise(runs, args.necs)
@@ -230,6 +340,8 @@ def main() -> None:
     write_json_atomic(args.out / f"{stem}.json", result)
     write_text_atomic(args.out / f"{stem}.md", table + "\n")
     plot_auroc(runs, args.out / f"{stem}_auroc.png")
+    if not args.tag and args.out == RESULTS and args.necs == [5.0]:
+        splice_file(DOCS, docs_block(result), START, END)
     print(f"wrote {args.out / f'{stem}.json'} in {result['seconds']} s")
 
 
