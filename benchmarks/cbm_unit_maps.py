@@ -17,7 +17,9 @@ and by crops.
 
     python benchmarks/cbm_unit_maps.py [--n-images 60] [--n-crops 48]
 
-Writes docs/unit_maps/{overlays.png, README.md} and benchmarks/results/cbm_unit_maps.json.
+Writes docs/unit_maps/{overlays.png, README.md}, benchmarks/results/cbm_unit_maps.json and the
+``<!-- unit-maps:start/end -->`` block of docs/benchmarks.md (table and words from the JSON,
+``benchmark_block``; ``--docs-only`` rewrites it from the saved JSON).
 """
 
 from __future__ import annotations
@@ -34,6 +36,56 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "unit_maps"
+BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
+BLOCK = "unit-maps"
+#: which concept group a unit's name belongs to (idsprites' factors)
+GROUP_WORDS = {"colour": ("red", "orange", "yellow", "green", "blue", "purple"),
+               "position": ("left", "right", "top", "bottom"), "size": ("large", "small"),
+               "tilt": ("tilted", "upright")}
+
+
+def concept_group(name: str) -> str:
+    """The idsprites factor a concept name speaks of (``shape`` when no other word matches)."""
+    words = set(name.replace(",", " ").split())
+    return next((g for g, ws in GROUP_WORDS.items() if words & set(ws)), "shape")
+
+
+def benchmark_block(record: dict[str, Any]) -> str:
+    """docs/benchmarks.md's block for this benchmark: the headline numbers, the hit-rate
+    table and the sentences, each read off ``record`` (the JSON this script writes)."""
+    from conceptlab.utils.docblocks import markers
+
+    start, end = markers(BLOCK)
+    rates, chance = record["pointing_game_hit_rate"], record["chance_hit_rate"]
+    occ = record["per_unit"]["occlusion"]
+    groups: dict[str, list[float]] = {}
+    for name, d in occ.items():
+        groups.setdefault(concept_group(name), []).append(d["hit_rate"])
+    mean = {g: float(np.mean(v)) for g, v in groups.items()}
+    best, worst = max(mean, key=mean.__getitem__), min(mean, key=mean.__getitem__)
+
+    def span(g: str) -> str:
+        return f"{min(groups[g]):.2f}-{max(groups[g]):.2f}"
+
+    crops = ("Crop maps point away from the shape, below a random point: crops that miss the "
+             "shape are inputs the CBM never saw, and their unit values are not low."
+             if rates["crops"] < chance else
+             "Crop maps hit the shape more often than a random point.")
+    return "\n".join([
+        start, "",
+        f"Model: {record['model']}, NEC = {record['nec']:g}, seed {record['seed']}, test "
+        f"accuracy {record['accuracy']:.3f}, concept AUROC {record['concept_auroc_mean']:.2f}; "
+        f"{record['n_images']} test shapes; every used unit whose concept the image has, "
+        f"{record['n_maps']} maps per method; a hit when the map's maximum lies on the shape or "
+        f"within {record['tolerance_px']} px ({record['seconds']:.0f} s).", "",
+        "| map | pointing-game hit rate |", "|---|---|",
+        f"| occlusion (patch 1/4 of the side, stride 1/16, canvas grey) | "
+        f"**{rates['occlusion']:.2f}** |",
+        f"| crops ({record['n_crops']} random crops, 30-60% of the side) | "
+        f"{rates['crops']:.2f} |",
+        f"| a random point (the shapes' area share, tolerance included) | {chance:.2f} |", "",
+        f"By occlusion, {best} units point at the shape best ({span(best)} per unit), "
+        f"{worst} units worst ({span(worst)}). {crops}", "", end])
 
 
 def shape_mask(image: Any, tolerance: int) -> np.ndarray:
@@ -52,7 +104,16 @@ def main() -> int:
     ap.add_argument("--n-crops", type=int, default=48)
     ap.add_argument("--show", type=int, default=6, help="images in the figure")
     ap.add_argument("--tolerance", type=int, default=4, help="pointing-game tolerance (px)")
+    ap.add_argument("--docs-only", action="store_true",
+                    help="rewrite the docs/benchmarks.md block from the saved JSON and stop")
     args = ap.parse_args()
+    from conceptlab.utils.docblocks import markers, splice_file
+    from conceptlab.utils.io import read_json
+
+    if args.docs_only:
+        splice_file(BENCHMARKS_MD, benchmark_block(read_json(RESULTS / "cbm_unit_maps.json")),
+                    *markers(BLOCK))
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
     from conceptlab.importance.attribution import unit_maps_by_crops, unit_maps_by_occlusion
@@ -160,6 +221,7 @@ def main() -> int:
         "fires, one colour scale per unit):", "",
         *[f"![overlay {j}](overlay_{j}.png)" for j in range(len(shown))], ""]
     write_text_atomic(DOCS / "README.md", "\n".join(lines))
+    splice_file(BENCHMARKS_MD, benchmark_block(record), *markers(BLOCK))
     print("\n".join(lines[:8]))
     return 0
 
