@@ -10,7 +10,9 @@ float32 (293 MiB), read from the activation cache (encoded once on the first run
 Each method runs in a fresh subprocess; memory is that process's peak RSS while fitting and
 encoding (VmHWM, reset through /proc/self/clear_refs once the rows are loaded) minus its RSS
 then, i.e. what the method itself added. ``--update`` merges into an existing result. Writes
-benchmarks/results/bench_discover.json.
+benchmarks/results/bench_discover.json and the ``<!-- discover-cost:start/end -->`` block of
+docs/benchmarks.md (the table and the sentences under it, from the JSON: ``block``);
+``--docs-only`` rewrites that block from the saved JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+BLOCK = "discover-cost"
+SAES = ("sae", "topk-sae", "batchtopk-sae")
 METHODS = ["pca", "kmeans", "nmf", "seminmf", "ica", "sae", "topk-sae", "batchtopk-sae"]
 
 
@@ -85,6 +90,63 @@ def one(method: str, k: int, image_size: int, per_class: int) -> dict:
                                                        for k2, v in rep.items()}}
 
 
+def table(results: list[dict]) -> list[str]:
+    lines = ["| method | fit s | encode s | fit vs fastest | peak added MiB | relative error | R² "
+             "| sparsity | dead units |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['method']} | {r['fit_s']:.1f} | {r['encode_s']:.2f} | "
+                     f"{r['fit_vs_fastest']:.1f}x | {r['peak_added_mib']:.0f} | "
+                     f"{r['relative_error']:.3f} | {r['r2']:.3f} | {r['sparsity']:.2f} | "
+                     f"{r['dead_units']:.0f} |")
+    return lines
+
+
+def words(results: list[dict]) -> str:
+    """The sentences under the table, each read off ``results``."""
+    by = {r["method"]: r for r in results}
+    fastest = min(results, key=lambda r: r["fit_s"])
+    top = max(r["r2"] for r in results)
+    best = [r["method"] for r in results if r["r2"] >= top - 5e-4]
+    out = [f"{fastest['method']} is the fastest ({fastest['fit_s']:.1f} s); the best "
+           "reconstruction for "
+           f"{fastest['k']} atoms: {', '.join(best)} (R² {top:.3f})."]
+    if "nmf" in by and by["nmf"] is not fastest:
+        n, f = by["nmf"], fastest
+        out.append(f"NMF costs {n['fit_s'] / f['fit_s']:.1f}x {f['method']}'s time and "
+                   f"{(top - n['r2']) * 100:.1f} points of R² ({n['r2']:.3f} vs {top:.3f}) "
+                   f"for non-negative codes with {n['sparsity'] * 100:.0f}% zeros.")
+    saes = [by[m] for m in SAES if m in by]
+    if saes:
+        ratios = [r["fit_s"] / fastest["fit_s"] for r in saes]
+        zeros = [r["sparsity"] * 100 for r in saes]
+        out.append(f"The SAEs take {min(ratios):.0f}-{max(ratios):.0f}x for "
+                   f"{min(zeros):.0f}-{max(zeros):.0f}% zero codes and apply to new rows in at "
+                   f"most {max(r['encode_s'] for r in saes):.2f} s.")
+    hungry = max(results, key=lambda r: r["peak_added_mib"])
+    slowest = max(results, key=lambda r: r["fit_s"])
+    out.append(f"{hungry['method']} is the most memory-hungry "
+               f"({hungry['peak_added_mib'] / 1024:.1f} GiB above the rows) and "
+               f"{slowest['method']} the slowest ({slowest['fit_s']:.0f} s).")
+    dead = [r["method"] for r in results if r["dead_units"] > 0]
+    out.append(f"No method left a dead unit at k = {fastest['k']}." if not dead else
+               f"Dead units at k = {fastest['k']}: {', '.join(dead)}.")
+    return " ".join(out)
+
+
+def block(record: dict) -> str:
+    from conceptlab.utils.docblocks import markers
+
+    start, end = markers(BLOCK)
+    return "\n".join([start, "", *table(record["results"]), "", words(record["results"]), "",
+                       end])
+
+
+def write_docs(record: dict) -> None:
+    from conceptlab.utils.docblocks import markers, splice_file
+
+    splice_file(DOCS, block(record), *markers(BLOCK))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--k", type=int, default=10)
@@ -93,7 +155,12 @@ def main() -> int:
     ap.add_argument("--one", default=None)
     ap.add_argument("--methods", nargs="+", default=METHODS)
     ap.add_argument("--update", action="store_true", help="merge into the saved result")
+    ap.add_argument("--docs-only", action="store_true",
+                    help="rewrite the docs block from the saved JSON and stop")
     args = ap.parse_args()
+    if args.docs_only:
+        write_docs(json.loads((RESULTS / "bench_discover.json").read_text()))
+        return 0
     os.environ.setdefault("CONCEPTLAB_NO_PROGRESS", "1")
     if args.one:
         print(json.dumps(one(args.one, args.k, args.image_size, args.per_class)))
@@ -125,8 +192,9 @@ def main() -> int:
     for r in out:
         r["fit_vs_fastest"] = round(r["fit_s"] / fastest, 1)
     RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(
-        {"info": info, "cpu_count": os.cpu_count(), "results": out}, indent=2) + "\n")
+    record = {"info": info, "cpu_count": os.cpu_count(), "results": out}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_docs(record)
     return 0
 
 
