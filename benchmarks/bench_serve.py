@@ -28,6 +28,7 @@ import argparse
 import io
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -39,10 +40,54 @@ from typing import Any
 
 import numpy as np
 
-from conceptlab.utils.io import write_json_atomic
+from conceptlab.utils.docblocks import markers, splice_file
+from conceptlab.utils.io import read_json, write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_serve.json"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+START, END = markers("serve-latency")
 WARMUP = 10
+GOAL_PART = re.compile(r"(median|p95) < ([0-9.]+) ms")
+
+
+def goal_verdict(row: dict[str, Any]) -> str:
+    """``row``'s goal with "met" or "not met (which part)", read from its text."""
+    parts = GOAL_PART.findall(row["goal"])
+    if not parts:
+        return ""
+    missed = [f"{stat} {row[f'{stat}_ms']:.3g} ms" for stat, bound in parts
+              if not row[f"{stat}_ms"] < float(bound)]
+    return row["goal"] + (": met" if not missed else f": not met ({', '.join(missed)})")
+
+
+def docs_block(record: dict[str, Any]) -> str:
+    """The latency table and the sentences under it, from ``record`` (this script's JSON)."""
+    rows = record["rows"]
+    lines = [START, "", f"Load average {record['machine']['load_average'][0]:.1f} at the end "
+             f"of this run on {record['machine']['cpus']} cores; server ready in "
+             f"{record['server_startup_s']:.1f} s.", "",
+             "| kind | n | median ms | p95 ms | goal |", "|---|---|---|---|---|"]
+    lines += [f"| {r['kind']} | {r['n']} | {r['median_ms']:.3g} | {r['p95_ms']:.3g} | "
+              f"{goal_verdict(r)} |" for r in rows]
+    by = {r["kind"]: r for r in rows}
+    inproc = next(r for k, r in by.items() if k.startswith("in-process Explorer.explain"))
+    http = by.get("HTTP explain test item")
+    words = []
+    if http:
+        share = 1 - inproc["median_ms"] / http["median_ms"]
+        words.append(f"Explaining a cached test item is one activation map and one C x K product "
+                     f"({inproc['median_ms']:.2f} ms in process): about {share:.0%} of an HTTP "
+                     f"explain request's {http['median_ms']:.2f} ms (median) is the web layer "
+                     "(HTTP, routing, JSON).")
+    for r in rows:
+        parts = dict((stat, float(b)) for stat, b in GOAL_PART.findall(r["goal"]))
+        if list(parts) == ["median"] and r["p95_ms"] >= parts["median"]:
+            words.append(f"The p95 of \"{r['kind']}\" ({r['p95_ms']:.3g} ms) is above "
+                         f"{parts['median']:g} ms; the goal is on the median.")
+    missed = [r["kind"] for r in rows if goal_verdict(r).endswith(")")]
+    words.append("Every goal is met." if not missed else
+                 f"Goals not met: {', '.join(missed)}.")
+    return "\n".join([*lines, "", " ".join(words), "", END])
 
 
 def free_port() -> int:
@@ -117,7 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", nargs="?", default="runs/demo")
     parser.add_argument("--n", type=int, default=200, help="requests of each kind")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--docs-only", action="store_true",
+                        help="rewrite the docs block from the saved JSON and stop")
     args = parser.parse_args(argv)
+    if args.docs_only:
+        splice_file(DOCS, docs_block(read_json(RESULTS)), START, END)
+        return 0
     run_dir = Path(args.run_dir)
     if not (run_dir / "model" / "model.json").is_file():
         print(f"{run_dir}: no saved model; run `conceptlab demo --out {run_dir}` first",
@@ -188,13 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"| {r['kind']} | {r['n']} | {r['median_ms']:.2f} | {r['p95_ms']:.2f} | "
               f"{r['mean_ms']:.2f} | {r['max_ms']:.1f} | {r['goal']} |")
-    write_json_atomic(args.out, {
+    record = {
         "rows": rows, "run_dir": str(run_dir), "method": model.method,
         "n_concepts": model.n_concepts, "n_test": n_test, "encoder": encoder.describe(),
         "server_startup_s": startup, "warmup": WARMUP,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "cpus": os.cpu_count(), "load_average": os.getloadavg()},
-    })
+    }
+    write_json_atomic(args.out, record)
+    if args.out == RESULTS:
+        splice_file(DOCS, docs_block(record), START, END)
     print(f"wrote {args.out}")
     return 0
 
