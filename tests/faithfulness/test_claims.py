@@ -36,6 +36,18 @@ def test_necessity_claim_reads_its_interval_and_its_sentence_follows_the_numbers
     flat = cl.necessity_claim([0.01, -0.01, 0.02, -0.02, 0.0], "random banks", n=500)
     assert flat.status == "undecided" and "any directions would do" in flat.reason
     assert cl.necessity_claim([], "random banks", n=500).status == "not measured"
+    assert "needs the training data" in cl.necessity_claim([], "random banks", n=500).reason
+
+
+def test_necessity_claim_names_control_refits_that_could_not_be_fitted() -> None:
+    why = "the filter before training drops every concept"
+    claim = cl.necessity_claim([0.01], "random character-string banks", n=500,
+                               failed=[why] * 4)
+    assert claim.status == "not measured"
+    assert claim.reason.startswith("not measured: 4 of 5 control refits on random "
+                                     "character-string banks could not be fitted")
+    assert why in claim.reason and "training data" not in claim.reason
+    assert claim.figures["failed_controls"] == 4
 
 
 def test_class_links_claim_must_beat_the_prediction_bound_of_its_controls() -> None:

@@ -262,7 +262,7 @@ def audit(model: ConceptBottleneckModel, X_test: Any, y_test: Any, *,
                     "random_bank_accuracy": _mean(ctrl["accuracies"]),
                     "random_bank_gap": _mean(gaps),
                     "random_bank_agreement": _mean(ctrl["agreements"])})
-        claims.append(cl.necessity_claim(gaps, ctrl["kind"], n))
+        claims.append(cl.necessity_claim(gaps, ctrl["kind"], n, ctrl["failed"]))
     else:
         claims.append(cl.not_measured("decisions_need_concepts",
                                       "needs the training data for control refits"))

@@ -314,17 +314,26 @@ def interventions_claim(gain: float | None, n: int) -> Claim:
                                f"accuracy ({g:+.3f})", figures)
 
 
-def necessity_claim(gaps: Sequence[float], control_kind: str, n: int) -> Claim:
+def necessity_claim(gaps: Sequence[float], control_kind: str, n: int,
+                    failed: Sequence[str] = ()) -> Claim:
     """The decisions need these concepts: accuracy minus the accuracy of the same configuration
     refitted on each of ``N_CONTROLS`` control banks, with a t-interval over the banks. Above
     zero passes; holding zero ("any directions would do") is undecided, a finding shown beside
     the verdict; below zero fails (the named directions carry less about the classes than
-    random ones, so the names are not what the model reads)."""
+    random ones, so the names are not what the model reads). ``failed``: the errors of control
+    refits that could not be fitted (e.g. a concept filter that keeps no control concept); when
+    they leave fewer than 2 gaps, the claim says so instead of asking for training data."""
     name = "decisions_need_concepts"
     mean, lo, hi = t_interval(gaps)
     figures = {"gap": mean if math.isfinite(mean) else None, "gap_interval": [lo, hi],
-               "gaps": [float(g) for g in gaps], "control_kind": control_kind, "n_items": n}
+               "gaps": [float(g) for g in gaps], "control_kind": control_kind, "n_items": n,
+               "failed_controls": len(failed)}
     if not math.isfinite(mean) or len(gaps) < 2:
+        if failed:
+            return Claim(name, "not measured",
+                         f"not measured: {len(failed)} of {len(failed) + len(gaps)} control "
+                         f"refits on {control_kind} could not be fitted with this "
+                         f"configuration (first: {failed[0]})", figures)
         return not_measured(name, "needs the training data for control refits (at least 2)")
     few = _too_few(name, n, figures)
     if few:
