@@ -47,9 +47,48 @@ def block(results: Path = RESULTS) -> str:
         seconds = json.loads(js.read_text(encoding="utf-8")).get("seconds") if js.is_file() \
             else None
         parts += [md.read_text(encoding="utf-8").strip(), ""]
+        if js.is_file():
+            notes = failed_control_notes(json.loads(js.read_text(encoding="utf-8")))
+            parts += [*(f"- {n}" for n in notes), ""] if notes else []
         if seconds is not None:
             parts += [f"(`--only {name}`: {seconds / 60:.0f} min on this machine.)", ""]
     return "\n".join([*parts, END])
+
+
+def _tables(node: Any, label: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every result table (a dict with ``per_seed``) inside a section's JSON, with its label
+    (the keys leading to it below the section's own key)."""
+    if not isinstance(node, dict):
+        return []
+    if "per_seed" in node:
+        return [(label, node)]
+    return [t for k, v in node.items()
+            for t in _tables(v, f"{label}, {k}" if label else (k if k not in (
+                "robots_text", "fashion_mnist", "idsprites") else ""))]
+
+
+def failed_control_notes(record: dict[str, Any]) -> list[str]:
+    """One line per row whose random-bank control refits could not all be fitted (read from
+    the rows' ``faithfulness.failed_controls``): why its random-bank gap may read "-"."""
+    found: dict[tuple[str, str, str], list[tuple[list[str], int]]] = {}
+    for label, table in _tables(record):
+        for rows in table["per_seed"].values():
+            for r in rows:
+                f = r.get("faithfulness") or {}
+                if f.get("failed_controls"):
+                    head = "dense" if r.get("nec_requested") is None else \
+                        f"NEC={r['nec_requested']:g}"
+                    found.setdefault((label, r["method"], head), []).append(
+                        (f["failed_controls"], int(f.get("n_control_banks", 0))))
+    out = []
+    for (label, method, head), per_seed in found.items():
+        failed = sum(len(f) for f, _ in per_seed)
+        total = failed + sum(k for _, k in per_seed)
+        where = f"{label}: " if label else ""
+        out.append(f"{where}{method} ({head}): {failed} of {total} control refits over "
+                   f"{len(per_seed)} seeds could not be fitted (the random-bank gap needs at "
+                   f"least 2 per seed); first: {per_seed[0][0][0]}")
+    return out
 
 
 def _interval(values: list[float]) -> tuple[float, float]:

@@ -89,3 +89,21 @@ def test_the_section_summary_counts_paired_wins_from_the_differences(delta: floa
     last = words[-1]
     assert ("1 of 1 (ours, reference) pairs are more accurate" in last) == (delta > 0)
     assert ("0 less accurate" in last) == (delta > 0)
+
+
+def test_rows_whose_control_refits_failed_are_named() -> None:
+    docs = load("faithfulness_docs")
+
+    def r(seed: int, failed: int) -> dict[str, Any]:
+        return {"method": "LF-CBM (reference)", "nec_requested": 5.0,
+                "faithfulness": {"failed_controls": ["the filter drops every concept"] * failed,
+                                 "n_control_banks": 5 - failed}}
+
+    record = {"idsprites": {"ConSE": {"per_seed": {"0": [r(0, 0)]}},
+                            "linear map (LiMBeR)": {"per_seed": {"0": [r(0, 4)],
+                                                                 "1": [r(1, 5)]}}}}
+    notes = docs.failed_control_notes(record)
+    assert notes == ["linear map (LiMBeR): LF-CBM (reference) (NEC=5): 9 of 10 control refits "
+                     "over 2 seeds could not be fitted (the random-bank gap needs at least 2 "
+                     "per seed); first: the filter drops every concept"]
+    assert docs.failed_control_notes({"robots_text": {"per_seed": {"0": [r(0, 0)]}}}) == []
