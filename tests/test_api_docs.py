@@ -4,24 +4,20 @@ shows the public names with their docstrings. The test builds the whole referenc
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 import conceptlab
+from tests.script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("pdoc")
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_api_docs", ROOT / "scripts" / "api_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "api_docs.py", "_api_docs")
 
 
 def test_the_reference_builds_and_lists_the_public_names(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ option tables equal what the registries hold."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
@@ -24,6 +23,7 @@ from conceptlab.data.base import (
     take_options,
 )
 from conceptlab.encoders.base import EncoderError, encoder_options, known_encoders, package_encoders
+from tests.script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "formats.md"
@@ -39,12 +39,7 @@ def _examples(kind: str) -> list[tuple[str, str]]:
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_formats_doc", ROOT / "scripts" /
-                                                  "formats_doc.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "scripts" / "formats_doc.py", "_formats_doc")
 
 
 def test_every_block_has_a_known_kind() -> None:

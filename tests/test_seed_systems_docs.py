@@ -4,19 +4,16 @@ words and numbers change with it."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 from typing import Any
+
+from tests.script_loading import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "seed_systems_docs.py"
 
 
 def load() -> Any:
-    spec = importlib.util.spec_from_file_location("_seed_docs", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "_seed_docs")
 
 
 def fake() -> tuple[dict[str, Any], dict[str, Any]]:

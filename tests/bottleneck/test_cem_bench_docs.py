@@ -4,24 +4,20 @@ the checked-in section equals what the JSON gives, and other numbers give other 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.script_loading import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULT = ROOT / "benchmarks" / "results" / "bench_cem.json"
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_bench_cem", ROOT / "benchmarks" /
-                                                  "bench_cem.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "benchmarks" / "bench_cem.py", "_bench_cem")
 
 
 def test_docs_section_is_the_json_rendered() -> None:

@@ -14,6 +14,7 @@ import pytest
 from conceptlab.encoders import backend_choice as bc
 from conceptlab.encoders import onnx_backend as ob
 from conceptlab.errors import ConceptlabValueError
+from tests.script_loading import load_script
 
 
 class FakeClock:
@@ -125,14 +126,8 @@ def test_minilm_auto_runs_the_measured_backend_with_its_fingerprint(
 def test_the_docs_table_follows_the_stored_choices() -> None:
     """benchmarks/backend_choice.py: the section is generated from the JSON (numbers in,
     words out) and docs/benchmarks.md holds the one generated from the committed results."""
-    import importlib.util
-
     root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("_backend_choice",
-                                                  root / "benchmarks" / "backend_choice.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(root / "benchmarks" / "backend_choice.py", "_backend_choice")
     entry = {"choice": "torch", "repeats": 3, "seconds": {"torch": 1.0, "onnx": 1.0 / 0.95},
              "model": {"kind": "sentence-transformers", "batch_size": 64, "threads": 2,
                        "onnxruntime": "x", "torch": "y"}}

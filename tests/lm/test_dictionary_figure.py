@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+
+from tests.script_loading import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_dictionary_figure_is_drawn_from_the_metrics(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "lm_dictionary_tables", ROOT / "benchmarks" / "lm_dictionary_tables.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(ROOT / "benchmarks" / "lm_dictionary_tables.py", "lm_dictionary_tables")
     m = json.loads((ROOT / "benchmarks" / "results" / "bench_lm_dictionary.json").read_text())
     a = mod.figure(m, tmp_path / "a.png").read_bytes()
     m["results"]["sae"]["fve"] = 0.1  # other numbers, another picture

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tests.script_loading import load_script
+
 
 def _tables() -> ModuleType:
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "lm_docs_tables.py"
-    spec = importlib.util.spec_from_file_location("lm_docs_tables", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(path, "lm_docs_tables")
 
 
 def _ci(mean: float, half: float = 0.05) -> dict[str, float]:

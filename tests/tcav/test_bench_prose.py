@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from tests.script_loading import load_script
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_tcav.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("_bench_tcav_prose", BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH, "_bench_tcav_prose")
 
 
 def _result(ratio: float, agree: float) -> dict:
