@@ -333,7 +333,8 @@ def necessity_claim(gaps: Sequence[float], control_kind: str, n: int,
             return Claim(name, "not measured",
                          f"not measured: {len(failed)} of {len(failed) + len(gaps)} control "
                          f"refits on {control_kind} could not be fitted with this "
-                         f"configuration (first: {failed[0]})", figures)
+                         f"configuration (first: {failed[0]})",
+                         {k: v for k, v in figures.items() if k not in ("gap", "gap_interval")})
         return not_measured(name, "needs the training data for control refits (at least 2)")
     few = _too_few(name, n, figures)
     if few:
