@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.faithfulness.claims import t_interval
 from conceptlab.utils.docblocks import markers, splice_file
 from conceptlab.utils.io import read_json, write_json_atomic, write_text_atomic
 from conceptlab.workflows.discover import run_discover, run_importance
@@ -55,15 +56,12 @@ COLUMNS = ("r2", "dead_units", "name_score", "occlusion deletion_auc",
            "sobol insertion lead over random", "seconds")
 #: the columns compared in pairs (wall time is not: the first run of a process warms caches)
 PAIRED = tuple(c for c in COLUMNS if c != "seconds")
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182}
 
 
 def interval(values: list[float]) -> tuple[float, float]:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return (float(v[0]) if len(v) else float("nan")), 0.0
-    return float(v.mean()), float(T_975.get(len(v) - 1, 1.96) * v.std(ddof=1) / np.sqrt(len(v)))
+    """Mean and 95% t half-width of the finite values (half-width 0 for fewer than two)."""
+    mean, _, hi = t_interval(values)
+    return mean, (hi - mean) if np.isfinite(hi) else 0.0
 
 
 def one_run(method: str, seed: int, args: argparse.Namespace) -> dict[str, float]:

@@ -22,11 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from conceptlab.bottleneck.heads import fit_dense_head
 from conceptlab.concepts import builtin_vocabulary
 from conceptlab.concepts.expand import expanded_vocabulary
+from conceptlab.faithfulness.claims import t_interval
 from conceptlab.metrics import accuracy
 from conceptlab.utils.docblocks import markers, splice_file
 from conceptlab.utils.io import read_json, write_json_atomic, write_text_atomic
@@ -43,15 +42,12 @@ BAR = 0.8
 SIZES = (66, 150, 300, 500)
 SEEDS = (0, 1, 2)
 VARIANT = "l1, scores CBL, grounded"
-T_975 = {1: 12.706, 2: 4.303}
 
 
 def mean_half(values: list[float]) -> tuple[float, float]:
     """Mean and 95% t half-width (0 for a single value)."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) < 2:
-        return float(v.mean()), 0.0
-    return float(v.mean()), float(T_975.get(len(v) - 1, 1.96) * v.std(ddof=1) / np.sqrt(len(v)))
+    mean, _, hi = t_interval(values)
+    return mean, hi - mean
 
 
 def interval(values: list[float]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.faithfulness.claims import t_interval
 from conceptlab.utils.docblocks import markers, splice_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,6 @@ METRICS = ("deletion_auc", "insertion_auc", "mu_fidelity")
 SIGN = {"deletion_auc": -1, "insertion_auc": 1, "mu_fidelity": 1}
 RUNS = (("", "--methods nmf"), ("_sae", "--methods sae --tag sae"),
         ("_blocks15", "--layer _blocks.15 --source spatial --methods seminmf sae --tag blocks15"))
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}
 #: two orders whose means differ by less than this on every metric are "the same order"
 TIE = 1e-3
 
@@ -37,7 +37,8 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float]:
     d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     if len(d) < 2:
         return float(d.mean()), float("nan")
-    return float(d.mean()), float(T_975.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d)))
+    mean, _, hi = t_interval(d.tolist())
+    return mean, hi - mean
 
 
 def table(record: dict[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptlab.faithfulness.claims import t_interval
 from conceptlab.utils.docblocks import markers, splice_file
 
 RESULTS = Path(__file__).parent / "results"
@@ -25,7 +26,6 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 README = DOC.parents[1] / "README.md"
 START, END = markers("faithfulness")
 H_START, H_END = markers("faithfulness-headline")
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}
 #: (README label, result file section, key path inside its JSON)
 SPACES = (("ConSE, Fashion-MNIST (10k train, full 10k test)", "fashion", ("fashion_mnist",)),
           ("caption-trained linear map, idsprites shapes", "idsprites",
@@ -56,22 +56,20 @@ def block(results: Path = RESULTS) -> str:
 
 
 def _tables(node: Any, label: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """Every result table (a dict with ``per_seed``) inside a section's JSON, with its label
-    (the keys leading to it below the section's own key)."""
+    """Every result table (a dict with ``per_seed``) below ``node``, with its label (the keys
+    leading to it, joined)."""
     if not isinstance(node, dict):
         return []
     if "per_seed" in node:
         return [(label, node)]
-    return [t for k, v in node.items()
-            for t in _tables(v, f"{label}, {k}" if label else (k if k not in (
-                "robots_text", "fashion_mnist", "idsprites") else ""))]
+    return [t for k, v in node.items() for t in _tables(v, f"{label}, {k}" if label else k)]
 
 
 def failed_control_notes(record: dict[str, Any]) -> list[str]:
     """One line per row whose random-bank control refits could not all be fitted (read from
     the rows' ``faithfulness.failed_controls``): why its random-bank gap may read "-"."""
     found: dict[tuple[str, str, str], list[tuple[list[str], int]]] = {}
-    for label, table in _tables(record):
+    for label, table in (t for section in record.values() for t in _tables(section)):
         for rows in table["per_seed"].values():
             for r in rows:
                 f = r.get("faithfulness") or {}
@@ -92,10 +90,9 @@ def failed_control_notes(record: dict[str, Any]) -> list[str]:
 
 
 def _interval(values: list[float]) -> tuple[float, float]:
-    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
-    if len(v) < 2:
-        return (float(v[0]) if len(v) else float("nan")), 0.0
-    return float(v.mean()), float(T_975.get(len(v) - 1, 1.96) * v.std(ddof=1) / np.sqrt(len(v)))
+    """Mean and 95% t half-width of the finite values (half-width 0 for fewer than two)."""
+    mean, _, hi = t_interval(values)
+    return mean, (hi - mean) if np.isfinite(hi) else 0.0
 
 
 def _fmt(pair: Any, digits: int = 3) -> str:
